@@ -1,0 +1,254 @@
+//! Metric families: which family a series belongs to, its type, and the order of its series.
+//!
+//! Remote write carries metadata per family name (`MetricMetadata.metric_family_name`), while
+//! samples carry series names. A histogram family `x` owns `x_bucket`, `x_sum` and `x_count`; a
+//! summary owns `x` (quantiles), `x_sum` and `x_count`; a counter whose family was named the
+//! OpenMetrics way (`x` with series `x_total`) is exposed as `x_total`, because the text format
+//! 0.0.4 names a counter family after its series.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::store::Label;
+
+/// The metric type of a family, as remote-write metadata names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Unknown,
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+}
+
+impl MetricKind {
+    /// Maps `MetricMetadata.MetricType`; unknown numbers read as `Unknown`.
+    pub fn from_proto(value: i32) -> MetricKind {
+        match value {
+            1 => MetricKind::Counter,
+            2 => MetricKind::Gauge,
+            3 => MetricKind::Histogram,
+            4 => MetricKind::GaugeHistogram,
+            5 => MetricKind::Summary,
+            6 => MetricKind::Info,
+            7 => MetricKind::StateSet,
+            _ => MetricKind::Unknown,
+        }
+    }
+
+    /// The `# TYPE` word in text format 0.0.4, which knows only five types; the OpenMetrics-only
+    /// ones are exposed as `untyped` so that every parser accepts them.
+    pub fn text_type(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+            MetricKind::Summary => "summary",
+            _ => "untyped",
+        }
+    }
+
+    /// Whether a series of this name may appear in a family of this kind named `family`.
+    pub fn admits(self, family: &str, series_name: &str) -> bool {
+        let suffix = &series_name[family.len().min(series_name.len())..];
+        match self {
+            MetricKind::Histogram => matches!(suffix, "_bucket" | "_sum" | "_count"),
+            MetricKind::Summary => matches!(suffix, "" | "_sum" | "_count"),
+            _ => suffix.is_empty(),
+        }
+    }
+}
+
+/// What remote-write metadata says of one family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    pub kind: MetricKind,
+    pub help: Arc<str>,
+    pub unit: Arc<str>,
+}
+
+/// The family a series of this name is exposed under, and that family's metadata if any.
+pub fn family_of<'m>(
+    series_name: &str,
+    metadata: &'m HashMap<Arc<str>, Metadata>,
+) -> (String, Option<&'m Metadata>) {
+    let base_with_kind = |suffix: &str, kinds: &[MetricKind]| {
+        let base = series_name.strip_suffix(suffix)?;
+        let meta = metadata.get(base)?;
+        kinds.contains(&meta.kind).then_some((base, meta))
+    };
+    use MetricKind::{Counter, Histogram, Summary};
+    let owned = base_with_kind("_bucket", &[Histogram])
+        .or_else(|| base_with_kind("_sum", &[Histogram, Summary]))
+        .or_else(|| base_with_kind("_count", &[Histogram, Summary]));
+    if let Some((base, meta)) = owned {
+        return (base.to_owned(), Some(meta));
+    }
+    if let Some(meta) = metadata.get(series_name) {
+        return (series_name.to_owned(), Some(meta));
+    }
+    if let Some((_, meta)) = base_with_kind("_total", &[Counter]) {
+        return (series_name.to_owned(), Some(meta));
+    }
+    (series_name.to_owned(), None)
+}
+
+/// Orders the series of one family as client libraries write them: grouped by their labels
+/// (ignoring `le` and `quantile`), then `x`/`x_bucket` before `x_sum` before `x_count`, then
+/// buckets and quantiles by numeric bound.
+pub fn compare_in_family(
+    (a_name, a_labels): (&str, &[Label]),
+    (b_name, b_labels): (&str, &[Label]),
+) -> Ordering {
+    grouping_labels(a_labels)
+        .cmp(grouping_labels(b_labels))
+        .then_with(|| suffix_rank(a_name).cmp(&suffix_rank(b_name)))
+        .then_with(|| bound(a_labels).total_cmp(&bound(b_labels)))
+        .then_with(|| a_name.cmp(b_name))
+        .then_with(|| a_labels.cmp(b_labels))
+}
+
+/// The labels that tell one histogram or summary apart from another in the same family.
+fn grouping_labels(labels: &[Label]) -> impl Iterator<Item = (&str, &str)> {
+    labels
+        .iter()
+        .filter(|l| !matches!(&*l.name, "le" | "quantile"))
+        .map(|l| (&*l.name, &*l.value))
+}
+
+fn suffix_rank(name: &str) -> u8 {
+    if name.ends_with("_sum") {
+        1
+    } else if name.ends_with("_count") {
+        2
+    } else {
+        0
+    }
+}
+
+/// The numeric `le` or `quantile` of a series, `-Inf` when it has none or it does not parse.
+fn bound(labels: &[Label]) -> f64 {
+    labels
+        .iter()
+        .find(|l| matches!(&*l.name, "le" | "quantile"))
+        .and_then(|l| l.value.parse::<f64>().ok())
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(kind: MetricKind) -> Metadata {
+        Metadata {
+            kind,
+            help: "h".into(),
+            unit: "".into(),
+        }
+    }
+
+    fn metadata(entries: &[(&str, MetricKind)]) -> HashMap<Arc<str>, Metadata> {
+        entries
+            .iter()
+            .map(|(name, kind)| (Arc::from(*name), meta(*kind)))
+            .collect()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
+        pairs
+            .iter()
+            .map(|(n, v)| Label {
+                name: (*n).into(),
+                value: (*v).into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn histogram_series_belong_to_their_family() {
+        let md = metadata(&[("req_seconds", MetricKind::Histogram)]);
+        for name in ["req_seconds_bucket", "req_seconds_sum", "req_seconds_count"] {
+            let (family, meta) = family_of(name, &md);
+            assert_eq!(family, "req_seconds");
+            assert_eq!(meta.unwrap().kind, MetricKind::Histogram);
+        }
+    }
+
+    #[test]
+    fn summary_owns_quantiles_sum_and_count_but_not_buckets() {
+        let md = metadata(&[("rpc", MetricKind::Summary)]);
+        assert_eq!(family_of("rpc", &md).0, "rpc");
+        assert_eq!(family_of("rpc_sum", &md).0, "rpc");
+        assert_eq!(family_of("rpc_count", &md).0, "rpc");
+        let (family, meta) = family_of("rpc_bucket", &md);
+        assert_eq!((family.as_str(), meta), ("rpc_bucket", None));
+    }
+
+    #[test]
+    fn openmetrics_counter_family_is_exposed_under_the_series_name() {
+        let md = metadata(&[("jobs", MetricKind::Counter)]);
+        let (family, meta) = family_of("jobs_total", &md);
+        assert_eq!(family, "jobs_total");
+        assert_eq!(meta.unwrap().kind, MetricKind::Counter);
+    }
+
+    #[test]
+    fn series_without_metadata_are_their_own_family() {
+        let md = metadata(&[("other", MetricKind::Gauge)]);
+        assert_eq!(family_of("x_count", &md), ("x_count".to_owned(), None));
+        assert_eq!(family_of("x", &md), ("x".to_owned(), None));
+    }
+
+    #[test]
+    fn kinds_admit_only_their_series_names() {
+        assert!(MetricKind::Histogram.admits("h", "h_bucket"));
+        assert!(!MetricKind::Histogram.admits("h", "h"));
+        assert!(MetricKind::Summary.admits("s", "s"));
+        assert!(!MetricKind::Summary.admits("s", "s_bucket"));
+        assert!(MetricKind::Gauge.admits("g", "g"));
+        assert!(!MetricKind::Gauge.admits("g", "g_sum"));
+    }
+
+    #[test]
+    fn histogram_series_are_ordered_like_client_libraries_write_them() {
+        let mut series = vec![
+            ("h_count", labels(&[("job", "a")])),
+            ("h_bucket", labels(&[("job", "a"), ("le", "+Inf")])),
+            ("h_bucket", labels(&[("job", "b"), ("le", "1")])),
+            ("h_bucket", labels(&[("job", "a"), ("le", "10")])),
+            ("h_sum", labels(&[("job", "a")])),
+            ("h_bucket", labels(&[("job", "a"), ("le", "2.5")])),
+        ];
+        series.sort_by(|a, b| compare_in_family((a.0, &a.1), (b.0, &b.1)));
+        let order: Vec<String> = series
+            .iter()
+            .map(|(name, labels)| {
+                let values: Vec<&str> = labels.iter().map(|l| &*l.value).collect();
+                format!("{name}{{{}}}", values.join(","))
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "h_bucket{a,2.5}",
+                "h_bucket{a,10}",
+                "h_bucket{a,+Inf}",
+                "h_sum{a}",
+                "h_count{a}",
+                "h_bucket{b,1}"
+            ]
+        );
+    }
+
+    #[test]
+    fn proto_types_map_to_text_types() {
+        assert_eq!(MetricKind::from_proto(1).text_type(), "counter");
+        assert_eq!(MetricKind::from_proto(3).text_type(), "histogram");
+        assert_eq!(MetricKind::from_proto(4).text_type(), "untyped");
+        assert_eq!(MetricKind::from_proto(99), MetricKind::Unknown);
+    }
+}

@@ -1,0 +1,352 @@
+//! Command-line flags, spelled as Prometheus spells them.
+//!
+//! argh cannot declare dotted names, so every flag is declared with dashes
+//! (`--web-listen-address`) and the dotted spelling (`--web.listen-address`, its first dash a
+//! dot) is rewritten before parsing; `--flag=value` is split too. A flag absent from the
+//! command line may come from `K8S_EXPORTER_<NAME>` (dots and dashes as `_`, upper case);
+//! the command line wins.
+
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use crate::log::{Format, Level};
+use crate::units::{parse_duration, parse_size};
+
+/// Receives Prometheus remote write on /write and serves the newest sample of every series on
+/// /metrics, for a second Prometheus to scrape.
+#[derive(FromArgs, Debug)]
+pub struct Flags {
+    /// address to listen on, host:port; ":PORT" means all interfaces (default ":9201")
+    #[argh(option, default = "String::from(\":9201\")")]
+    pub web_listen_address: String,
+
+    /// path under which bridged series are served (default "/metrics")
+    #[argh(option, default = "String::from(\"/metrics\")")]
+    pub web_telemetry_path: String,
+
+    /// path under which the exporter's own metrics are served (default "/metrics/exporter")
+    #[argh(option, default = "String::from(\"/metrics/exporter\")")]
+    pub web_exporter_telemetry_path: String,
+
+    /// worker threads answering requests (default: number of CPUs, at least 2)
+    #[argh(option)]
+    pub web_threads: Option<usize>,
+
+    /// add each sample's timestamp to /metrics (off: the scraper stamps samples itself)
+    #[argh(switch)]
+    pub web_expose_timestamps: bool,
+
+    /// drop a series not written for this long, e.g. 5m; 0 keeps series forever (default 5m)
+    #[argh(
+        option,
+        default = "Duration::from_secs(300)",
+        from_str_fn(parse_duration)
+    )]
+    pub series_ttl: Duration,
+
+    /// most series held; new series beyond it are dropped and counted (default 2000000)
+    #[argh(option, default = "2_000_000")]
+    pub series_max: usize,
+
+    /// largest compressed write request body, e.g. 32MiB (default 32MiB)
+    #[argh(option, default = "32 << 20", from_str_fn(parse_size))]
+    pub write_max_bytes: usize,
+
+    /// largest decompressed write request, e.g. 32MiB (default 32MiB)
+    #[argh(option, default = "32 << 20", from_str_fn(parse_size))]
+    pub write_max_decoded_bytes: usize,
+
+    /// least severe log level shown: debug, info, warn or error (default info)
+    #[argh(option, default = "Level::Info")]
+    pub log_level: Level,
+
+    /// log line format: logfmt or json (default logfmt)
+    #[argh(option, default = "Format::Logfmt")]
+    pub log_format: Format,
+
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+
+/// Every flag as users spell it, and whether it takes a value (false: a switch).
+pub const FLAG_NAMES: [(&str, bool); 12] = [
+    ("web.listen-address", true),
+    ("web.telemetry-path", true),
+    ("web.exporter-telemetry-path", true),
+    ("web.threads", true),
+    ("web.expose-timestamps", false),
+    ("series.ttl", true),
+    ("series.max", true),
+    ("write.max-bytes", true),
+    ("write.max-decoded-bytes", true),
+    ("log.level", true),
+    ("log.format", true),
+    ("version", false),
+];
+
+/// What parsing the command line ended in, short of a usable set of flags.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `--help`: print this text to stdout and exit 0.
+    Help(String),
+    /// A bad flag or value: print this one line to stderr and exit 2.
+    Usage(String),
+}
+
+impl Flags {
+    /// Parses `args` (without the program name), filling absent flags from `env`.
+    pub fn parse(
+        program: &str,
+        args: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Flags, Exit> {
+        let mut argv = rewrite_dotted(args);
+        argv.extend(from_environment(&argv, env).map_err(Exit::Usage)?);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let flags = Flags::from_args(&[program], &argv).map_err(|exit| match exit.status {
+            Ok(()) => Exit::Help(exit.output),
+            Err(()) => Exit::Usage(first_line_dotted(&exit.output)),
+        })?;
+        flags.check().map_err(Exit::Usage)?;
+        Ok(flags)
+    }
+
+    /// Worker threads in effect: the flag, or the number of CPUs with a floor of two.
+    pub fn threads(&self) -> usize {
+        self.web_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2)
+                .max(2)
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (flag, path) in [
+            ("--web.telemetry-path", &self.web_telemetry_path),
+            (
+                "--web.exporter-telemetry-path",
+                &self.web_exporter_telemetry_path,
+            ),
+        ] {
+            if !path.starts_with('/') {
+                return Err(format!("{flag}: {path:?} must start with /"));
+            }
+        }
+        if self.web_telemetry_path == self.web_exporter_telemetry_path {
+            return Err(
+                "--web.telemetry-path and --web.exporter-telemetry-path must differ".into(),
+            );
+        }
+        if self.web_threads == Some(0) {
+            return Err("--web.threads: must be at least 1".into());
+        }
+        if self.series_max == 0 {
+            return Err("--series.max: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `--web.listen-address=:80` becomes `--web-listen-address`, `:80`.
+fn rewrite_dotted(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    for arg in args {
+        match arg.strip_prefix("--") {
+            Some(flag) if !flag.is_empty() => {
+                let (name, value) = match flag.split_once('=') {
+                    Some((name, value)) => (name, Some(value)),
+                    None => (flag, None),
+                };
+                out.push(format!("--{}", name.replace('.', "-")));
+                out.extend(value.map(str::to_owned));
+            }
+            _ => out.push(arg.clone()),
+        }
+    }
+    out
+}
+
+/// The arguments that environment variables add for flags the command line leaves out.
+fn from_environment(
+    argv: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
+    let mut added = Vec::new();
+    for (name, takes_value) in FLAG_NAMES {
+        let dashed = format!("--{}", name.replace('.', "-"));
+        if name == "version" || argv.contains(&dashed) {
+            continue;
+        }
+        let variable = env_variable(name);
+        let Some(value) = env(&variable) else {
+            continue;
+        };
+        if takes_value {
+            added.push(dashed);
+            added.push(value);
+        } else {
+            match value.as_str() {
+                "1" | "true" => added.push(dashed),
+                "" | "0" | "false" => {}
+                _ => return Err(format!("{variable}: {value:?} is not true or false")),
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// `web.listen-address` is read from `K8S_EXPORTER_WEB_LISTEN_ADDRESS`.
+pub fn env_variable(flag: &str) -> String {
+    format!(
+        "K8S_EXPORTER_{}",
+        flag.replace(['.', '-'], "_").to_uppercase()
+    )
+}
+
+/// argh's first error line, with its dashed flag names turned back into dotted ones.
+fn first_line_dotted(output: &str) -> String {
+    let mut line = output
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .to_owned();
+    for (name, _) in FLAG_NAMES {
+        line = line.replace(
+            &format!("--{}", name.replace('.', "-")),
+            &format!("--{name}"),
+        );
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, Exit> {
+        parse_with_env(args, &[])
+    }
+
+    fn parse_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Flags, Exit> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Flags::parse("k8s_exporter", &args, |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let flags = parse(&[]).unwrap();
+        assert_eq!(flags.web_listen_address, ":9201");
+        assert_eq!(flags.web_telemetry_path, "/metrics");
+        assert_eq!(flags.web_exporter_telemetry_path, "/metrics/exporter");
+        assert_eq!(flags.series_ttl, Duration::from_secs(300));
+        assert_eq!(flags.series_max, 2_000_000);
+        assert_eq!(flags.write_max_bytes, 32 << 20);
+        assert_eq!(flags.write_max_decoded_bytes, 32 << 20);
+        assert!(!flags.web_expose_timestamps);
+        assert!(flags.threads() >= 2);
+    }
+
+    #[test]
+    fn dotted_and_dashed_spellings_with_or_without_equals() {
+        let flags = parse(&[
+            "--web.listen-address=127.0.0.1:0",
+            "--series.ttl",
+            "1m",
+            "--write-max-bytes=1KiB",
+            "--web.expose-timestamps",
+            "--log.format=json",
+        ])
+        .unwrap();
+        assert_eq!(flags.web_listen_address, "127.0.0.1:0");
+        assert_eq!(flags.series_ttl, Duration::from_secs(60));
+        assert_eq!(flags.write_max_bytes, 1024);
+        assert!(flags.web_expose_timestamps);
+        assert_eq!(flags.log_format, Format::Json);
+    }
+
+    #[test]
+    fn environment_fills_flags_the_command_line_leaves_out() {
+        let flags = parse_with_env(
+            &["--series.max=5"],
+            &[
+                ("K8S_EXPORTER_SERIES_MAX", "7"),
+                ("K8S_EXPORTER_SERIES_TTL", "0"),
+                ("K8S_EXPORTER_WEB_EXPOSE_TIMESTAMPS", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(flags.series_max, 5, "the command line wins");
+        assert_eq!(flags.series_ttl, Duration::ZERO);
+        assert!(flags.web_expose_timestamps);
+    }
+
+    #[test]
+    fn bad_values_name_the_dotted_flag_on_one_line() {
+        for (args, flag) in [
+            (vec!["--series.ttl=soon"], "--series.ttl"),
+            (vec!["--write.max-bytes", "lots"], "--write.max-bytes"),
+            (vec!["--log.level=loud"], "--log.level"),
+            (vec!["--web.telemetry-path=metrics"], "--web.telemetry-path"),
+            (vec!["--series.max=0"], "--series.max"),
+        ] {
+            match parse(&args) {
+                Err(Exit::Usage(message)) => {
+                    assert!(message.contains(flag), "{message:?} should name {flag}");
+                    assert!(!message.contains('\n'), "{message:?} should be one line");
+                }
+                other => panic!("{args:?} gave {other:?}"),
+            }
+        }
+        assert!(matches!(parse(&["--no-such-flag"]), Err(Exit::Usage(_))));
+        assert!(matches!(
+            parse_with_env(&[], &[("K8S_EXPORTER_WEB_EXPOSE_TIMESTAMPS", "maybe")]),
+            Err(Exit::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn flag_table_matches_the_declared_flags() {
+        let Err(Exit::Help(help)) = parse(&["--help"]) else {
+            panic!("--help gave no help")
+        };
+        let declared: Vec<String> = help
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("--"))
+            .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == ',').next())
+            .filter(|name| *name != "help")
+            .map(str::to_owned)
+            .collect();
+        let table: Vec<String> = FLAG_NAMES
+            .iter()
+            .map(|(name, _)| name.replace('.', "-"))
+            .collect();
+        assert_eq!(declared, table);
+        for (name, takes_value) in FLAG_NAMES {
+            assert_eq!(
+                help.contains(&format!("--{} <", name.replace('.', "-"))),
+                takes_value
+            );
+        }
+    }
+
+    #[test]
+    fn environment_variable_names() {
+        assert_eq!(
+            env_variable("web.listen-address"),
+            "K8S_EXPORTER_WEB_LISTEN_ADDRESS"
+        );
+        assert_eq!(
+            env_variable("write.max-decoded-bytes"),
+            "K8S_EXPORTER_WRITE_MAX_DECODED_BYTES"
+        );
+    }
+}

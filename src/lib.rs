@@ -1,0 +1,15 @@
+//! k8s_exporter turns Prometheus remote write (push) into a scrape target (pull).
+//!
+//! The data flow is the module list: [`decode`] reads a request, [`ingest`] validates it into
+//! the [`store`], [`exposition`] renders the store for `/metrics`, [`http`] serves it all,
+//! [`telemetry`] counts what happened, and [`server`] runs the process.
+#![forbid(unsafe_code)]
+
+pub mod family;
+pub mod flags;
+pub mod intern;
+pub mod locks;
+pub mod log;
+pub mod proto;
+pub mod store;
+pub mod units;

@@ -1,0 +1,448 @@
+//! The newest sample of every series, and the metadata of every family.
+//!
+//! Series live in shards, each a hash table behind its own read/write lock, so writers to
+//! different series rarely wait for each other and a scrape only holds one shard's read lock
+//! at a time, while it copies references out (never while writing to a socket). A series is
+//! found by a hash of its name and labels, compared against the request's labels in place,
+//! so updating an existing series allocates nothing.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use hashbrown::hash_table::Entry;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::family::Metadata;
+use crate::intern::Interner;
+use crate::locks::{read, write};
+
+const SHARDS: usize = 64;
+
+/// The NaN Prometheus writes to mark a series stale (`value.StaleNaN`).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+pub fn is_stale_marker(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// A label of a stored series; both strings are interned.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label {
+    pub name: Arc<str>,
+    pub value: Arc<str>,
+}
+
+/// A validated series identity from a request: the metric name and the other labels, sorted by
+/// name, without `__name__` and without empty values.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesKey<'a> {
+    pub name: &'a str,
+    pub labels: &'a [(&'a str, &'a str)],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub value: f64,
+    pub timestamp_ms: i64,
+}
+
+/// What applying one sample did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    /// Older than the stored sample (a retry or a replay): ignored.
+    OutOfOrder,
+    /// A stale marker removed the series.
+    Removed,
+    /// A stale marker for a series not held: nothing to do.
+    StaleUnknown,
+    /// A new series beyond `--series.max`: dropped.
+    LimitReached,
+}
+
+struct Series {
+    hash: u64,
+    name: Arc<str>,
+    labels: Arc<[Label]>,
+    value: f64,
+    timestamp_ms: i64,
+    /// Seconds on the store's clock when the series was last written, for `--series.ttl`.
+    written_at: u32,
+}
+
+impl Series {
+    fn matches(&self, key: &SeriesKey) -> bool {
+        *self.name == *key.name
+            && self.labels.len() == key.labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(key.labels)
+                .all(|(stored, (name, value))| *stored.name == **name && *stored.value == **value)
+    }
+}
+
+struct FamilyEntry {
+    metadata: Metadata,
+    written_at: u32,
+}
+
+/// One series as a scrape sees it.
+#[derive(Debug, Clone)]
+pub struct SeriesView {
+    pub name: Arc<str>,
+    pub labels: Arc<[Label]>,
+    pub value: f64,
+    pub timestamp_ms: i64,
+}
+
+/// A consistent-enough copy of the store for one scrape: every series as of the moment its
+/// shard was read, and the family metadata.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub series: Vec<SeriesView>,
+    pub families: HashMap<Arc<str>, Metadata>,
+}
+
+pub struct Store {
+    hasher: DefaultHashBuilder,
+    shards: Box<[RwLock<HashTable<Series>>]>,
+    interner: Interner,
+    families: RwLock<HashMap<Arc<str>, FamilyEntry>>,
+    series_count: AtomicUsize,
+    max_series: usize,
+}
+
+impl Store {
+    pub fn new(max_series: usize) -> Store {
+        Store {
+            hasher: DefaultHashBuilder::default(),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            interner: Interner::default(),
+            families: RwLock::default(),
+            series_count: AtomicUsize::new(0),
+            max_series,
+        }
+    }
+
+    pub fn max_series(&self) -> usize {
+        self.max_series
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series_count.load(Ordering::Relaxed)
+    }
+
+    /// Applies one sample: the newest timestamp wins, a stale marker removes the series, and a
+    /// new series is admitted only while fewer than `max_series` are held (checked and counted
+    /// atomically, so the limit is exact under concurrent writers).
+    pub fn apply(&self, key: &SeriesKey, sample: Sample, now: u32) -> Applied {
+        let hash = self.hash_key(key);
+        let mut table = write(&self.shards[shard_of(hash)]);
+        match table.entry(hash, |series| series.matches(key), |series| series.hash) {
+            Entry::Occupied(mut entry) => {
+                let series = entry.get_mut();
+                if sample.timestamp_ms < series.timestamp_ms {
+                    return Applied::OutOfOrder;
+                }
+                if is_stale_marker(sample.value) {
+                    entry.remove();
+                    self.series_count.fetch_sub(1, Ordering::Relaxed);
+                    return Applied::Removed;
+                }
+                series.value = sample.value;
+                series.timestamp_ms = sample.timestamp_ms;
+                series.written_at = now;
+                Applied::Updated
+            }
+            Entry::Vacant(entry) => {
+                if is_stale_marker(sample.value) {
+                    return Applied::StaleUnknown;
+                }
+                let reserved =
+                    self.series_count
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                            (count < self.max_series).then_some(count + 1)
+                        });
+                if reserved.is_err() {
+                    return Applied::LimitReached;
+                }
+                entry.insert(Series {
+                    hash,
+                    name: self.interner.intern(key.name),
+                    labels: key
+                        .labels
+                        .iter()
+                        .map(|(name, value)| Label {
+                            name: self.interner.intern(name),
+                            value: self.interner.intern(value),
+                        })
+                        .collect(),
+                    value: sample.value,
+                    timestamp_ms: sample.timestamp_ms,
+                    written_at: now,
+                });
+                Applied::Created
+            }
+        }
+    }
+
+    /// Records what remote-write metadata says of a family, replacing what was known.
+    pub fn set_metadata(&self, family: &str, metadata: Metadata, now: u32) {
+        let mut families = write(&self.families);
+        match families.get_mut(family) {
+            Some(entry) => {
+                *entry = FamilyEntry {
+                    metadata,
+                    written_at: now,
+                }
+            }
+            None => {
+                families.insert(
+                    Arc::from(family),
+                    FamilyEntry {
+                        metadata,
+                        written_at: now,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn family_metadata_count(&self) -> usize {
+        read(&self.families).len()
+    }
+
+    /// Removes series and family metadata not written for more than `ttl_secs` before `now`,
+    /// then releases label strings no series uses any more. Returns the series removed.
+    pub fn expire(&self, now: u32, ttl_secs: u32) -> usize {
+        let fresh = |written_at: u32| now.saturating_sub(written_at) <= ttl_secs;
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut table = write(shard);
+            let before = table.len();
+            table.retain(|series| fresh(series.written_at));
+            removed += before - table.len();
+        }
+        self.series_count.fetch_sub(removed, Ordering::Relaxed);
+        write(&self.families).retain(|_, entry| fresh(entry.written_at));
+        removed
+    }
+
+    /// Releases interned strings that no series holds any more (after stale markers removed
+    /// series, say); returns how many.
+    pub fn purge_unused_strings(&self) -> usize {
+        self.interner.purge_unused()
+    }
+
+    /// Copies out references to every series and the family metadata, one shard lock at a time.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut series = Vec::with_capacity(self.series_count());
+        for shard in self.shards.iter() {
+            let table = read(shard);
+            series.extend(table.iter().map(|s| SeriesView {
+                name: Arc::clone(&s.name),
+                labels: Arc::clone(&s.labels),
+                value: s.value,
+                timestamp_ms: s.timestamp_ms,
+            }));
+        }
+        let families = read(&self.families)
+            .iter()
+            .map(|(name, entry)| (Arc::clone(name), entry.metadata.clone()))
+            .collect();
+        Snapshot { series, families }
+    }
+
+    fn hash_key(&self, key: &SeriesKey) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(key.name.as_bytes());
+        for (name, value) in key.labels {
+            // The 0xff separators cannot occur in UTF-8, so ("ab","c") and ("a","bc") differ.
+            hasher.write_u8(0xff);
+            hasher.write(name.as_bytes());
+            hasher.write_u8(0xff);
+            hasher.write(value.as_bytes());
+        }
+        hasher.finish()
+    }
+}
+
+fn shard_of(hash: u64) -> usize {
+    // The table itself uses the low and top bits of the hash; the shard takes middle ones.
+    (hash >> 32) as usize % SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::MetricKind;
+
+    fn key<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> SeriesKey<'a> {
+        SeriesKey { name, labels }
+    }
+
+    fn sample(value: f64, timestamp_ms: i64) -> Sample {
+        Sample {
+            value,
+            timestamp_ms,
+        }
+    }
+
+    fn stale(timestamp_ms: i64) -> Sample {
+        sample(f64::from_bits(STALE_NAN_BITS), timestamp_ms)
+    }
+
+    fn values(store: &Store) -> Vec<(String, f64, i64)> {
+        let mut out: Vec<_> = store
+            .snapshot()
+            .series
+            .iter()
+            .map(|s| {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|l| format!("{}={}", l.name, l.value))
+                    .collect();
+                (
+                    format!("{}{{{}}}", s.name, labels.join(",")),
+                    s.value,
+                    s.timestamp_ms,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn newest_sample_wins_and_older_ones_are_ignored() {
+        let store = Store::new(10);
+        let k = key("up", &[("job", "a")]);
+        assert_eq!(store.apply(&k, sample(1.0, 1000), 0), Applied::Created);
+        assert_eq!(store.apply(&k, sample(2.0, 2000), 0), Applied::Updated);
+        assert_eq!(store.apply(&k, sample(9.0, 1500), 0), Applied::OutOfOrder);
+        assert_eq!(store.apply(&k, sample(3.0, 2000), 0), Applied::Updated);
+        assert_eq!(values(&store), [("up{job=a}".to_owned(), 3.0, 2000)]);
+    }
+
+    #[test]
+    fn stale_marker_deletes_series_only_when_not_older() {
+        let store = Store::new(10);
+        let k = key("up", &[("job", "a")]);
+        store.apply(&k, sample(1.0, 1000), 0);
+        assert_eq!(store.apply(&k, stale(500), 0), Applied::OutOfOrder);
+        assert_eq!(store.series_count(), 1);
+        assert_eq!(store.apply(&k, stale(1001), 0), Applied::Removed);
+        assert_eq!(store.series_count(), 0);
+        assert!(values(&store).is_empty());
+        assert_eq!(store.apply(&k, stale(1002), 0), Applied::StaleUnknown);
+    }
+
+    #[test]
+    fn series_are_told_apart_by_every_label() {
+        let store = Store::new(10);
+        store.apply(&key("m", &[("a", "bc")]), sample(1.0, 1), 0);
+        store.apply(&key("m", &[("ab", "c")]), sample(2.0, 1), 0);
+        store.apply(&key("m", &[]), sample(3.0, 1), 0);
+        store.apply(&key("m2", &[]), sample(4.0, 1), 0);
+        assert_eq!(store.series_count(), 4);
+    }
+
+    #[test]
+    fn series_limit_is_exact_and_updates_still_pass() {
+        let store = Store::new(2);
+        assert_eq!(
+            store.apply(&key("a", &[]), sample(1.0, 1), 0),
+            Applied::Created
+        );
+        assert_eq!(
+            store.apply(&key("b", &[]), sample(1.0, 1), 0),
+            Applied::Created
+        );
+        assert_eq!(
+            store.apply(&key("c", &[]), sample(1.0, 1), 0),
+            Applied::LimitReached
+        );
+        assert_eq!(
+            store.apply(&key("a", &[]), sample(2.0, 2), 0),
+            Applied::Updated
+        );
+        store.apply(&key("b", &[]), stale(5), 0);
+        assert_eq!(
+            store.apply(&key("c", &[]), sample(1.0, 1), 0),
+            Applied::Created
+        );
+        assert_eq!(store.series_count(), 2);
+    }
+
+    #[test]
+    fn series_limit_holds_under_concurrent_writers() {
+        let store = Arc::new(Store::new(1000));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        let name = format!("m_{w}_{i}");
+                        store.apply(&key(&name, &[]), sample(1.0, 1), 0);
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(store.series_count(), 1000);
+        assert_eq!(store.snapshot().series.len(), 1000);
+    }
+
+    #[test]
+    fn expiry_removes_series_written_longer_ago_than_the_ttl() {
+        let store = Store::new(10);
+        store.apply(&key("old", &[("pod", "gone")]), sample(1.0, 1), 10);
+        store.apply(&key("new", &[]), sample(1.0, 1), 15);
+        store.set_metadata("old", meta(MetricKind::Gauge), 10);
+        assert_eq!(store.expire(20, 5), 1);
+        assert_eq!(values(&store), [("new{}".to_owned(), 1.0, 1)]);
+        assert_eq!(store.series_count(), 1);
+        assert_eq!(store.family_metadata_count(), 0);
+        assert!(
+            store.purge_unused_strings() >= 3,
+            "old, pod and gone are unused now"
+        );
+    }
+
+    #[test]
+    fn labels_are_interned_across_series() {
+        let store = Store::new(10);
+        store.apply(&key("a", &[("namespace", "prod")]), sample(1.0, 1), 0);
+        store.apply(&key("b", &[("namespace", "prod")]), sample(1.0, 1), 0);
+        let snapshot = store.snapshot();
+        let [first, second] = &snapshot.series[..] else {
+            panic!("two series expected")
+        };
+        assert!(Arc::ptr_eq(&first.labels[0].value, &second.labels[0].value));
+    }
+
+    fn meta(kind: MetricKind) -> Metadata {
+        Metadata {
+            kind,
+            help: "help".into(),
+            unit: "".into(),
+        }
+    }
+
+    #[test]
+    fn metadata_is_replaced_per_family() {
+        let store = Store::new(10);
+        store.set_metadata("x", meta(MetricKind::Gauge), 0);
+        store.set_metadata("x", meta(MetricKind::Counter), 0);
+        let snapshot = store.snapshot();
+        assert_eq!(snapshot.families.len(), 1);
+        assert_eq!(snapshot.families["x"].kind, MetricKind::Counter);
+    }
+}
