@@ -5,8 +5,11 @@
 //! [`telemetry`] counts what happened, and [`server`] runs the process.
 #![forbid(unsafe_code)]
 
+pub mod decode;
+pub mod exposition;
 pub mod family;
 pub mod flags;
+pub mod ingest;
 pub mod intern;
 pub mod locks;
 pub mod log;

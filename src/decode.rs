@@ -1,0 +1,242 @@
+//! From an HTTP request to a `WriteRequest`: header checks, the body cap, snappy, protobuf.
+//!
+//! Follows the remote-write 1.0 spec (https://prometheus.io/docs/specs/remote_write_spec/)
+//! and Prometheus's own receiver in what it tolerates: a missing `Content-Encoding` is read as
+//! snappy and a missing `Content-Type` as `application/x-protobuf`.
+
+use std::fmt;
+use std::io::Read;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::proto::WriteRequest;
+
+/// Why a request was refused as a whole; `reason` is the one-line body of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(status: u16, reason: impl Into<String>) -> Rejection {
+        Rejection {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.reason)
+    }
+}
+
+/// Accepts snappy-compressed `prometheus.WriteRequest` protobuf and nothing else (415).
+pub fn check_headers(
+    content_encoding: Option<&str>,
+    content_type: Option<&str>,
+) -> Result<(), Rejection> {
+    if let Some(encoding) = content_encoding {
+        if !encoding.trim().eq_ignore_ascii_case("snappy") {
+            return Err(Rejection::new(
+                415,
+                format!("unsupported Content-Encoding {encoding:?}: remote write needs snappy"),
+            ));
+        }
+    }
+    if let Some(content_type) = content_type {
+        let mut parts = content_type.split(';').map(str::trim);
+        let media_type = parts.next().unwrap_or_default();
+        if !media_type.eq_ignore_ascii_case("application/x-protobuf") {
+            return Err(Rejection::new(
+                415,
+                format!("unsupported Content-Type {content_type:?}: want application/x-protobuf"),
+            ));
+        }
+        for parameter in parts {
+            if let Some((key, value)) = parameter.split_once('=') {
+                let value = value.trim().trim_matches('"');
+                if key.trim().eq_ignore_ascii_case("proto") && value != "prometheus.WriteRequest" {
+                    return Err(Rejection::new(
+                        415,
+                        format!("unsupported proto {value:?}: only remote write 1.0 (prometheus.WriteRequest) is accepted"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the body, never more than `max_bytes` (413): a declared length over the cap is refused
+/// before reading, and an undeclared (chunked) body is read only up to one byte past the cap.
+pub fn read_body(
+    body: &mut dyn Read,
+    declared_length: Option<usize>,
+    max_bytes: usize,
+) -> Result<Vec<u8>, Rejection> {
+    let too_large = |size: &dyn fmt::Display| {
+        Rejection::new(
+            413,
+            format!("request body of {size} bytes exceeds --write.max-bytes={max_bytes}"),
+        )
+    };
+    if let Some(length) = declared_length {
+        if length > max_bytes {
+            return Err(too_large(&length));
+        }
+    }
+    let mut buffer = Vec::with_capacity(declared_length.unwrap_or(0));
+    body.take(max_bytes as u64 + 1)
+        .read_to_end(&mut buffer)
+        .map_err(|e| Rejection::new(400, format!("reading request body: {e}")))?;
+    if buffer.len() > max_bytes {
+        return Err(too_large(&format!("more than {max_bytes}")));
+    }
+    Ok(buffer)
+}
+
+/// Decompresses (checking the announced size against `max_decoded_bytes` before allocating)
+/// and decodes the protobuf. Label strings stay slices of the decompressed buffer.
+pub fn decode(body: &[u8], max_decoded_bytes: usize) -> Result<WriteRequest, Rejection> {
+    let announced =
+        snap::raw::decompress_len(body).map_err(|e| Rejection::new(400, format!("snappy: {e}")))?;
+    if announced > max_decoded_bytes {
+        return Err(Rejection::new(
+            400,
+            format!("snappy header announces {announced} decoded bytes, over --write.max-decoded-bytes={max_decoded_bytes}"),
+        ));
+    }
+    let decoded = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| Rejection::new(400, format!("snappy: {e}")))?;
+    WriteRequest::decode(Bytes::from(decoded))
+        .map_err(|e| Rejection::new(400, format!("protobuf: {}", one_line(&e.to_string()))))
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Label, Sample, TimeSeries};
+
+    fn encoded(request: &WriteRequest) -> Vec<u8> {
+        snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn snappy_protobuf_round_trips() {
+        let request = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                }],
+                samples: vec![Sample {
+                    value: 1.0,
+                    timestamp: 1000,
+                }],
+                ..Default::default()
+            }],
+            metadata: vec![],
+        };
+        assert_eq!(decode(&encoded(&request), 1 << 20), Ok(request));
+    }
+
+    #[test]
+    fn headers_prometheus_sends_are_accepted() {
+        assert_eq!(
+            check_headers(Some("snappy"), Some("application/x-protobuf")),
+            Ok(())
+        );
+        assert_eq!(
+            check_headers(
+                Some("snappy"),
+                Some("application/x-protobuf;proto=prometheus.WriteRequest")
+            ),
+            Ok(())
+        );
+        assert_eq!(check_headers(None, None), Ok(()));
+    }
+
+    #[test]
+    fn other_encodings_and_types_are_415() {
+        for (encoding, content_type) in [
+            (Some("gzip"), None),
+            (Some("identity"), Some("application/x-protobuf")),
+            (None, Some("application/json")),
+            (
+                None,
+                Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+            ),
+        ] {
+            let rejection = check_headers(encoding, content_type).unwrap_err();
+            assert_eq!(rejection.status, 415, "{encoding:?} {content_type:?}");
+        }
+    }
+
+    #[test]
+    fn body_over_the_cap_is_413_without_reading_past_it() {
+        let mut declared = std::io::Cursor::new(vec![0u8; 10]);
+        assert_eq!(
+            read_body(&mut declared, Some(11), 10).unwrap_err().status,
+            413
+        );
+        assert_eq!(
+            declared.position(),
+            0,
+            "nothing read for a declared oversize body"
+        );
+
+        let mut chunked = std::io::Cursor::new(vec![0u8; 1000]);
+        assert_eq!(read_body(&mut chunked, None, 10).unwrap_err().status, 413);
+        assert_eq!(
+            chunked.position(),
+            11,
+            "read one byte past the cap, no further"
+        );
+
+        let mut exact = std::io::Cursor::new(vec![7u8; 10]);
+        assert_eq!(read_body(&mut exact, None, 10), Ok(vec![7u8; 10]));
+    }
+
+    #[test]
+    fn announced_size_is_checked_before_decompressing() {
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 4096])
+            .unwrap();
+        let rejection = decode(&body, 4095).unwrap_err();
+        assert_eq!(rejection.status, 400);
+        assert!(rejection.reason.contains("4096"), "{}", rejection.reason);
+        // A header announcing far more than the body could hold is refused just the same.
+        let lying = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+        assert_eq!(decode(&lying, 1 << 20).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn garbage_is_400_with_a_one_line_reason() {
+        for body in [&b"not snappy at all"[..], &[0x05, 0x10, 0xff, 0xff][..]] {
+            let rejection = decode(body, 1 << 20).unwrap_err();
+            assert_eq!(rejection.status, 400);
+            assert!(!rejection.reason.contains('\n'));
+        }
+        let not_protobuf = snap::raw::Encoder::new()
+            .compress_vec(&[0x0a, 0xff, 0x01])
+            .unwrap();
+        let rejection = decode(&not_protobuf, 1 << 20).unwrap_err();
+        assert_eq!(rejection.status, 400);
+        assert!(
+            rejection.reason.starts_with("protobuf:"),
+            "{}",
+            rejection.reason
+        );
+    }
+}

@@ -1,0 +1,547 @@
+//! Text exposition format 0.0.4
+//! (https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format).
+//!
+//! Families are sorted by name, each family's series sit together under one `# HELP` and one
+//! `# TYPE`, and values are spelled as Prometheus's `expfmt` spells them.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use crate::family::{compare_in_family, family_of, Metadata, MetricKind};
+use crate::store::{SeriesView, Snapshot};
+
+/// The `Content-Type` of every page in this format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The help of a family whose sender sent no metadata for it.
+pub const DEFAULT_HELP: &str = "Received by remote write; the sender sent no metadata for it.";
+
+/// Escapes `\` and newline, as the format wants in `# HELP` text.
+pub fn escape_help(text: &str) -> Cow<'_, str> {
+    escape(text, false)
+}
+
+/// Escapes `\`, `"` and newline, as the format wants in label values.
+pub fn escape_label_value(text: &str) -> Cow<'_, str> {
+    escape(text, true)
+}
+
+fn escape(text: &str, quotes: bool) -> Cow<'_, str> {
+    let needs = |c: char| c == '\\' || c == '\n' || (quotes && c == '"');
+    if !text.contains(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Writes `value` as Go's `strconv.FormatFloat(value, 'g', -1, 64)` does, which is what
+/// Prometheus writes: `NaN`, `+Inf`, `-Inf`, and otherwise the shortest digits that read back
+/// to the same float, in exponent form when the exponent is below -4 or at least 6
+/// (`1e+06`, `1.5e-07`).
+pub fn write_float(out: &mut Vec<u8>, value: f64) {
+    if value.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if value.is_infinite() {
+        out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if value == 0.0 {
+        out.push(b'0');
+    } else if value.fract() == 0.0 && value.abs() < 1e6 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        write_shortest(out, value);
+    }
+}
+
+fn write_shortest(out: &mut Vec<u8>, value: f64) {
+    // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-7".
+    let mut buffer = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = write!(cursor, "{value:e}");
+    let written = cursor.position() as usize;
+    let text = std::str::from_utf8(&buffer[..written]).unwrap_or("0e0");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa),
+    };
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    if negative {
+        out.push(b'-');
+    }
+    if !(-4..6).contains(&exponent) {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
+        return;
+    }
+    // Plain decimal: the point goes after `exponent + 1` digits.
+    let point = exponent + 1;
+    if point <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-point) as usize));
+        out.extend_from_slice(&digits);
+    } else if point as usize >= digits.len() {
+        out.extend_from_slice(&digits);
+        out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
+    } else {
+        out.extend_from_slice(&digits[..point as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[point as usize..]);
+    }
+}
+
+/// Writes the `# HELP` (when there is help text) and `# TYPE` lines of a family.
+pub fn write_header(out: &mut Vec<u8>, family: &str, help: &str, type_word: &str) {
+    if !help.is_empty() {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(family.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(escape_help(help).as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(family.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(type_word.as_bytes());
+    out.push(b'\n');
+}
+
+/// Writes one sample line: `name{label="value",...} value [timestamp_ms]`.
+pub fn write_sample<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    value: f64,
+    timestamp_ms: Option<i64>,
+) {
+    out.extend_from_slice(name.as_bytes());
+    let mut first = true;
+    for (label, label_value) in labels {
+        out.push(if first { b'{' } else { b',' });
+        first = false;
+        out.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(b"=\"");
+        out.extend_from_slice(escape_label_value(label_value).as_bytes());
+        out.push(b'"');
+    }
+    if !first {
+        out.push(b'}');
+    }
+    out.push(b' ');
+    write_float(out, value);
+    if let Some(timestamp) = timestamp_ms {
+        let _ = write!(out, " {timestamp}");
+    }
+    out.push(b'\n');
+}
+
+/// The series of one family, in exposition order.
+struct FamilyGroup<'s> {
+    name: String,
+    metadata: Option<&'s Metadata>,
+    members: Vec<&'s SeriesView>,
+}
+
+impl FamilyGroup<'_> {
+    /// The family's type; `untyped` also when a member's name does not fit the declared type
+    /// (a bare `x` beside histogram `x`), so that the page still parses.
+    fn type_word(&self) -> &'static str {
+        let kind = self.metadata.map_or(MetricKind::Unknown, |m| m.kind);
+        if self
+            .members
+            .iter()
+            .all(|s| kind.admits(&self.name, &s.name))
+        {
+            kind.text_type()
+        } else {
+            "untyped"
+        }
+    }
+}
+
+fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
+    let mut groups: Vec<FamilyGroup> = Vec::new();
+    let mut group_of_family: HashMap<String, usize> = HashMap::new();
+    let mut group_of_name: HashMap<&str, usize> = HashMap::new();
+    for series in &snapshot.series {
+        let index = *group_of_name.entry(&series.name).or_insert_with(|| {
+            let (family, metadata) = family_of(&series.name, &snapshot.families);
+            *group_of_family.entry(family.clone()).or_insert_with(|| {
+                groups.push(FamilyGroup {
+                    name: family,
+                    metadata,
+                    members: Vec::new(),
+                });
+                groups.len() - 1
+            })
+        });
+        groups[index].members.push(series);
+    }
+    groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for group in &mut groups {
+        group
+            .members
+            .sort_unstable_by(|a, b| compare_in_family((&a.name, &a.labels), (&b.name, &b.labels)));
+    }
+    groups
+}
+
+/// How many families `/metrics` shows for this snapshot.
+pub fn family_count(snapshot: &Snapshot) -> usize {
+    group_families(snapshot).len()
+}
+
+/// Renders every series of the snapshot as the `/metrics` page.
+pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(snapshot.series.len() * 160);
+    for group in group_families(snapshot) {
+        let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
+        write_header(&mut out, &group.name, help, group.type_word());
+        for series in &group.members {
+            let labels = series.labels.iter().map(|l| (&*l.name, &*l.value));
+            let timestamp = expose_timestamps.then_some(series.timestamp_ms);
+            write_sample(&mut out, &series.name, labels, series.value, timestamp);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Label;
+    use std::sync::Arc;
+
+    fn float(value: f64) -> String {
+        let mut out = Vec::new();
+        write_float(&mut out, value);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_are_spelled_as_prometheus_spells_them() {
+        let cases = [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (-1.0, "-1"),
+            (0.23, "0.23"),
+            (3.14e42, "3.14e+42"),
+            (-3.14e42, "-3.14e+42"),
+            (-1.23e-45, "-1.23e-45"),
+            (1.7560473e6, "1.7560473e+06"),
+            (1e6, "1e+06"),
+            (999999.0, "999999"),
+            (123456.5, "123456.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (0.2342354, "0.2342354"),
+            (-3.4567, "-3.4567"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+            (5e-324, "5e-324"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1234567890123.0, "1.234567890123e+12"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(float(value), expected, "{value:e}");
+            if value.is_finite() {
+                assert_eq!(
+                    float(value).parse::<f64>().unwrap(),
+                    value,
+                    "{expected} reads back"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn escaping_allocates_only_when_needed() {
+        assert!(matches!(
+            escape_label_value("plain value"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(
+            escape_help("two-line\n doc  str\\ing \"quoted\""),
+            "two-line\\n doc  str\\\\ing \"quoted\""
+        );
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Arc<[Label]> {
+        pairs
+            .iter()
+            .map(|(n, v)| Label {
+                name: (*n).into(),
+                value: (*v).into(),
+            })
+            .collect()
+    }
+
+    fn view(name: &str, pairs: &[(&str, &str)], value: f64, timestamp_ms: i64) -> SeriesView {
+        SeriesView {
+            name: name.into(),
+            labels: labels(pairs),
+            value,
+            timestamp_ms,
+        }
+    }
+
+    fn meta(kind: MetricKind, help: &str) -> Metadata {
+        Metadata {
+            kind,
+            help: help.into(),
+            unit: "".into(),
+        }
+    }
+
+    fn page(series: Vec<SeriesView>, families: &[(&str, Metadata)], timestamps: bool) -> String {
+        let snapshot = Snapshot {
+            series,
+            families: families
+                .iter()
+                .map(|(n, m)| (Arc::from(*n), m.clone()))
+                .collect(),
+        };
+        String::from_utf8(render(&snapshot, timestamps)).unwrap()
+    }
+
+    // The cases below are those of prometheus/common expfmt/text_create_test.go.
+
+    #[test]
+    fn counter_with_escaped_help_nan_and_timestamp() {
+        let text = page(
+            vec![
+                view(
+                    "name",
+                    &[("basename", "basevalue"), ("labelname", "val2")],
+                    0.23,
+                    1234567890,
+                ),
+                view(
+                    "name",
+                    &[("basename", "basevalue"), ("labelname", "val1")],
+                    f64::NAN,
+                    0,
+                ),
+            ],
+            &[(
+                "name",
+                meta(MetricKind::Counter, "two-line\n doc  str\\ing"),
+            )],
+            true,
+        );
+        assert_eq!(
+            text,
+            "# HELP name two-line\\n doc  str\\\\ing\n# TYPE name counter\n\
+             name{basename=\"basevalue\",labelname=\"val1\"} NaN 0\n\
+             name{basename=\"basevalue\",labelname=\"val2\"} 0.23 1234567890\n"
+        );
+    }
+
+    #[test]
+    fn gauge_with_escaped_label_values_and_infinity() {
+        let text = page(
+            vec![
+                view(
+                    "gauge_name",
+                    &[
+                        ("name_1", "val with\nnew line"),
+                        ("name_2", "val with \\backslash and \"quotes\""),
+                    ],
+                    f64::INFINITY,
+                    0,
+                ),
+                view(
+                    "gauge_name",
+                    &[("name_1", "Björn"), ("name_2", "佖佥")],
+                    3.14e42,
+                    0,
+                ),
+            ],
+            &[(
+                "gauge_name",
+                meta(MetricKind::Gauge, "gauge\ndoc\nstr\"ing"),
+            )],
+            false,
+        );
+        assert_eq!(
+            text,
+            "# HELP gauge_name gauge\\ndoc\\nstr\"ing\n# TYPE gauge_name gauge\n\
+             gauge_name{name_1=\"Björn\",name_2=\"佖佥\"} 3.14e+42\n\
+             gauge_name{name_1=\"val with\\nnew line\",name_2=\"val with \\\\backslash and \\\"quotes\\\"\"} +Inf\n"
+        );
+    }
+
+    #[test]
+    fn untyped_with_negative_infinity_and_tiny_values() {
+        let text = page(
+            vec![
+                view(
+                    "untyped_name",
+                    &[("name_1", "value 2")],
+                    f64::NEG_INFINITY,
+                    0,
+                ),
+                view("untyped_name", &[("name_1", "value 1")], -1.23e-45, 0),
+            ],
+            &[("untyped_name", meta(MetricKind::Unknown, "doc string"))],
+            false,
+        );
+        assert_eq!(
+            text,
+            "# HELP untyped_name doc string\n# TYPE untyped_name untyped\n\
+             untyped_name{name_1=\"value 1\"} -1.23e-45\n\
+             untyped_name{name_1=\"value 2\"} -Inf\n"
+        );
+    }
+
+    #[test]
+    fn summary_family_groups_quantiles_sum_and_count() {
+        let text = page(
+            vec![
+                view("summary_name_count", &[], 42.0, 0),
+                view("summary_name", &[("quantile", "0.9")], 0.2342354, 0),
+                view("summary_name_sum", &[], -3.4567, 0),
+                view("summary_name", &[("quantile", "0.5")], -1.23, 0),
+                view("summary_name", &[("quantile", "0.99")], 0.0, 0),
+                view("summary_name_count", &[("name_1", "value 1")], 4711.0, 0),
+                view(
+                    "summary_name",
+                    &[("name_1", "value 1"), ("quantile", "0.5")],
+                    1.0,
+                    0,
+                ),
+            ],
+            &[(
+                "summary_name",
+                meta(MetricKind::Summary, "summary docstring"),
+            )],
+            false,
+        );
+        assert_eq!(
+            text,
+            "# HELP summary_name summary docstring\n# TYPE summary_name summary\n\
+             summary_name{quantile=\"0.5\"} -1.23\n\
+             summary_name{quantile=\"0.9\"} 0.2342354\n\
+             summary_name{quantile=\"0.99\"} 0\n\
+             summary_name_sum -3.4567\n\
+             summary_name_count 42\n\
+             summary_name{name_1=\"value 1\",quantile=\"0.5\"} 1\n\
+             summary_name_count{name_1=\"value 1\"} 4711\n"
+        );
+    }
+
+    #[test]
+    fn histogram_family_orders_buckets_numerically() {
+        let text = page(
+            vec![
+                view(
+                    "request_duration_microseconds_bucket",
+                    &[("le", "+Inf")],
+                    2693.0,
+                    0,
+                ),
+                view("request_duration_microseconds_count", &[], 2693.0, 0),
+                view(
+                    "request_duration_microseconds_bucket",
+                    &[("le", "172.8")],
+                    1524.0,
+                    0,
+                ),
+                view("request_duration_microseconds_sum", &[], 1756047.3, 0),
+                view(
+                    "request_duration_microseconds_bucket",
+                    &[("le", "100")],
+                    123.0,
+                    0,
+                ),
+                view(
+                    "request_duration_microseconds_bucket",
+                    &[("le", "120")],
+                    412.0,
+                    0,
+                ),
+            ],
+            &[(
+                "request_duration_microseconds",
+                meta(MetricKind::Histogram, "The response latency."),
+            )],
+            false,
+        );
+        assert_eq!(
+            text,
+            "# HELP request_duration_microseconds The response latency.\n\
+             # TYPE request_duration_microseconds histogram\n\
+             request_duration_microseconds_bucket{le=\"100\"} 123\n\
+             request_duration_microseconds_bucket{le=\"120\"} 412\n\
+             request_duration_microseconds_bucket{le=\"172.8\"} 1524\n\
+             request_duration_microseconds_bucket{le=\"+Inf\"} 2693\n\
+             request_duration_microseconds_sum 1.7560473e+06\n\
+             request_duration_microseconds_count 2693\n"
+        );
+    }
+
+    #[test]
+    fn empty_help_writes_no_help_line() {
+        let text = page(
+            vec![view("name", &[], -1.23e-45, 0)],
+            &[("name", meta(MetricKind::Counter, ""))],
+            false,
+        );
+        assert_eq!(text, "# TYPE name counter\nname -1.23e-45\n");
+    }
+
+    #[test]
+    fn families_without_metadata_are_untyped_with_default_help_and_sorted() {
+        let text = page(
+            vec![view("b_metric", &[], 2.0, 0), view("a_metric", &[], 1.0, 0)],
+            &[],
+            false,
+        );
+        assert_eq!(
+            text,
+            format!(
+                "# HELP a_metric {DEFAULT_HELP}\n# TYPE a_metric untyped\na_metric 1\n\
+                 # HELP b_metric {DEFAULT_HELP}\n# TYPE b_metric untyped\nb_metric 2\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_member_that_does_not_fit_the_type_makes_the_family_untyped() {
+        let text = page(
+            vec![
+                view("h", &[], 1.0, 0),
+                view("h_bucket", &[("le", "+Inf")], 1.0, 0),
+            ],
+            &[("h", meta(MetricKind::Histogram, "x"))],
+            false,
+        );
+        assert_eq!(text.matches("# TYPE").count(), 1, "{text}");
+        assert!(text.contains("# TYPE h untyped\n"), "{text}");
+    }
+}

@@ -1,0 +1,615 @@
+//! Validating a decoded `WriteRequest` and applying it to the store.
+//!
+//! Every usable sample is stored even when others in the same request are not; the caller
+//! answers 400 for the unusable ones (a sender never retries a 4xx, so its queue moves on).
+//! Names follow the classic rules the text format can express: metric names
+//! `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`. A label with an empty
+//! value is the same as no label in Prometheus, so it is dropped.
+
+use std::fmt::Write as _;
+
+use crate::family::{Metadata, MetricKind};
+use crate::proto::{self, WriteRequest};
+use crate::store::{Applied, Sample, SeriesKey, Store};
+
+/// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
+/// would make every later, correct sample of its series look out of order.
+pub const MAX_FUTURE_MS: i64 = 10 * 60 * 1000;
+
+/// Why a sample (or an exemplar or native histogram) was not stored; the label values of
+/// `k8s_exporter_samples_dropped_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    InvalidMetricName,
+    MissingMetricName,
+    InvalidLabelName,
+    DuplicateLabelName,
+    InvalidUtf8,
+    TooFarInFuture,
+    SeriesLimit,
+    OutOfOrder,
+    NativeHistogram,
+    Exemplar,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::InvalidMetricName,
+        DropReason::MissingMetricName,
+        DropReason::InvalidLabelName,
+        DropReason::DuplicateLabelName,
+        DropReason::InvalidUtf8,
+        DropReason::TooFarInFuture,
+        DropReason::SeriesLimit,
+        DropReason::OutOfOrder,
+        DropReason::NativeHistogram,
+        DropReason::Exemplar,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::InvalidMetricName => "invalid_metric_name",
+            DropReason::MissingMetricName => "missing_metric_name",
+            DropReason::InvalidLabelName => "invalid_label_name",
+            DropReason::DuplicateLabelName => "duplicate_label_name",
+            DropReason::InvalidUtf8 => "invalid_utf8",
+            DropReason::TooFarInFuture => "too_far_in_future",
+            DropReason::SeriesLimit => "series_limit",
+            DropReason::OutOfOrder => "out_of_order",
+            DropReason::NativeHistogram => "native_histogram",
+            DropReason::Exemplar => "exemplar",
+        }
+    }
+
+    /// Whether the sender should hear about it as a 400. Out-of-order samples are retries or
+    /// replays, and native histograms and exemplars are simply not supported yet: none of these
+    /// is the sender's error.
+    pub fn is_client_error(self) -> bool {
+        !matches!(
+            self,
+            DropReason::OutOfOrder | DropReason::NativeHistogram | DropReason::Exemplar
+        )
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What one request did, for the answer and the counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    pub samples_received: u64,
+    pub dropped: [u64; DropReason::ALL.len()],
+    pub metadata_received: u64,
+    pub metadata_dropped: u64,
+    pub series_created: u64,
+    pub removed_by_stale_marker: u64,
+    /// The first problem met, in words, for the 400 body.
+    pub first_problem: Option<String>,
+}
+
+impl Report {
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()]
+    }
+
+    /// Samples refused for the sender's error; any makes the answer a 400.
+    pub fn rejected_samples(&self) -> u64 {
+        DropReason::ALL
+            .iter()
+            .filter(|reason| reason.is_client_error())
+            .map(|reason| self.dropped(*reason))
+            .sum()
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.rejected_samples() == 0 && self.metadata_dropped == 0
+    }
+
+    /// One line for the 400 body: what was refused, why, and the first example.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "rejected {} of {} samples",
+            self.rejected_samples(),
+            self.samples_received
+        );
+        if self.metadata_dropped > 0 {
+            let _ = write!(
+                line,
+                " and {} of {} metadata entries",
+                self.metadata_dropped,
+                self.metadata_dropped + self.metadata_received
+            );
+        }
+        let counts: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|reason| reason.is_client_error() && self.dropped(**reason) > 0)
+            .map(|reason| format!("{}={}", reason.as_str(), self.dropped(*reason)))
+            .collect();
+        if !counts.is_empty() {
+            let _ = write!(line, " ({})", counts.join(" "));
+        }
+        if let Some(problem) = &self.first_problem {
+            let _ = write!(line, "; first: {problem}");
+        }
+        line
+    }
+
+    fn drop_samples(&mut self, reason: DropReason, count: usize, problem: impl FnOnce() -> String) {
+        if count == 0 {
+            return;
+        }
+        self.dropped[reason.index()] += count as u64;
+        if reason.is_client_error() && self.first_problem.is_none() {
+            self.first_problem = Some(problem());
+        }
+    }
+}
+
+/// Applies every usable sample and metadata entry of `request` to `store`.
+/// `now_ms` is the Unix time in milliseconds, `tick` the store's clock for expiry.
+pub fn ingest(store: &Store, request: &WriteRequest, now_ms: i64, tick: u32) -> Report {
+    let mut report = Report::default();
+    let mut labels = Vec::new();
+    for series in &request.timeseries {
+        report.drop_samples(DropReason::Exemplar, series.exemplars.len(), String::new);
+        report.drop_samples(
+            DropReason::NativeHistogram,
+            series.histograms.len(),
+            String::new,
+        );
+        ingest_series(store, series, now_ms, tick, &mut labels, &mut report);
+    }
+    for entry in &request.metadata {
+        match validate_metadata(entry) {
+            Ok((family, metadata)) => {
+                store.set_metadata(family, metadata, tick);
+                report.metadata_received += 1;
+            }
+            Err(problem) => {
+                report.metadata_dropped += 1;
+                report.first_problem.get_or_insert(problem);
+            }
+        }
+    }
+    report
+}
+
+fn ingest_series<'a>(
+    store: &Store,
+    series: &'a proto::TimeSeries,
+    now_ms: i64,
+    tick: u32,
+    labels: &mut Vec<(&'a str, &'a str)>,
+    report: &mut Report,
+) {
+    let samples = &series.samples;
+    report.samples_received += samples.len() as u64;
+    if samples.is_empty() {
+        return;
+    }
+    let name = match validate_labels(&series.labels, labels) {
+        Ok(name) => name,
+        Err((reason, problem)) => return report.drop_samples(reason, samples.len(), || problem),
+    };
+    let horizon = now_ms.saturating_add(MAX_FUTURE_MS);
+    let mut newest: Option<&proto::Sample> = None;
+    let mut in_time = 0;
+    for sample in samples.iter().filter(|s| s.timestamp <= horizon) {
+        in_time += 1;
+        // The newest sample wins; of equal timestamps the last one sent.
+        if newest.is_none_or(|n| sample.timestamp >= n.timestamp) {
+            newest = Some(sample);
+        }
+    }
+    report.drop_samples(DropReason::TooFarInFuture, samples.len() - in_time, || {
+        format!("a sample of {name} is more than 10m ahead of this server's clock ({now_ms} ms)")
+    });
+    let Some(newest) = newest else { return };
+    let key = SeriesKey { name, labels };
+    let sample = Sample {
+        value: newest.value,
+        timestamp_ms: newest.timestamp,
+    };
+    match store.apply(&key, sample, tick) {
+        Applied::Created => report.series_created += 1,
+        Applied::Updated | Applied::StaleUnknown => {}
+        Applied::Removed => report.removed_by_stale_marker += 1,
+        Applied::OutOfOrder => report.drop_samples(DropReason::OutOfOrder, in_time, String::new),
+        Applied::LimitReached => report.drop_samples(DropReason::SeriesLimit, in_time, || {
+            format!(
+                "series limit --series.max={} reached, new series {name} dropped",
+                store.max_series()
+            )
+        }),
+    }
+}
+
+/// Checks the labels of one series and leaves them in `out`, sorted by name, without
+/// `__name__` and empty values; returns the metric name.
+fn validate_labels<'a>(
+    labels: &'a [proto::Label],
+    out: &mut Vec<(&'a str, &'a str)>,
+) -> Result<&'a str, (DropReason, String)> {
+    out.clear();
+    let mut name = None;
+    for label in labels {
+        let (Ok(label_name), Ok(value)) = (
+            std::str::from_utf8(&label.name),
+            std::str::from_utf8(&label.value),
+        ) else {
+            return Err((
+                DropReason::InvalidUtf8,
+                "label name or value is not valid UTF-8".into(),
+            ));
+        };
+        out.push((label_name, value));
+        if label_name == "__name__" {
+            name = Some(value);
+        } else if !is_label_name(label_name) {
+            return Err((
+                DropReason::InvalidLabelName,
+                format!("invalid label name {}", quoted(label_name)),
+            ));
+        }
+    }
+    out.sort_unstable_by_key(|(name, _)| *name);
+    if let Some(pair) = out.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err((
+            DropReason::DuplicateLabelName,
+            format!("duplicate label name {}", quoted(pair[0].0)),
+        ));
+    }
+    let name = match name {
+        None | Some("") => {
+            return Err((
+                DropReason::MissingMetricName,
+                "series without a metric name (__name__)".into(),
+            ))
+        }
+        Some(name) if !is_metric_name(name) => {
+            return Err((
+                DropReason::InvalidMetricName,
+                format!("invalid metric name {}", quoted(name)),
+            ))
+        }
+        Some(name) => name,
+    };
+    out.retain(|(label_name, value)| *label_name != "__name__" && !value.is_empty());
+    Ok(name)
+}
+
+fn utf8_text(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|_| "metadata is not valid UTF-8".to_owned())
+}
+
+fn validate_metadata(entry: &proto::MetricMetadata) -> Result<(&str, Metadata), String> {
+    let family = utf8_text(&entry.metric_family_name)?;
+    if !is_metric_name(family) {
+        return Err(format!(
+            "metadata for invalid metric name {}",
+            quoted(family)
+        ));
+    }
+    let metadata = Metadata {
+        kind: MetricKind::from_proto(entry.r#type),
+        help: utf8_text(&entry.help)?.into(),
+        unit: utf8_text(&entry.unit)?.into(),
+    };
+    Ok((family, metadata))
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+pub fn is_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b':'))
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`
+pub fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_'))
+}
+
+/// A name quoted for a one-line message: escaped, and cut short if long.
+fn quoted(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Label, MetricMetadata, TimeSeries};
+    use crate::store::STALE_NAN_BITS;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.as_bytes().to_vec().into(),
+                    value: v.as_bytes().to_vec().into(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|(value, timestamp)| proto::Sample {
+                    value: *value,
+                    timestamp: *timestamp,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn request(timeseries: Vec<TimeSeries>) -> WriteRequest {
+        WriteRequest {
+            timeseries,
+            metadata: vec![],
+        }
+    }
+
+    fn stored(store: &Store) -> Vec<String> {
+        let mut out: Vec<String> = store
+            .snapshot()
+            .series
+            .iter()
+            .map(|s| {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|l| format!("{}={}", l.name, l.value))
+                    .collect();
+                format!(
+                    "{}{{{}}} {} @{}",
+                    s.name,
+                    labels.join(","),
+                    s.value,
+                    s.timestamp_ms
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn valid_request_is_stored_with_labels_sorted_and_empty_ones_dropped() {
+        let store = Store::new(100);
+        let report = ingest(
+            &store,
+            &request(vec![series(
+                &[
+                    ("pod", "p1"),
+                    ("__name__", "cpu"),
+                    ("container", ""),
+                    ("namespace", "ns"),
+                ],
+                &[(1.5, NOW)],
+            )]),
+            NOW,
+            0,
+        );
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.series_created, 1);
+        assert_eq!(
+            stored(&store),
+            [format!("cpu{{namespace=ns,pod=p1}} 1.5 @{NOW}")]
+        );
+    }
+
+    #[test]
+    fn newest_sample_of_a_series_wins_within_a_request() {
+        let store = Store::new(100);
+        ingest(
+            &store,
+            &request(vec![series(
+                &[("__name__", "m")],
+                &[(3.0, NOW - 10), (5.0, NOW), (4.0, NOW - 5)],
+            )]),
+            NOW,
+            0,
+        );
+        assert_eq!(stored(&store), [format!("m{{}} 5 @{NOW}")]);
+    }
+
+    #[test]
+    fn unusable_series_are_counted_and_usable_ones_stored() {
+        let store = Store::new(100);
+        let report = ingest(
+            &store,
+            &request(vec![
+                series(&[("__name__", "good")], &[(1.0, NOW)]),
+                series(&[("__name__", "1bad")], &[(1.0, NOW), (2.0, NOW)]),
+                series(&[("__name__", "m"), ("bad-label", "x")], &[(1.0, NOW)]),
+                series(&[("__name__", "m"), ("a", "x"), ("a", "y")], &[(1.0, NOW)]),
+                series(&[("job", "x")], &[(1.0, NOW)]),
+                series(&[("__name__", "")], &[(1.0, NOW)]),
+                series(&[], &[(1.0, NOW)]),
+            ]),
+            NOW,
+            0,
+        );
+        assert_eq!(stored(&store), [format!("good{{}} 1 @{NOW}")]);
+        assert_eq!(report.dropped(DropReason::InvalidMetricName), 2);
+        assert_eq!(report.dropped(DropReason::InvalidLabelName), 1);
+        assert_eq!(report.dropped(DropReason::DuplicateLabelName), 1);
+        assert_eq!(report.dropped(DropReason::MissingMetricName), 3);
+        assert_eq!(report.rejected_samples(), 7);
+        assert_eq!(report.samples_received, 8);
+        let summary = report.summary();
+        assert!(summary.starts_with("rejected 7 of 8 samples"), "{summary}");
+        assert!(
+            summary.contains("first: invalid metric name \"1bad\""),
+            "{summary}"
+        );
+        assert!(!summary.contains('\n'));
+    }
+
+    #[test]
+    fn invalid_utf8_costs_only_its_series() {
+        let store = Store::new(100);
+        let mut broken = series(&[("__name__", "m")], &[(1.0, NOW)]);
+        broken.labels.push(Label {
+            name: "pod".as_bytes().to_vec().into(),
+            value: vec![0xff, 0xfe].into(),
+        });
+        let report = ingest(
+            &store,
+            &request(vec![broken, series(&[("__name__", "ok")], &[(1.0, NOW)])]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.dropped(DropReason::InvalidUtf8), 1);
+        assert_eq!(store.series_count(), 1);
+    }
+
+    #[test]
+    fn far_future_samples_are_refused_and_do_not_freeze_the_series() {
+        let store = Store::new(100);
+        let report = ingest(
+            &store,
+            &request(vec![series(
+                &[("__name__", "m")],
+                &[(9.0, NOW + MAX_FUTURE_MS + 1)],
+            )]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.dropped(DropReason::TooFarInFuture), 1);
+        assert!(!report.is_clean());
+        let report = ingest(
+            &store,
+            &request(vec![series(&[("__name__", "m")], &[(1.0, NOW)])]),
+            NOW,
+            0,
+        );
+        assert!(report.is_clean());
+        assert_eq!(stored(&store), [format!("m{{}} 1 @{NOW}")]);
+    }
+
+    #[test]
+    fn older_samples_are_ignored_without_an_error() {
+        let store = Store::new(100);
+        ingest(
+            &store,
+            &request(vec![series(&[("__name__", "m")], &[(2.0, NOW)])]),
+            NOW,
+            0,
+        );
+        let report = ingest(
+            &store,
+            &request(vec![series(&[("__name__", "m")], &[(1.0, NOW - 1)])]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.dropped(DropReason::OutOfOrder), 1);
+        assert!(report.is_clean());
+        assert_eq!(stored(&store), [format!("m{{}} 2 @{NOW}")]);
+    }
+
+    #[test]
+    fn stale_marker_removes_the_series() {
+        let store = Store::new(100);
+        ingest(
+            &store,
+            &request(vec![series(&[("__name__", "m")], &[(2.0, NOW - 1000)])]),
+            NOW,
+            0,
+        );
+        let report = ingest(
+            &store,
+            &request(vec![series(
+                &[("__name__", "m")],
+                &[(f64::from_bits(STALE_NAN_BITS), NOW)],
+            )]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.removed_by_stale_marker, 1);
+        assert_eq!(store.series_count(), 0);
+    }
+
+    #[test]
+    fn series_limit_drops_new_series_with_a_400() {
+        let store = Store::new(1);
+        let report = ingest(
+            &store,
+            &request(vec![
+                series(&[("__name__", "a")], &[(1.0, NOW)]),
+                series(&[("__name__", "b")], &[(1.0, NOW)]),
+            ]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.dropped(DropReason::SeriesLimit), 1);
+        assert!(!report.is_clean());
+        assert_eq!(store.series_count(), 1);
+    }
+
+    #[test]
+    fn exemplars_and_native_histograms_are_counted_not_errors() {
+        let store = Store::new(100);
+        let mut with_extras = series(&[("__name__", "h")], &[]);
+        with_extras.histograms = vec![vec![1u8, 2].into(), vec![3u8].into()];
+        with_extras.exemplars = vec![vec![4u8].into()];
+        let report = ingest(&store, &request(vec![with_extras]), NOW, 0);
+        assert_eq!(report.dropped(DropReason::NativeHistogram), 2);
+        assert_eq!(report.dropped(DropReason::Exemplar), 1);
+        assert!(report.is_clean());
+    }
+
+    #[test]
+    fn metadata_is_stored_and_bad_entries_reported() {
+        let store = Store::new(100);
+        let entry = |name: &str, kind: i32, help: &[u8]| MetricMetadata {
+            r#type: kind,
+            metric_family_name: name.as_bytes().to_vec().into(),
+            help: help.to_vec().into(),
+            unit: Default::default(),
+        };
+        let report = ingest(
+            &store,
+            &WriteRequest {
+                timeseries: vec![],
+                metadata: vec![
+                    entry("cpu_seconds_total", 1, b"CPU used."),
+                    entry("0bad", 2, b""),
+                    entry("m", 2, &[0xff]),
+                ],
+            },
+            NOW,
+            0,
+        );
+        assert_eq!((report.metadata_received, report.metadata_dropped), (1, 2));
+        assert!(
+            report.summary().contains("2 of 3 metadata entries"),
+            "{}",
+            report.summary()
+        );
+        let families = store.snapshot().families;
+        assert_eq!(families["cpu_seconds_total"].kind, MetricKind::Counter);
+        assert_eq!(&*families["cpu_seconds_total"].help, "CPU used.");
+    }
+
+    #[test]
+    fn name_rules() {
+        for good in ["up", "a:b_c", "_x", "Container_1"] {
+            assert!(is_metric_name(good), "{good}");
+        }
+        for bad in ["", "1a", "a-b", "a.b", "é"] {
+            assert!(!is_metric_name(bad), "{bad}");
+        }
+        assert!(is_label_name("le") && is_label_name("_a1"));
+        assert!(!is_label_name("a:b") && !is_label_name("0") && !is_label_name(""));
+    }
+}
