@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn histogram_series_are_ordered_like_client_libraries_write_them() {
-        let mut series = vec![
+        let mut series = [
             ("h_count", labels(&[("job", "a")])),
             ("h_bucket", labels(&[("job", "a"), ("le", "+Inf")])),
             ("h_bucket", labels(&[("job", "b"), ("le", "1")])),

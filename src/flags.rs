@@ -86,6 +86,9 @@ pub const FLAG_NAMES: [(&str, bool); 12] = [
     ("version", false),
 ];
 
+/// Paths served by fixed endpoints, which the telemetry paths must not take.
+const RESERVED_PATHS: [&str; 4] = ["/", "/healthz", "/write", "/api/v1/write"];
+
 /// What parsing the command line ended in, short of a usable set of flags.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -133,6 +136,17 @@ impl Flags {
         ] {
             if !path.starts_with('/') {
                 return Err(format!("{flag}: {path:?} must start with /"));
+            }
+        }
+        for (flag, path) in [
+            ("--web.telemetry-path", &self.web_telemetry_path),
+            (
+                "--web.exporter-telemetry-path",
+                &self.web_exporter_telemetry_path,
+            ),
+        ] {
+            if RESERVED_PATHS.contains(&path.as_str()) {
+                return Err(format!("{flag}: {path:?} is taken by another endpoint"));
             }
         }
         if self.web_telemetry_path == self.web_exporter_telemetry_path {
@@ -297,6 +311,10 @@ mod tests {
             (vec!["--log.level=loud"], "--log.level"),
             (vec!["--web.telemetry-path=metrics"], "--web.telemetry-path"),
             (vec!["--series.max=0"], "--series.max"),
+            (
+                vec!["--web.exporter-telemetry-path=/write"],
+                "--web.exporter-telemetry-path",
+            ),
         ] {
             match parse(&args) {
                 Err(Exit::Usage(message)) => {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -114,6 +115,7 @@ pub struct Store {
     families: RwLock<HashMap<Arc<str>, FamilyEntry>>,
     series_count: AtomicUsize,
     max_series: usize,
+    created: Instant,
 }
 
 impl Store {
@@ -125,7 +127,14 @@ impl Store {
             families: RwLock::default(),
             series_count: AtomicUsize::new(0),
             max_series,
+            created: Instant::now(),
         }
+    }
+
+    /// The store's clock for `--series.ttl`: whole seconds since the store was made. Receive
+    /// time, not sample time, so a sender's clock cannot keep a series alive or kill it.
+    pub fn tick(&self) -> u32 {
+        self.created.elapsed().as_secs().min(u64::from(u32::MAX)) as u32
     }
 
     pub fn max_series(&self) -> usize {

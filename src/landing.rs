@@ -1,0 +1,101 @@
+//! The `/` page: what this is, where everything is, and what it holds right now.
+
+use std::fmt::Write as _;
+
+use crate::http::{Settings, WRITE_PATHS};
+use crate::telemetry::{REVISION, VERSION};
+
+pub struct LandingFacts<'a> {
+    pub series: usize,
+    pub families: usize,
+    /// Unix milliseconds of the last write, 0 if none yet.
+    pub last_write_ms: i64,
+    pub settings: &'a Settings,
+}
+
+pub fn landing_page(facts: &LandingFacts) -> String {
+    let settings = facts.settings;
+    let last_write = if facts.last_write_ms == 0 {
+        "never".to_owned()
+    } else {
+        format!("{:.3} (Unix seconds)", facts.last_write_ms as f64 / 1000.0)
+    };
+    let mut page = String::with_capacity(4096);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>k8s_exporter</title></head><body>\n\
+         <h1>k8s_exporter</h1>\n<p>Version {version} (revision {revision}). Receives Prometheus remote write and \
+         serves the newest sample of every series for scraping; scrape it with <code>honor_labels: true</code>.</p>\n\
+         <h2>Endpoints</h2>\n<ul>\n\
+         <li><a href=\"{metrics}\">{metrics}</a>: bridged series</li>\n\
+         <li><a href=\"{exporter}\">{exporter}</a>: the exporter's own metrics</li>\n\
+         <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
+         <li><code>POST {write}</code> (also <code>{write_alias}</code>): remote write 1.0</li>\n</ul>\n\
+         <h2>Now</h2>\n<ul>\n<li>series: {series}</li>\n<li>metric families: {families}</li>\n\
+         <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
+        version = html(VERSION),
+        revision = html(REVISION),
+        metrics = html(&settings.telemetry_path),
+        exporter = html(&settings.exporter_telemetry_path),
+        write = WRITE_PATHS[0],
+        write_alias = WRITE_PATHS[1],
+        series = facts.series,
+        families = facts.families,
+    );
+    for (name, value) in &settings.flags_in_effect {
+        let _ = writeln!(
+            page,
+            "<tr><td><code>--{}</code></td><td><code>{}</code></td></tr>",
+            html(name),
+            html(value)
+        );
+    }
+    page.push_str("</table>\n</body></html>\n");
+    page
+}
+
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn page_links_every_endpoint_and_escapes_flag_values() {
+        let settings = Settings {
+            telemetry_path: "/federate".into(),
+            exporter_telemetry_path: "/own".into(),
+            expose_timestamps: false,
+            max_bytes: 1,
+            max_decoded_bytes: 1,
+            ttl: Duration::ZERO,
+            flags_in_effect: vec![("web.listen-address".into(), "<script>".into())],
+        };
+        let page = landing_page(&LandingFacts {
+            series: 12,
+            families: 3,
+            last_write_ms: 0,
+            settings: &settings,
+        });
+        for link in [
+            "href=\"/federate\"",
+            "href=\"/own\"",
+            "href=\"/healthz\"",
+            "/api/v1/write",
+        ] {
+            assert!(page.contains(link), "{link} missing");
+        }
+        assert!(
+            page.contains("series: 12")
+                && page.contains("metric families: 3")
+                && page.contains("never")
+        );
+        assert!(page.contains("&lt;script&gt;") && !page.contains("<script>"));
+    }
+}

@@ -1,0 +1,31 @@
+//! Parses the flags and hands over to the server.
+#![forbid(unsafe_code)]
+
+use k8s_exporter::flags::{Exit, Flags};
+use k8s_exporter::{log, server, telemetry};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match Flags::parse("k8s_exporter", &args, |name| std::env::var(name).ok()) {
+        Ok(flags) => flags,
+        Err(Exit::Help(text)) => {
+            print!("{text}");
+            return;
+        }
+        Err(Exit::Usage(line)) => {
+            eprintln!("k8s_exporter: {line}");
+            std::process::exit(2);
+        }
+    };
+    if flags.version {
+        println!(
+            "k8s_exporter {} (revision {}, rust {})",
+            telemetry::VERSION,
+            telemetry::REVISION,
+            telemetry::RUST_VERSION
+        );
+        return;
+    }
+    log::init(flags.log_level, flags.log_format);
+    std::process::exit(server::run(&flags));
+}

@@ -1,0 +1,278 @@
+//! The process: listen, serve with a fixed pool of workers, expire series, stop gracefully.
+//!
+//! Shutdown on SIGTERM or SIGINT: stop taking new requests, let workers finish what they
+//! hold (at most [`SHUTDOWN_GRACE`]), exit 0. A handler is installed for both signals, which
+//! is also what makes them work for PID 1 in a container (the kernel ignores default-action
+//! signals sent to PID 1).
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use socket2::{Domain, Socket, Type};
+
+use crate::flags::Flags;
+use crate::http::{self, App, Settings};
+use crate::log;
+use crate::store::Store;
+use crate::telemetry::{REVISION, VERSION};
+use crate::units::format_duration;
+
+/// How long in-flight requests may take to finish after a stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long writing an answer may block before the connection is dropped: a scraper that stops
+/// reading cannot hold a worker longer than this.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the server stopped.
+enum Stop {
+    Signal(i32),
+    /// The HTTP server stopped accepting connections; exiting lets the supervisor restart us.
+    AcceptFailed(String),
+}
+
+/// Runs the server until a stop signal; returns the process exit code.
+pub fn run(flags: &Flags) -> i32 {
+    let listener = match bind(&flags.web_listen_address) {
+        Ok(listener) => listener,
+        Err(message) => {
+            log::error(
+                "cannot listen",
+                &[("address", &flags.web_listen_address), ("err", &message)],
+            );
+            return 1;
+        }
+    };
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| flags.web_listen_address.clone(), |a| a.to_string());
+    let server = match tiny_http::Server::from_listener(listener, None) {
+        Ok(server) => Arc::new(server),
+        Err(e) => {
+            log::error("cannot start the HTTP server", &[("err", &e)]);
+            return 1;
+        }
+    };
+    let threads = flags.threads();
+    let store = Arc::new(Store::new(flags.series_max));
+    let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
+    log::info(
+        "k8s_exporter started",
+        &[
+            ("version", &VERSION),
+            ("revision", &REVISION),
+            ("address", &address),
+            ("threads", &threads),
+            ("series_max", &flags.series_max),
+            ("series_ttl", &format_duration(flags.series_ttl)),
+            ("write_max_bytes", &flags.write_max_bytes),
+            ("write_max_decoded_bytes", &flags.write_max_decoded_bytes),
+        ],
+    );
+
+    let (stop_sender, stop) = mpsc::channel();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (done_sender, done) = mpsc::channel();
+    for worker in 0..threads {
+        let (server, app, stopping) =
+            (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stopping));
+        let (stop_sender, done_sender) = (stop_sender.clone(), done_sender.clone());
+        thread::Builder::new()
+            .name(format!("http-{worker}"))
+            .spawn(move || {
+                serve(&server, &app, &stopping, &stop_sender);
+                let _ = done_sender.send(());
+            })
+            .expect("spawning a worker thread at startup");
+    }
+    spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
+    if let Err(e) = forward_signals(stop_sender) {
+        log::error("cannot install signal handlers", &[("err", &e)]);
+        return 1;
+    }
+
+    let (reason, code) = match stop.recv() {
+        Ok(Stop::Signal(signal)) => (format!("signal {signal}"), 0),
+        Ok(Stop::AcceptFailed(e)) => (format!("accepting connections failed: {e}"), 1),
+        Err(_) => ("all workers ended".to_owned(), 1),
+    };
+    stopping.store(true, Ordering::SeqCst);
+    // Wakes one idle worker; each worker wakes the next as it leaves (see `serve`).
+    server.unblock();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let finished = (0..threads)
+        .take_while(|_| {
+            done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
+        })
+        .count();
+    log::info(
+        "k8s_exporter stopped",
+        &[
+            ("reason", &reason),
+            ("workers_finished", &finished),
+            ("workers", &threads),
+        ],
+    );
+    code
+}
+
+/// One worker: answers requests until told to stop, then answers what is already queued.
+/// Leaving, it posts one wake-up for the next worker: the queue's wake-up markers are taken by
+/// whichever worker looks first, so one per worker posted up front could all go to one worker.
+fn serve(server: &tiny_http::Server, app: &App, stopping: &AtomicBool, stop: &mpsc::Sender<Stop>) {
+    answer_until_stopped(server, app, stopping, stop);
+    server.unblock();
+}
+
+fn answer_until_stopped(
+    server: &tiny_http::Server,
+    app: &App,
+    stopping: &AtomicBool,
+    stop: &mpsc::Sender<Stop>,
+) {
+    loop {
+        let next = if stopping.load(Ordering::SeqCst) {
+            match server.try_recv() {
+                Ok(Some(request)) => Ok(request),
+                _ => return,
+            }
+        } else {
+            server.recv()
+        };
+        match next {
+            Ok(request) => http::handle(app, request),
+            // `unblock()` wakes us with this error; the loop head sees `stopping`.
+            Err(e) if e.to_string() == "thread unblocked" => {}
+            Err(e) => {
+                let _ = stop.send(Stop::AcceptFailed(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Expires series past the TTL and frees label strings nobody uses, on its own timer.
+fn spawn_housekeeping(app: Arc<App>, ttl: Duration, stopping: Arc<AtomicBool>) {
+    // A tenth of the TTL keeps a series' real lifetime within 10% of it.
+    let interval = if ttl.is_zero() {
+        Duration::from_secs(10)
+    } else {
+        (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(10))
+    };
+    // The store's clock counts whole seconds; rounding the TTL up means a series is never
+    // dropped early, and at most a second plus one interval late.
+    let ttl_secs = ttl.as_secs_f64().ceil().min(f64::from(u32::MAX)) as u32;
+    thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                thread::sleep(interval);
+                if !ttl.is_zero() {
+                    let removed = app.store.expire(app.store.tick(), ttl_secs);
+                    app.telemetry.record_expired(removed);
+                }
+                app.store.purge_unused_strings();
+            }
+        })
+        .expect("spawning the housekeeping thread at startup");
+}
+
+fn forward_signals(stop: mpsc::Sender<Stop>) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = stop.send(Stop::Signal(signal));
+            }
+        })?;
+    Ok(())
+}
+
+/// Listens on `address`; `:PORT` means every interface, IPv6 and IPv4 where the host has IPv6.
+/// The write timeout is set on the listening socket, and Linux hands it on to every accepted
+/// connection.
+fn bind(address: &str) -> Result<TcpListener, String> {
+    let candidates: Vec<SocketAddr> = match address.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("invalid port in {address:?}"))?;
+            vec![
+                SocketAddr::from(([0u16; 8], port)),
+                SocketAddr::from(([0u8; 4], port)),
+            ]
+        }
+        None => address
+            .to_socket_addrs()
+            .map_err(|e| format!("{address:?}: {e}"))?
+            .collect(),
+    };
+    let mut last_error = format!("{address:?} names no address");
+    for candidate in candidates {
+        match listen(candidate) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = format!("{candidate}: {e}"),
+        }
+    }
+    Err(last_error)
+}
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn settings(flags: &Flags) -> Settings {
+    let flags_in_effect = vec![
+        ("web.listen-address", flags.web_listen_address.clone()),
+        ("web.telemetry-path", flags.web_telemetry_path.clone()),
+        (
+            "web.exporter-telemetry-path",
+            flags.web_exporter_telemetry_path.clone(),
+        ),
+        ("web.threads", flags.threads().to_string()),
+        (
+            "web.expose-timestamps",
+            flags.web_expose_timestamps.to_string(),
+        ),
+        ("series.ttl", format_duration(flags.series_ttl)),
+        ("series.max", flags.series_max.to_string()),
+        ("write.max-bytes", flags.write_max_bytes.to_string()),
+        (
+            "write.max-decoded-bytes",
+            flags.write_max_decoded_bytes.to_string(),
+        ),
+        ("log.level", format!("{:?}", flags.log_level).to_lowercase()),
+        (
+            "log.format",
+            format!("{:?}", flags.log_format).to_lowercase(),
+        ),
+    ];
+    Settings {
+        telemetry_path: flags.web_telemetry_path.clone(),
+        exporter_telemetry_path: flags.web_exporter_telemetry_path.clone(),
+        expose_timestamps: flags.web_expose_timestamps,
+        max_bytes: flags.write_max_bytes,
+        max_decoded_bytes: flags.write_max_decoded_bytes,
+        ttl: flags.series_ttl,
+        flags_in_effect: flags_in_effect
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect(),
+    }
+}

@@ -1,0 +1,493 @@
+//! The exporter's own metrics, served apart from bridged series (on `/metrics/exporter`) so
+//! that no pushed family can ever collide with one of ours.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::exposition::{write_float, write_header, write_sample};
+use crate::ingest::{DropReason, Report};
+use crate::locks::lock;
+use crate::process::ProcessStats;
+use crate::store::Store;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("K8S_EXPORTER_REVISION");
+pub const RUST_VERSION: &str = env!("K8S_EXPORTER_RUST_VERSION");
+
+/// Bucket bounds in seconds for request and scrape durations: a write of 2000 series takes
+/// about a millisecond, a scrape of a million series about a second.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram that can be observed from many threads without a lock.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; DURATION_BUCKETS.len()],
+    count: AtomicU64,
+    sum_bits: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, value: f64) {
+        if let Some(bucket) = DURATION_BUCKETS.iter().position(|bound| value <= *bound) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+
+    fn write(&self, out: &mut Vec<u8>, name: &str, help: &str) {
+        write_header(out, name, help, "histogram");
+        let bucket_name = format!("{name}_bucket");
+        let mut cumulative = 0;
+        for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let mut le = Vec::new();
+            write_float(&mut le, *bound);
+            let le = String::from_utf8(le).unwrap_or_default();
+            write_sample(
+                out,
+                &bucket_name,
+                [("le", le.as_str())],
+                cumulative as f64,
+                None,
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed) as f64;
+        write_sample(out, &bucket_name, [("le", "+Inf")], count, None);
+        let sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
+        write_sample(out, &format!("{name}_sum"), [], sum, None);
+        write_sample(out, &format!("{name}_count"), [], count, None);
+    }
+}
+
+/// Counters and histograms updated by the request handlers.
+#[derive(Debug)]
+pub struct Telemetry {
+    write_requests: Mutex<BTreeMap<u16, u64>>,
+    write_duration: Histogram,
+    write_bytes: AtomicU64,
+    samples_received: AtomicU64,
+    samples_dropped: [AtomicU64; DropReason::ALL.len()],
+    metadata_received: AtomicU64,
+    metadata_dropped: AtomicU64,
+    removed_expired: AtomicU64,
+    removed_stale: AtomicU64,
+    last_write_ms: AtomicI64,
+    scrapes: AtomicU64,
+    scrape_duration: Histogram,
+    handler_panics: AtomicU64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        // The answers a sender can get are listed from the start, so rates work from zero.
+        let codes = [204, 400, 413, 415, 500]
+            .into_iter()
+            .map(|code| (code, 0))
+            .collect();
+        Telemetry {
+            write_requests: Mutex::new(codes),
+            write_duration: Histogram::default(),
+            write_bytes: AtomicU64::new(0),
+            samples_received: AtomicU64::new(0),
+            samples_dropped: Default::default(),
+            metadata_received: AtomicU64::new(0),
+            metadata_dropped: AtomicU64::new(0),
+            removed_expired: AtomicU64::new(0),
+            removed_stale: AtomicU64::new(0),
+            last_write_ms: AtomicI64::new(0),
+            scrapes: AtomicU64::new(0),
+            scrape_duration: Histogram::default(),
+            handler_panics: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Store figures and settings shown beside the counters.
+pub struct Gauges {
+    pub series: usize,
+    pub series_limit: usize,
+    pub ttl: Duration,
+}
+
+impl Gauges {
+    pub fn of(store: &Store, ttl: Duration) -> Gauges {
+        Gauges {
+            series: store.series_count(),
+            series_limit: store.max_series(),
+            ttl,
+        }
+    }
+}
+
+impl Telemetry {
+    /// Counts one answered write request of `body_bytes` compressed bytes.
+    pub fn record_write(&self, status: u16, elapsed: Duration, body_bytes: usize) {
+        *lock(&self.write_requests).entry(status).or_insert(0) += 1;
+        self.write_duration.observe(elapsed.as_secs_f64());
+        self.write_bytes
+            .fetch_add(body_bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts what an ingested request held and did.
+    pub fn record_report(&self, report: &Report, now_ms: i64) {
+        self.samples_received
+            .fetch_add(report.samples_received, Ordering::Relaxed);
+        for (counter, dropped) in self.samples_dropped.iter().zip(report.dropped) {
+            counter.fetch_add(dropped, Ordering::Relaxed);
+        }
+        self.metadata_received
+            .fetch_add(report.metadata_received, Ordering::Relaxed);
+        self.metadata_dropped
+            .fetch_add(report.metadata_dropped, Ordering::Relaxed);
+        self.removed_stale
+            .fetch_add(report.removed_by_stale_marker, Ordering::Relaxed);
+        self.last_write_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn record_expired(&self, series: usize) {
+        self.removed_expired
+            .fetch_add(series as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_scrape(&self, elapsed: Duration) {
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+        self.scrape_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_panic(&self) {
+        self.handler_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Unix time in milliseconds of the last write with at least one usable part, 0 if none.
+    pub fn last_write_ms(&self) -> i64 {
+        self.last_write_ms.load(Ordering::Relaxed)
+    }
+
+    /// Renders the `/metrics/exporter` page.
+    pub fn render(&self, gauges: &Gauges, process: Option<&ProcessStats>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8192);
+        let counter = |out: &mut Vec<u8>, name: &str, help: &str, value: &AtomicU64| {
+            write_header(out, name, help, "counter");
+            write_sample(out, name, [], value.load(Ordering::Relaxed) as f64, None);
+        };
+        let gauge = |out: &mut Vec<u8>, name: &str, help: &str, value: f64| {
+            write_header(out, name, help, "gauge");
+            write_sample(out, name, [], value, None);
+        };
+
+        write_header(&mut out, "k8s_exporter_build_info", "A metric with a constant '1' value labeled by version, revision and the Rust version it was built with.", "gauge");
+        write_sample(
+            &mut out,
+            "k8s_exporter_build_info",
+            [
+                ("revision", REVISION),
+                ("rustversion", RUST_VERSION),
+                ("version", VERSION),
+            ],
+            1.0,
+            None,
+        );
+        let last_write = self.last_write_ms() as f64 / 1000.0;
+        gauge(&mut out, "k8s_exporter_last_write_timestamp_seconds", "Unix time of the last write request that stored or applied anything, 0 before the first.", last_write);
+        counter(
+            &mut out,
+            "k8s_exporter_metadata_dropped_total",
+            "Metadata entries refused: invalid family name or invalid UTF-8.",
+            &self.metadata_dropped,
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_metadata_received_total",
+            "Metadata entries received and stored.",
+            &self.metadata_received,
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_request_handler_panics_total",
+            "Request handlers that panicked; each was answered with 500.",
+            &self.handler_panics,
+        );
+
+        write_header(
+            &mut out,
+            "k8s_exporter_samples_dropped_total",
+            "Samples, native histograms and exemplars received but not stored, by reason.",
+            "counter",
+        );
+        for (reason, count) in DropReason::ALL.iter().zip(&self.samples_dropped) {
+            let value = count.load(Ordering::Relaxed) as f64;
+            write_sample(
+                &mut out,
+                "k8s_exporter_samples_dropped_total",
+                [("reason", reason.as_str())],
+                value,
+                None,
+            );
+        }
+        counter(
+            &mut out,
+            "k8s_exporter_samples_received_total",
+            "Samples received in write requests, usable or not.",
+            &self.samples_received,
+        );
+        self.scrape_duration.write(
+            &mut out,
+            "k8s_exporter_scrape_duration_seconds",
+            "Time taken to render the bridged series page.",
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_scrapes_total",
+            "Scrapes of the bridged series page.",
+            &self.scrapes,
+        );
+        gauge(
+            &mut out,
+            "k8s_exporter_series",
+            "Series currently held.",
+            gauges.series as f64,
+        );
+        gauge(
+            &mut out,
+            "k8s_exporter_series_limit",
+            "Most series held (--series.max).",
+            gauges.series_limit as f64,
+        );
+
+        write_header(
+            &mut out,
+            "k8s_exporter_series_removed_total",
+            "Series removed, by reason: not written within the TTL, or ended by a stale marker.",
+            "counter",
+        );
+        for (reason, count) in [
+            ("expired", &self.removed_expired),
+            ("stale_marker", &self.removed_stale),
+        ] {
+            let value = count.load(Ordering::Relaxed) as f64;
+            write_sample(
+                &mut out,
+                "k8s_exporter_series_removed_total",
+                [("reason", reason)],
+                value,
+                None,
+            );
+        }
+        gauge(
+            &mut out,
+            "k8s_exporter_series_ttl_seconds",
+            "Series not written for this long are removed (--series.ttl); 0 means never.",
+            gauges.ttl.as_secs_f64(),
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_write_request_bytes_total",
+            "Compressed bytes of write request bodies read.",
+            &self.write_bytes,
+        );
+        self.write_duration.write(
+            &mut out,
+            "k8s_exporter_write_request_duration_seconds",
+            "Time taken to read, decode and store a write request.",
+        );
+
+        write_header(
+            &mut out,
+            "k8s_exporter_write_requests_total",
+            "Write requests answered, by HTTP status code.",
+            "counter",
+        );
+        for (code, count) in lock(&self.write_requests).iter() {
+            write_sample(
+                &mut out,
+                "k8s_exporter_write_requests_total",
+                [("code", code.to_string().as_str())],
+                *count as f64,
+                None,
+            );
+        }
+
+        if let Some(process) = process {
+            write_process(&mut out, process);
+        }
+        out
+    }
+}
+
+fn write_process(out: &mut Vec<u8>, process: &ProcessStats) {
+    let families = [
+        (
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            "counter",
+            process.cpu_seconds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            "gauge",
+            process.max_fds,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "gauge",
+            process.open_fds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            "gauge",
+            process.resident_bytes,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            "gauge",
+            process.start_time_seconds,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            "gauge",
+            process.virtual_bytes,
+        ),
+    ];
+    for (name, help, type_word, value) in families {
+        write_header(out, name, help, type_word);
+        write_sample(out, name, [], value, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_value(page: &str, series: &str) -> f64 {
+        let line = page
+            .lines()
+            .find(|line| {
+                line.rsplit_once(' ')
+                    .is_some_and(|(name, _)| name == series)
+            })
+            .unwrap_or_else(|| panic!("{series} not on the page:\n{page}"));
+        line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let histogram = Histogram::default();
+        for value in [0.0001, 0.003, 0.003, 20.0] {
+            histogram.observe(value);
+        }
+        let mut out = Vec::new();
+        histogram.write(&mut out, "h_seconds", "help");
+        let page = String::from_utf8(out).unwrap();
+        assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"0.0005\"}"), 1.0);
+        assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"0.0025\"}"), 1.0);
+        assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"0.005\"}"), 3.0);
+        assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"10\"}"), 3.0);
+        assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"+Inf\"}"), 4.0);
+        assert_eq!(sample_value(&page, "h_seconds_count"), 4.0);
+        assert!((sample_value(&page, "h_seconds_sum") - 20.0061).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reports_and_writes_are_counted() {
+        let telemetry = Telemetry::default();
+        let mut report = Report {
+            samples_received: 5,
+            metadata_received: 2,
+            removed_by_stale_marker: 1,
+            ..Default::default()
+        };
+        report.dropped[0] = 3;
+        telemetry.record_report(&report, 1_700_000_000_500);
+        telemetry.record_write(204, Duration::from_millis(2), 100);
+        telemetry.record_write(400, Duration::from_millis(2), 50);
+        telemetry.record_write(400, Duration::from_millis(2), 50);
+        telemetry.record_expired(4);
+        let gauges = Gauges {
+            series: 7,
+            series_limit: 10,
+            ttl: Duration::from_secs(300),
+        };
+        let page = String::from_utf8(telemetry.render(&gauges, None)).unwrap();
+        assert_eq!(
+            sample_value(&page, "k8s_exporter_samples_received_total"),
+            5.0
+        );
+        assert_eq!(
+            sample_value(
+                &page,
+                "k8s_exporter_samples_dropped_total{reason=\"invalid_metric_name\"}"
+            ),
+            3.0
+        );
+        assert_eq!(
+            sample_value(
+                &page,
+                "k8s_exporter_samples_dropped_total{reason=\"out_of_order\"}"
+            ),
+            0.0
+        );
+        assert_eq!(
+            sample_value(&page, "k8s_exporter_write_requests_total{code=\"400\"}"),
+            2.0
+        );
+        assert_eq!(
+            sample_value(&page, "k8s_exporter_write_requests_total{code=\"415\"}"),
+            0.0
+        );
+        assert_eq!(
+            sample_value(&page, "k8s_exporter_write_request_bytes_total"),
+            200.0
+        );
+        assert_eq!(
+            sample_value(
+                &page,
+                "k8s_exporter_series_removed_total{reason=\"stale_marker\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample_value(
+                &page,
+                "k8s_exporter_series_removed_total{reason=\"expired\"}"
+            ),
+            4.0
+        );
+        assert_eq!(
+            sample_value(&page, "k8s_exporter_last_write_timestamp_seconds"),
+            1_700_000_000.5
+        );
+        assert_eq!(sample_value(&page, "k8s_exporter_series"), 7.0);
+        assert_eq!(
+            sample_value(&page, "k8s_exporter_series_ttl_seconds"),
+            300.0
+        );
+        assert!(
+            !page.contains("process_"),
+            "no process metrics without /proc figures"
+        );
+    }
+}
