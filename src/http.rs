@@ -130,9 +130,17 @@ fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
+/// The largest announced but unread body left for tiny_http to drain after answering: far above
+/// any remote-write request a real sender makes, far below what an allocation can fail on.
+const UNREAD_BODY_LIMIT: usize = 256 << 20;
+
 /// Answers one request; a panic in the handler becomes a 500 and a counter, never a dead worker.
 pub fn handle(app: &App, mut request: Request) {
-    let reply = respond_catching_panics(app, || route(app, &mut request));
+    let mut body_read = false;
+    let reply = respond_catching_panics(app, || route(app, &mut request, &mut body_read));
+    if !body_read && request.body_length().unwrap_or(0) > UNREAD_BODY_LIMIT {
+        return answer_and_abandon(request, reply);
+    }
     let mut response = Response::from_data(reply.body).with_status_code(reply.status);
     let content_type = Header::from_bytes("Content-Type", reply.content_type);
     response.add_header(content_type.expect("static header is valid"));
@@ -143,6 +151,24 @@ pub fn handle(app: &App, mut request: Request) {
     }
     // A client that went away mid-answer is its own loss; nothing to do here.
     let _ = request.respond(response);
+}
+
+/// Answers a request whose announced body was not read, without letting tiny_http drain it.
+///
+/// tiny_http 0.12 drains an unread body when the request is dropped, into one buffer as large
+/// as the announced `Content-Length`: a client announcing terabytes makes that allocation fail
+/// and the process abort. `upgrade` is the one call that answers and hands the body reader out
+/// instead. It writes the status line and headers only, so the one-line reason follows on the
+/// raw stream, and the connection is then left alone for good (its socket and tiny_http thread
+/// are leaked; the client sees the end of the answer only when it gives up): one lost connection
+/// per such request instead of a dead server.
+fn answer_and_abandon(request: Request, reply: Reply) {
+    let head = Response::empty(reply.status).with_header(
+        Header::from_bytes("Content-Type", reply.content_type).expect("static header is valid"),
+    );
+    let mut stream = request.upgrade("none", head);
+    let _ = stream.write_all(&reply.body).and_then(|()| stream.flush());
+    std::mem::forget(stream);
 }
 
 /// Runs a handler, turning a panic into a 500 answer and a counted event.
@@ -156,7 +182,8 @@ pub fn respond_catching_panics(app: &App, handler: impl FnOnce() -> Reply) -> Re
     })
 }
 
-fn route(app: &App, request: &mut Request) -> Reply {
+/// Serves one request; `body_read` says whether its whole body was read.
+fn route(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
     let path = request
         .url()
         .split('?')
@@ -168,7 +195,7 @@ fn route(app: &App, request: &mut Request) -> Reply {
     let settings = &app.settings;
     if WRITE_PATHS.contains(&path.as_str()) {
         return if method == Method::Post {
-            write(app, request)
+            write(app, request, body_read)
         } else {
             Reply::not_allowed("POST")
         };
@@ -215,9 +242,9 @@ fn unix_now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn write(app: &App, request: &mut Request) -> Reply {
+fn write(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
     let started = Instant::now();
-    let mut body_bytes = 0;
+    let mut body_bytes = None;
     let reply = match receive(app, request, &mut body_bytes) {
         Ok(reply) => reply,
         Err(rejection) => Reply::text(rejection.status, &rejection.reason),
@@ -235,19 +262,26 @@ fn write(app: &App, request: &mut Request) -> Reply {
             );
         }
     }
+    *body_read = body_bytes.is_some();
+    let body_bytes = body_bytes.unwrap_or(0);
     app.telemetry
         .record_write(reply.status, started.elapsed(), body_bytes);
     reply
 }
 
-fn receive(app: &App, request: &mut Request, body_bytes: &mut usize) -> Result<Reply, Rejection> {
+/// Reads, decodes and stores one write request; `body_bytes` is set once the body is read.
+fn receive(
+    app: &App,
+    request: &mut Request,
+    body_bytes: &mut Option<usize>,
+) -> Result<Reply, Rejection> {
     check_headers(
         header(request, "Content-Encoding").as_deref(),
         header(request, "Content-Type").as_deref(),
     )?;
     let declared_length = request.body_length();
     let body = read_body(request.as_reader(), declared_length, app.settings.max_bytes)?;
-    *body_bytes = body.len();
+    *body_bytes = Some(body.len());
     let write_request = decode(&body, app.settings.max_decoded_bytes)?;
     drop(body);
     let now_ms = unix_now_ms();
