@@ -1,0 +1,375 @@
+//! Drives the real binary over loopback: start it on port 0, talk HTTP, build remote writes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub mod cadvisor;
+
+use k8s_exporter::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use prost::Message;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_k8s_exporter");
+
+/// A running exporter, stopped (by its PID) when dropped.
+pub struct Exporter {
+    child: Child,
+    pub address: String,
+    log: mpsc::Receiver<String>,
+    log_lines: Vec<String>,
+}
+
+impl Exporter {
+    /// Starts the debug binary on a free loopback port with extra flags.
+    pub fn start(flags: &[&str]) -> Exporter {
+        Exporter::start_command(Command::new(BINARY), flags)
+    }
+
+    /// Starts `command` (the binary, or a wrapper running it) with a loopback port picked by
+    /// the kernel, and waits for its startup line to learn the port.
+    pub fn start_command(mut command: Command, flags: &[&str]) -> Exporter {
+        command
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start k8s_exporter");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, log) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut exporter = Exporter {
+            child,
+            address: String::new(),
+            log,
+            log_lines: Vec::new(),
+        };
+        let started = exporter.wait_for_log("k8s_exporter started", Duration::from_secs(10));
+        exporter.address = log_field(&started, "address").expect("startup line names the address");
+        exporter
+    }
+
+    /// Waits for a log line containing `needle`, failing the test after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(line) = self.log_lines.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.log_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {timeout:?}; log so far: {:#?}",
+                    self.log_lines
+                ),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the exporter by PID and waits for it to exit, at most `timeout`.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> ExitStatus {
+        self.signal_pid_and_wait(self.pid(), signal, timeout)
+    }
+
+    /// Sends a signal to `pid` (the exporter, or the process a wrapper started) and waits for
+    /// the started process to exit, at most `timeout`.
+    pub fn signal_pid_and_wait(&mut self, pid: u32, signal: &str, timeout: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
+        assert!(sent.expect("run kill").success(), "kill -{signal} failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the exporter") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "exporter did not exit within {timeout:?} of {signal}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        request(&self.address, "GET", path, &[], &[])
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        request(&self.address, method, path, headers, body)
+    }
+
+    /// POSTs a snappy-compressed `WriteRequest` with the headers Prometheus sends.
+    pub fn write(&self, write_request: &WriteRequest) -> HttpResponse {
+        self.request(
+            "POST",
+            "/write",
+            &REMOTE_WRITE_HEADERS,
+            &snappy(&write_request.encode_to_vec()),
+        )
+    }
+
+    /// The `/metrics` page as text.
+    pub fn metrics(&self) -> String {
+        let response = self.get("/metrics");
+        assert_eq!(response.status, 200);
+        response.text()
+    }
+
+    /// The value of one sample line (`name{labels}` exactly as exposed) on `page`, if present.
+    pub fn exporter_value(&self, series: &str) -> Option<f64> {
+        sample_value(&self.get("/metrics/exporter").text(), series)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A field of a log line, in logfmt (`key=value`) or JSON (`"key":"value"`).
+fn log_field(line: &str, key: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+        return Some(line[start..].split('"').next()?.to_owned());
+    }
+    let value = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix(&format!("{key}=")))?;
+    Some(value.trim_matches('"').to_owned())
+}
+
+/// The value of the sample line whose series part (before the value) is exactly `series`.
+pub fn sample_value(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| parse_value(value))
+        })
+}
+
+fn parse_value(text: &str) -> f64 {
+    match text {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        _ => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{text:?} is not a value")),
+    }
+}
+
+pub const REMOTE_WRITE_HEADERS: [(&str, &str); 3] = [
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+pub fn snappy(data: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(data)
+        .expect("snappy compress")
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
+pub fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(address).expect("connect to the exporter");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" || !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the answer");
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete header");
+    let head = std::str::from_utf8(&raw[..split]).expect("ASCII header");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("Transfer-Encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 4 + size..];
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.as_bytes().to_vec().into(),
+                value: v.as_bytes().to_vec().into(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|(value, timestamp)| Sample {
+                value: *value,
+                timestamp: *timestamp,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+pub fn write_request(timeseries: Vec<TimeSeries>) -> WriteRequest {
+    WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
+}
+
+pub fn metadata(kind: i32, family: &str, help: &str) -> MetricMetadata {
+    MetricMetadata {
+        r#type: kind,
+        metric_family_name: family.as_bytes().to_vec().into(),
+        help: help.as_bytes().to_vec().into(),
+        unit: Default::default(),
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing the test after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The first of `names` found on the PATH or in Debian's usual places.
+pub fn find_tool(name: &str) -> String {
+    let mut candidates = vec![format!("/usr/bin/{name}"), format!("/usr/local/bin/{name}")];
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates
+            .extend(std::env::split_paths(&path).map(|dir| dir.join(name).display().to_string()));
+    }
+    candidates
+        .into_iter()
+        .find(|candidate| Path::new(candidate).is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed; `make test` installs it (see `make deps`)")
+        })
+}

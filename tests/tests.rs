@@ -1,0 +1,8 @@
+//! Integration tests: each starts the real binary on a loopback port and drives it over HTTP.
+
+mod exposition;
+mod operations;
+mod parsers;
+mod remote_write;
+mod scratch;
+mod support;
