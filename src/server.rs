@@ -6,6 +6,7 @@
 //! signals sent to PID 1).
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -59,6 +60,7 @@ pub fn run(flags: &Flags) -> i32 {
             return 1;
         }
     };
+    log_panics();
     let threads = flags.threads();
     let store = Arc::new(Store::new(flags.series_max));
     let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
@@ -147,7 +149,11 @@ fn answer_until_stopped(
             server.recv()
         };
         match next {
-            Ok(request) => http::handle(app, request),
+            Ok(request) => {
+                // `handle` answers a handler panic with a 500; this catches one while writing the
+                // answer, so that the worker lives on (the panic hook has logged it).
+                let _ = catch_unwind(AssertUnwindSafe(|| http::handle(app, request)));
+            }
             // `unblock()` wakes us with this error; the loop head sees `stopping`.
             Err(e) if e.to_string() == "thread unblocked" => {}
             Err(e) => {
@@ -156,6 +162,15 @@ fn answer_until_stopped(
             }
         }
     }
+}
+
+/// Logs panics as one structured line in the configured format instead of Rust's default text.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        log::error("panic", &[("thread", &name), ("err", info)]);
+    }));
 }
 
 /// Expires series past the TTL and frees label strings nobody uses, on its own timer.
