@@ -32,11 +32,12 @@ image: static
 		echo "no Docker engine reachable: skipped 'docker build -f Dockerfile.scratch -t k8s_exporter:$(VERSION) .'"; \
 	fi
 
-# What the tests run besides cargo: Prometheus's promtool, Python's prometheus_client parser,
-# and unshare/chroot for the empty-root test.
+# What the tests run besides cargo: Prometheus and promtool, node_exporter (a scrape source for
+# the chain test), Python's prometheus_client parser, and unshare/chroot for the empty-root test.
 deps:
-	@command -v promtool >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq prometheus prometheus-node-exporter >/dev/null; }
 	@command -v unshare >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq util-linux >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client

@@ -203,3 +203,172 @@ pub fn load(
     }
     (requests, expected)
 }
+
+/// One series of the kubelet fixture: metric name, labels, value.
+pub struct KubeletSeries {
+    pub name: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// A label one family of the kubelet fixture has beyond the common ones.
+type ExtraLabel = (&'static str, &'static str);
+
+/// Families of the kubelet fixture: name, text-format type, help.
+pub const KUBELET_FAMILIES: [(&str, &str, &str); 7] = [
+    (
+        "container_cpu_load_average_10s",
+        "gauge",
+        "Value of container cpu load average over the last 10 seconds.",
+    ),
+    (
+        "container_cpu_usage_seconds_total",
+        "counter",
+        "Cumulative cpu time consumed in seconds.",
+    ),
+    (
+        "container_fs_limit_bytes",
+        "gauge",
+        "Number of bytes that can be consumed by the container on this filesystem.",
+    ),
+    (
+        "container_fs_usage_bytes",
+        "gauge",
+        "Number of bytes that are consumed by the container on this filesystem.",
+    ),
+    (
+        "container_memory_max_usage_bytes",
+        "gauge",
+        "Maximum memory usage recorded in bytes",
+    ),
+    (
+        "container_memory_usage_bytes",
+        "gauge",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+    ),
+    (
+        "container_network_receive_bytes_total",
+        "counter",
+        "Cumulative count of bytes received",
+    ),
+];
+
+/// Pods of the kubelet fixture: namespace, pod, app containers.
+pub const KUBELET_PODS: [(&str, &str, &[&str]); 6] = [
+    ("kube-system", "coredns-5d78c9869d-7xk2p", &["coredns"]),
+    ("kube-system", "kube-proxy-q8w4z", &["kube-proxy"]),
+    ("payments", "api-7f9c8d6b5-q2w3e", &["api", "istio-proxy"]),
+    ("payments", "worker-0", &["worker"]),
+    ("frontend", "web-6b8d9f7c4-zx81m", &["web", "istio-proxy"]),
+    ("monitoring", "node-agent-4kq9s", &["agent"]),
+];
+
+/// What a kubelet's /metrics/cadvisor shows for the pods above: for every pod its own cgroup
+/// (container=""), its pause container ("POD") and its app containers, plus cgroups of the
+/// node itself that belong to no pod. Values differ everywhere, and a pod's own cgroup holds
+/// the sum of its containers, as cAdvisor reports it.
+pub fn kubelet_fixture() -> Vec<KubeletSeries> {
+    let mut out = Vec::new();
+    let mut add =
+        |id: String, container: &str, image: &str, namespace: &str, pod: &str, base: f64| {
+            let labels = |extra: Option<ExtraLabel>| {
+                let mut labels = vec![
+                    ("container", container.to_owned()),
+                    ("id", id.clone()),
+                    ("image", image.to_owned()),
+                    (
+                        "name",
+                        if container.is_empty() {
+                            String::new()
+                        } else {
+                            format!("k8s_{container}_{pod}")
+                        },
+                    ),
+                    ("namespace", namespace.to_owned()),
+                    ("pod", pod.to_owned()),
+                ];
+                labels.extend(extra.map(|(k, v)| (k, v.to_owned())));
+                labels
+            };
+            let families: [(&'static str, Option<ExtraLabel>, f64); 7] = [
+                ("container_cpu_load_average_10s", None, base / 1e6),
+                (
+                    "container_cpu_usage_seconds_total",
+                    Some(("cpu", "total")),
+                    base / 1e3,
+                ),
+                (
+                    "container_fs_limit_bytes",
+                    Some(("device", "/dev/nvme0n1p1")),
+                    1.0737418e11 + base,
+                ),
+                (
+                    "container_fs_usage_bytes",
+                    Some(("device", "/dev/nvme0n1p1")),
+                    base * 3.0,
+                ),
+                ("container_memory_max_usage_bytes", None, base * 2.0),
+                ("container_memory_usage_bytes", None, base),
+                (
+                    "container_network_receive_bytes_total",
+                    Some(("interface", "eth0")),
+                    base * 5.0,
+                ),
+            ];
+            for (name, extra, value) in families {
+                out.push(KubeletSeries {
+                    name,
+                    labels: labels(extra),
+                    value,
+                });
+            }
+        };
+    for (slot, (namespace, pod, apps)) in KUBELET_PODS.iter().enumerate() {
+        let uid = format!("pod{slot:02}8e5c-1d2f-4a6b-9c0d-3e4f5a6b7c8d");
+        let pod_cgroup = format!("/kubepods/burstable/{uid}");
+        let mut total = 0.0;
+        let containers = std::iter::once("POD").chain(apps.iter().copied());
+        for (i, container) in containers.enumerate() {
+            let value = 1_000_000.0 * (slot + 1) as f64 + 10_000.0 * (i + 1) as f64;
+            total += value;
+            let image = if container == "POD" {
+                "registry.k8s.io/pause:3.9".to_owned()
+            } else {
+                format!("registry.example.com/{container}:1.0")
+            };
+            add(
+                format!("{pod_cgroup}/{:016x}", slot * 16 + i),
+                container,
+                &image,
+                namespace,
+                pod,
+                value,
+            );
+        }
+        add(pod_cgroup, "", "", namespace, pod, total);
+    }
+    for (i, id) in ["/", "/kubepods", "/system.slice/kubelet.service"]
+        .iter()
+        .enumerate()
+    {
+        add((*id).to_owned(), "", "", "", "", 9.0e8 + i as f64);
+    }
+    out
+}
+
+/// The fixture in text format, as node_exporter's textfile collector reads it.
+pub fn kubelet_textfile(series: &[KubeletSeries]) -> String {
+    let mut text = String::new();
+    for (family, kind, help) in KUBELET_FAMILIES {
+        text.push_str(&format!("# HELP {family} {help}\n# TYPE {family} {kind}\n"));
+        for s in series.iter().filter(|s| s.name == family) {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            text.push_str(&format!("{family}{{{}}} {}\n", labels.join(","), s.value));
+        }
+    }
+    text
+}
