@@ -9,7 +9,7 @@ ARGS ?=
 # apt-get needs root; use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 
-.PHONY: run build static image deps test lint clean
+.PHONY: run build static image deps test bench lint clean
 
 run:
 	cargo run --release -- $(ARGS)
@@ -45,6 +45,14 @@ deps:
 
 test: deps static
 	cargo test
+
+# The load benchmark (benches/load.rs) against the glibc build with Prometheus's own receiver
+# beside it, then against the static musl build. Extra arguments: make bench BENCH_ARGS='...'
+BENCH_ARGS ?=
+bench: deps static
+	cargo build --release
+	cargo bench --bench load -- --compare-prometheus $(BENCH_ARGS)
+	cargo bench --bench load -- --binary $(STATIC_BINARY) $(BENCH_ARGS)
 
 lint:
 	cargo fmt --check

@@ -1,0 +1,636 @@
+//! `make bench`: drives the real binary with a realistic remote-write load over loopback and
+//! prints throughput, CPU, memory and scrape figures; with `--compare-prometheus`, runs the same
+//! payloads against Prometheus's own receiver and `/federate` and prints the ratios.
+//!
+//! The load: cAdvisor-shaped series with 12 labels each (long `id`, `name` and `image`),
+//! about 600 bytes per series uncompressed, sent in requests of `--batch` series over
+//! `--connections` keep-alive connections. Round 0 creates every series; later rounds append a
+//! new sample to each. Payloads are built and compressed before anything is timed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_exporter::proto::{Label, Sample, TimeSeries, WriteRequest};
+use prost::Message;
+
+const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
+[--scrapes N] [--binary PATH] [--compare-prometheus]";
+
+struct Options {
+    series: usize,
+    batch: usize,
+    connections: usize,
+    append_rounds: usize,
+    scrapes: usize,
+    binary: PathBuf,
+    compare_prometheus: bool,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        series: 100_000,
+        batch: 2000,
+        connections: 4,
+        append_rounds: 3,
+        scrapes: 5,
+        binary: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/k8s_exporter"
+        )),
+        compare_prometheus: false,
+    };
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--series" => options.series = value().parse().expect(USAGE),
+            "--batch" => options.batch = value().parse().expect(USAGE),
+            "--connections" => options.connections = value().parse().expect(USAGE),
+            "--append-rounds" => options.append_rounds = value().parse().expect(USAGE),
+            "--scrapes" => options.scrapes = value().parse().expect(USAGE),
+            "--binary" => options.binary = PathBuf::from(value()),
+            "--compare-prometheus" => options.compare_prometheus = true,
+            _ => panic!("unknown argument {arg}\n{USAGE}"),
+        }
+    }
+    options
+}
+
+/// A deterministic xorshift generator, so every run sends the same bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn hex(&mut self, digits: usize) -> String {
+        let mut out = String::with_capacity(digits);
+        while out.len() < digits {
+            out.push_str(&format!("{:016x}", self.next()));
+        }
+        out.truncate(digits);
+        out
+    }
+}
+
+const METRICS: [&str; 25] = [
+    "container_cpu_usage_seconds_total",
+    "container_cpu_user_seconds_total",
+    "container_cpu_system_seconds_total",
+    "container_cpu_cfs_periods_total",
+    "container_cpu_cfs_throttled_periods_total",
+    "container_cpu_load_average_10s",
+    "container_memory_usage_bytes",
+    "container_memory_working_set_bytes",
+    "container_memory_rss",
+    "container_memory_cache",
+    "container_memory_swap",
+    "container_memory_max_usage_bytes",
+    "container_memory_failcnt",
+    "container_fs_usage_bytes",
+    "container_fs_limit_bytes",
+    "container_fs_reads_bytes_total",
+    "container_fs_writes_bytes_total",
+    "container_network_receive_bytes_total",
+    "container_network_transmit_bytes_total",
+    "container_network_receive_packets_total",
+    "container_network_transmit_packets_total",
+    "container_spec_memory_limit_bytes",
+    "container_spec_cpu_shares",
+    "container_start_time_seconds",
+    "container_last_seen",
+];
+
+/// The label sets of `count` series, each sorted by name, with `__name__` first as Prometheus
+/// sends it.
+fn series_labels(count: usize) -> Vec<Vec<(String, String)>> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let containers_per_pod = 4;
+    let pods = count.div_ceil(METRICS.len() * containers_per_pod);
+    let mut out = Vec::with_capacity(count);
+    'all: for p in 0..pods {
+        let namespace = format!("team-{:03}", p % 97);
+        let uid = format!(
+            "{}-{}-{}-{}-{}",
+            rng.hex(8),
+            rng.hex(4),
+            rng.hex(4),
+            rng.hex(4),
+            rng.hex(12)
+        );
+        let pod = format!("service-{:03}-{}-{}", p % 97, rng.hex(10), rng.hex(5));
+        let node = format!("ip-10-0-{}-{}.eu-west-1.compute.internal", p % 16, p % 251);
+        for c in 0..containers_per_pod {
+            let container = ["app", "istio-proxy", "log-shipper", "POD"][c].to_owned();
+            let id = format!("/kubepods/burstable/pod{uid}/{}", rng.hex(64));
+            let image = format!(
+                "registry.example.com/{namespace}/{container}@sha256:{}",
+                rng.hex(64)
+            );
+            let name = format!("k8s_{container}_{pod}_{namespace}_{uid}_0");
+            for metric in METRICS {
+                if out.len() == count {
+                    break 'all;
+                }
+                let mut labels = vec![
+                    ("__name__", metric.to_owned()),
+                    ("cluster", "prod-eu-west-1".to_owned()),
+                    ("container", container.clone()),
+                    ("id", id.clone()),
+                    ("image", image.clone()),
+                    ("instance", format!("10.0.{}.{}:10250", p % 16, p % 251)),
+                    ("job", "kubernetes-cadvisor".to_owned()),
+                    ("name", name.clone()),
+                    ("namespace", namespace.clone()),
+                    ("node", node.clone()),
+                    ("pod", pod.clone()),
+                    ("service", "kubelet".to_owned()),
+                ];
+                labels[1..].sort();
+                out.push(labels.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+            }
+        }
+    }
+    out
+}
+
+/// Snappy-compressed requests for one round: every series once, with this timestamp.
+fn round_payloads(
+    labels: &[Vec<(String, String)>],
+    batch: usize,
+    timestamp: i64,
+    round: usize,
+) -> Vec<Vec<u8>> {
+    labels
+        .chunks(batch)
+        .map(|chunk| {
+            let timeseries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, labels)| TimeSeries {
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| Label {
+                            name: k.clone().into_bytes().into(),
+                            value: v.clone().into_bytes().into(),
+                        })
+                        .collect(),
+                    samples: vec![Sample {
+                        value: (i * 1000 + round) as f64 * 1.5,
+                        timestamp,
+                    }],
+                    ..Default::default()
+                })
+                .collect();
+            let request = WriteRequest {
+                timeseries,
+                metadata: vec![],
+            };
+            snap::raw::Encoder::new()
+                .compress_vec(&request.encode_to_vec())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A keep-alive HTTP/1.1 connection that sends requests and reads their answers.
+struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    fn open(address: &str) -> Connection {
+        let stream = TcpStream::connect(address).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Connection {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// Sends one request; returns the status and the body.
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.writer.write_all(head.as_bytes()).unwrap();
+        self.writer.write_all(body).unwrap();
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line).unwrap();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0);
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            } else if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(length, 0);
+            self.reader.read_exact(&mut body).unwrap();
+        }
+        (status, body)
+    }
+}
+
+/// A server under test: its process, address and write path.
+struct Target {
+    name: &'static str,
+    child: Child,
+    address: String,
+    write_path: &'static str,
+    scrape_path: String,
+    _dir: Option<TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_ready(address: &str, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(stream) = TcpStream::connect(address) {
+            drop(stream);
+            let mut connection = Connection::open(address);
+            if connection.send("GET", path, &[], &[]).0 == 200 {
+                return;
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{address}{path} did not become ready");
+}
+
+fn start_exporter(binary: &Path) -> Target {
+    assert!(
+        binary.is_file(),
+        "{} missing: build it first (make bench does)",
+        binary.display()
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(binary)
+        .args([
+            &format!("--web.listen-address={address}"),
+            "--series.ttl=0",
+            "--series.max=10000000",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&address, "/healthz");
+    Target {
+        name: "k8s_exporter",
+        child,
+        address,
+        write_path: "/write",
+        scrape_path: "/metrics".into(),
+        _dir: None,
+    }
+}
+
+fn start_prometheus() -> Target {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = TempDir(std::env::temp_dir().join(format!("k8s_exporter-bench-prometheus-{stamp}")));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(
+        dir.0.join("prometheus.yml"),
+        "global:\n  scrape_interval: 1h\n",
+    )
+    .unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.0.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.0.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={address}"))
+        .arg("--web.enable-remote-write-receiver")
+        .arg("--log.level=error")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian's package) must be installed");
+    wait_ready(&address, "/-/ready");
+    let scrape_path = "/federate?match%5B%5D=%7B__name__%3D~%22.%2B%22%7D".to_owned();
+    Target {
+        name: "prometheus",
+        child,
+        address,
+        write_path: "/api/v1/write",
+        scrape_path,
+        _dir: Some(dir),
+    }
+}
+
+/// CPU seconds (user + system) the process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+fn resident_bytes(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        * 1024.0
+}
+
+const WRITE_HEADERS: [(&str, &str); 3] = [
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+/// Sends every payload over `connections` connections; returns wall seconds, CPU seconds used
+/// by the target, and the slowest single request.
+fn send_all(target: &Target, payloads: &[Vec<u8>], connections: usize) -> (f64, f64, Duration) {
+    let next = AtomicUsize::new(0);
+    let slowest = Mutex::new(Duration::ZERO);
+    let cpu_before = cpu_seconds(target.child.id());
+    let started = Instant::now();
+    thread::scope(|scope| {
+        for _ in 0..connections {
+            scope.spawn(|| {
+                let mut connection = Connection::open(&target.address);
+                while let Some(payload) = payloads.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let sent = Instant::now();
+                    let (status, body) =
+                        connection.send("POST", target.write_path, &WRITE_HEADERS, payload);
+                    assert!(
+                        status / 100 == 2,
+                        "{}: {status} {}",
+                        target.name,
+                        String::from_utf8_lossy(&body)
+                    );
+                    let took = sent.elapsed();
+                    let mut slowest = slowest.lock().unwrap();
+                    *slowest = (*slowest).max(took);
+                }
+            });
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    (
+        wall,
+        cpu_seconds(target.child.id()) - cpu_before,
+        slowest.into_inner().unwrap(),
+    )
+}
+
+/// Renders the scrape page `times` times; returns the best seconds and the bytes.
+fn scrape(target: &Target, times: usize, gzip: bool) -> (f64, usize) {
+    let mut connection = Connection::open(&target.address);
+    let headers: &[(&str, &str)] = if gzip {
+        &[("Accept-Encoding", "gzip")]
+    } else {
+        &[]
+    };
+    let mut best = f64::INFINITY;
+    let mut bytes = 0;
+    for _ in 0..times {
+        let started = Instant::now();
+        let (status, body) = connection.send("GET", &target.scrape_path, headers, &[]);
+        assert_eq!(status, 200, "{} scrape", target.name);
+        best = best.min(started.elapsed().as_secs_f64());
+        bytes = body.len();
+    }
+    (best, bytes)
+}
+
+/// The slowest write while scrapes run back to back, against the slowest without them.
+fn writes_during_scrapes(target: &Target, payloads: &[Vec<u8>], connections: usize) -> Duration {
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut connection = Connection::open(&target.address);
+            while !stop.load(Ordering::Relaxed) {
+                connection.send("GET", &target.scrape_path, &[], &[]);
+            }
+        });
+        let (_, _, slowest) = send_all(target, payloads, connections);
+        stop.store(true, Ordering::Relaxed);
+        slowest
+    })
+}
+
+struct Figures {
+    new_rate: f64,
+    new_cpu_us: f64,
+    append_rate: f64,
+    append_cpu_us: f64,
+    bytes_per_series: f64,
+    scrape_seconds: f64,
+    scrape_bytes: usize,
+    gzip_seconds: f64,
+    gzip_bytes: usize,
+    slowest_write: Duration,
+    slowest_write_while_scraping: Duration,
+}
+
+fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figures {
+    let series = options.series as f64;
+    thread::sleep(Duration::from_millis(500));
+    let baseline_rss = resident_bytes(target.child.id());
+    let (wall, cpu, _) = send_all(target, &rounds[0], options.connections);
+    let (new_rate, new_cpu_us) = (series / wall, cpu / series * 1e6);
+    let (mut wall, mut cpu, mut slowest_write) = (0.0, 0.0, Duration::ZERO);
+    for payloads in &rounds[1..=options.append_rounds] {
+        let (w, c, s) = send_all(target, payloads, options.connections);
+        (wall, cpu, slowest_write) = (wall + w, cpu + c, slowest_write.max(s));
+    }
+    let appended = series * options.append_rounds as f64;
+    let bytes_per_series = (resident_bytes(target.child.id()) - baseline_rss) / series;
+    let (scrape_seconds, scrape_bytes) = scrape(target, options.scrapes, false);
+    let (gzip_seconds, gzip_bytes) = scrape(target, options.scrapes, true);
+    let slowest_write_while_scraping = writes_during_scrapes(
+        target,
+        &rounds[options.append_rounds + 1],
+        options.connections,
+    );
+    Figures {
+        new_rate,
+        new_cpu_us,
+        append_rate: appended / wall,
+        append_cpu_us: cpu / appended * 1e6,
+        bytes_per_series,
+        scrape_seconds,
+        scrape_bytes,
+        gzip_seconds,
+        gzip_bytes,
+        slowest_write,
+        slowest_write_while_scraping,
+    }
+}
+
+fn print(name: &str, f: &Figures) {
+    println!("{name}:");
+    println!(
+        "  new series   {:>12.0} samples/s  {:>8.2} CPU-µs/sample ({:.2} CPU-s per million)",
+        f.new_rate, f.new_cpu_us, f.new_cpu_us
+    );
+    println!(
+        "  appends      {:>12.0} samples/s  {:>8.2} CPU-µs/sample ({:.2} CPU-s per million)",
+        f.append_rate, f.append_cpu_us, f.append_cpu_us
+    );
+    println!(
+        "  memory       {:>12.0} resident bytes/series",
+        f.bytes_per_series
+    );
+    println!(
+        "  scrape       {:>12.3} s  {:>12} bytes",
+        f.scrape_seconds, f.scrape_bytes
+    );
+    println!(
+        "  scrape gzip  {:>12.3} s  {:>12} bytes",
+        f.gzip_seconds, f.gzip_bytes
+    );
+    println!(
+        "  slowest write {:>10.1} ms alone, {:.1} ms while scrapes run back to back",
+        f.slowest_write.as_secs_f64() * 1e3,
+        f.slowest_write_while_scraping.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let options = options();
+    let labels = series_labels(options.series);
+    let uncompressed: usize = labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len() + 4)
+        .sum::<usize>()
+        + labels.len() * 15;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    let rounds: Vec<Vec<Vec<u8>>> = (0..options.append_rounds + 2)
+        .map(|round| round_payloads(&labels, options.batch, now + round as i64 * 1000, round))
+        .collect();
+    let compressed: usize = rounds[0].iter().map(Vec::len).sum();
+    println!(
+        "load: {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} compressed; {} per request, {} connections, {} append rounds",
+        options.series,
+        labels[0].len(),
+        uncompressed as f64 / options.series as f64,
+        compressed as f64 / options.series as f64,
+        options.batch,
+        options.connections,
+        options.append_rounds
+    );
+    println!("binary: {}", options.binary.display());
+
+    let exporter = start_exporter(&options.binary);
+    let ours = measure(&exporter, &options, &rounds);
+    drop(exporter);
+    print("k8s_exporter", &ours);
+
+    if options.compare_prometheus {
+        let prometheus = start_prometheus();
+        let theirs = measure(&prometheus, &options, &rounds);
+        drop(prometheus);
+        print("prometheus (remote-write receiver, /federate)", &theirs);
+        println!("ratios (k8s_exporter vs prometheus):");
+        println!(
+            "  new series samples/s  x{:.1}, CPU per sample 1/{:.1}",
+            ours.new_rate / theirs.new_rate,
+            theirs.new_cpu_us / ours.new_cpu_us
+        );
+        println!(
+            "  appends samples/s     x{:.1}, CPU per sample 1/{:.1}",
+            ours.append_rate / theirs.append_rate,
+            theirs.append_cpu_us / ours.append_cpu_us
+        );
+        println!(
+            "  memory per series     1/{:.1}",
+            theirs.bytes_per_series / ours.bytes_per_series
+        );
+        println!(
+            "  full scrape           x{:.1} faster",
+            theirs.scrape_seconds / ours.scrape_seconds
+        );
+    }
+}
