@@ -20,7 +20,7 @@ use k8s_exporter::proto::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
-[--scrapes N] [--binary PATH] [--compare-prometheus]";
+[--scrapes N] [--binary PATH] [--compare-prometheus] [--stages]";
 
 struct Options {
     series: usize,
@@ -30,6 +30,7 @@ struct Options {
     scrapes: usize,
     binary: PathBuf,
     compare_prometheus: bool,
+    stages: bool,
 }
 
 fn options() -> Options {
@@ -44,6 +45,7 @@ fn options() -> Options {
             "/target/release/k8s_exporter"
         )),
         compare_prometheus: false,
+        stages: false,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
@@ -59,6 +61,7 @@ fn options() -> Options {
             "--scrapes" => options.scrapes = value().parse().expect(USAGE),
             "--binary" => options.binary = PathBuf::from(value()),
             "--compare-prometheus" => options.compare_prometheus = true,
+            "--stages" => options.stages = true,
             _ => panic!("unknown argument {arg}\n{USAGE}"),
         }
     }
@@ -573,6 +576,44 @@ fn print(name: &str, f: &Figures) {
     );
 }
 
+/// Times each stage in this process on one thread, without HTTP: where the time goes.
+fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
+    use k8s_exporter::{decode, exposition, ingest, store::Store, wire::WriteBatch};
+    let series = options.series as f64;
+    let per_sample = |what: &str, seconds: f64| {
+        println!("  {what:<22} {:>8.3} µs/sample  {:>10.0} samples/s", seconds / series * 1e6, series / seconds);
+    };
+    let store = Store::new(10_000_000);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    println!("stages (one thread, no HTTP):");
+    let mut batch = WriteBatch::default();
+    let started = Instant::now();
+    for payload in &rounds[0] {
+        decode::decode(payload, 64 << 20, &mut batch).unwrap();
+    }
+    per_sample("snappy + protobuf", started.elapsed().as_secs_f64());
+    for (round, what) in [(0, "decode + ingest, new"), (1, "decode + ingest, append")] {
+        let started = Instant::now();
+        for payload in &rounds[round] {
+            decode::decode(payload, 64 << 20, &mut batch).unwrap();
+            ingest::ingest(&store, &batch, now, 0);
+        }
+        per_sample(what, started.elapsed().as_secs_f64());
+    }
+    let started = Instant::now();
+    let snapshot = store.snapshot();
+    per_sample("snapshot", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let page = exposition::render(&snapshot, false);
+    per_sample("render", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&page).unwrap();
+    let zipped = encoder.finish().unwrap();
+    per_sample("gzip", started.elapsed().as_secs_f64());
+    println!("  page {} bytes, gzip {} bytes", page.len(), zipped.len());
+}
+
 fn main() {
     let options = options();
     let labels = series_labels(options.series);
@@ -601,6 +642,9 @@ fn main() {
         options.connections,
         options.append_rounds
     );
+    if options.stages {
+        return stages(&options, &rounds);
+    }
     println!("binary: {}", options.binary.display());
 
     let exporter = start_exporter(&options.binary);

@@ -1,4 +1,4 @@
-//! From an HTTP request to a `WriteRequest`: header checks, the body cap, snappy, protobuf.
+//! From an HTTP request to a decoded write: header checks, the body cap, snappy, protobuf.
 //!
 //! Follows the remote-write 1.0 spec (https://prometheus.io/docs/specs/remote_write_spec/)
 //! and Prometheus's own receiver in what it tolerates: a missing `Content-Encoding` is read as
@@ -7,10 +7,7 @@
 use std::fmt;
 use std::io::Read;
 
-use bytes::Bytes;
-use prost::Message;
-
-use crate::proto::WriteRequest;
+use crate::wire::WriteBatch;
 
 /// Why a request was refused as a whole; `reason` is the one-line body of the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +70,13 @@ pub fn check_headers(
 
 /// Reads the body, never more than `max_bytes` (413): a declared length over the cap is refused
 /// before reading, and an undeclared (chunked) body is read only up to one byte past the cap.
+/// The body lands in `buffer`, which is cleared first and may be reused across requests.
 pub fn read_body(
     body: &mut dyn Read,
     declared_length: Option<usize>,
     max_bytes: usize,
-) -> Result<Vec<u8>, Rejection> {
+    buffer: &mut Vec<u8>,
+) -> Result<(), Rejection> {
     let too_large = |size: &dyn fmt::Display| {
         Rejection::new(
             413,
@@ -89,19 +88,20 @@ pub fn read_body(
             return Err(too_large(&length));
         }
     }
-    let mut buffer = Vec::with_capacity(declared_length.unwrap_or(0));
+    buffer.clear();
+    buffer.reserve(declared_length.unwrap_or(0));
     body.take(max_bytes as u64 + 1)
-        .read_to_end(&mut buffer)
+        .read_to_end(buffer)
         .map_err(|e| Rejection::new(400, format!("reading request body: {e}")))?;
     if buffer.len() > max_bytes {
         return Err(too_large(&format!("more than {max_bytes}")));
     }
-    Ok(buffer)
+    Ok(())
 }
 
-/// Decompresses (checking the announced size against `max_decoded_bytes` before allocating)
-/// and decodes the protobuf. Label strings stay slices of the decompressed buffer.
-pub fn decode(body: &[u8], max_decoded_bytes: usize) -> Result<WriteRequest, Rejection> {
+/// Decompresses into `batch` (checking the announced size against `max_decoded_bytes` before
+/// allocating) and reads the protobuf there; label strings stay where they are in the buffer.
+pub fn decode(body: &[u8], max_decoded_bytes: usize, batch: &mut WriteBatch) -> Result<(), Rejection> {
     let announced =
         snap::raw::decompress_len(body).map_err(|e| Rejection::new(400, format!("snappy: {e}")))?;
     if announced > max_decoded_bytes {
@@ -110,21 +110,25 @@ pub fn decode(body: &[u8], max_decoded_bytes: usize) -> Result<WriteRequest, Rej
             format!("snappy header announces {announced} decoded bytes, over --write.max-decoded-bytes={max_decoded_bytes}"),
         ));
     }
-    let decoded = snap::raw::Decoder::new()
-        .decompress_vec(body)
+    let written = snap::raw::Decoder::new()
+        .decompress(body, batch.buffer_for(announced))
         .map_err(|e| Rejection::new(400, format!("snappy: {e}")))?;
-    WriteRequest::decode(Bytes::from(decoded))
-        .map_err(|e| Rejection::new(400, format!("protobuf: {}", one_line(&e.to_string()))))
-}
-
-fn one_line(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
+    if written != announced {
+        return Err(Rejection::new(400, format!("snappy: {written} bytes decoded, {announced} announced")));
+    }
+    batch.parse().map_err(|e| Rejection::new(400, format!("protobuf: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, Sample, TimeSeries};
+    use crate::proto::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message;
+
+    fn decode_new(body: &[u8], max_decoded_bytes: usize) -> Result<WriteBatch, Rejection> {
+        let mut batch = WriteBatch::default();
+        decode(body, max_decoded_bytes, &mut batch).map(|()| batch)
+    }
 
     fn encoded(request: &WriteRequest) -> Vec<u8> {
         snap::raw::Encoder::new()
@@ -136,19 +140,16 @@ mod tests {
     fn snappy_protobuf_round_trips() {
         let request = WriteRequest {
             timeseries: vec![TimeSeries {
-                labels: vec![Label {
-                    name: "__name__".into(),
-                    value: "up".into(),
-                }],
-                samples: vec![Sample {
-                    value: 1.0,
-                    timestamp: 1000,
-                }],
+                labels: vec![Label { name: "__name__".into(), value: "up".into() }],
+                samples: vec![Sample { value: 1.0, timestamp: 1000 }],
                 ..Default::default()
             }],
             metadata: vec![],
         };
-        assert_eq!(decode(&encoded(&request), 1 << 20), Ok(request));
+        let batch = decode_new(&encoded(&request), 1 << 20).unwrap();
+        let labels = batch.labels_of(&batch.series[0]);
+        assert_eq!((batch.bytes(labels[0].name), batch.bytes(labels[0].value)), (&b"__name__"[..], &b"up"[..]));
+        assert_eq!(batch.samples_of(&batch.series[0])[0].timestamp, 1000);
     }
 
     #[test]
@@ -185,27 +186,20 @@ mod tests {
 
     #[test]
     fn body_over_the_cap_is_413_without_reading_past_it() {
+        let read = |body: &mut std::io::Cursor<Vec<u8>>, declared| {
+            let mut buffer = Vec::new();
+            read_body(body, declared, 10, &mut buffer).map(|()| buffer)
+        };
         let mut declared = std::io::Cursor::new(vec![0u8; 10]);
-        assert_eq!(
-            read_body(&mut declared, Some(11), 10).unwrap_err().status,
-            413
-        );
-        assert_eq!(
-            declared.position(),
-            0,
-            "nothing read for a declared oversize body"
-        );
+        assert_eq!(read(&mut declared, Some(11)).unwrap_err().status, 413);
+        assert_eq!(declared.position(), 0, "nothing read for a declared oversize body");
 
         let mut chunked = std::io::Cursor::new(vec![0u8; 1000]);
-        assert_eq!(read_body(&mut chunked, None, 10).unwrap_err().status, 413);
-        assert_eq!(
-            chunked.position(),
-            11,
-            "read one byte past the cap, no further"
-        );
+        assert_eq!(read(&mut chunked, None).unwrap_err().status, 413);
+        assert_eq!(chunked.position(), 11, "read one byte past the cap, no further");
 
         let mut exact = std::io::Cursor::new(vec![7u8; 10]);
-        assert_eq!(read_body(&mut exact, None, 10), Ok(vec![7u8; 10]));
+        assert_eq!(read(&mut exact, None), Ok(vec![7u8; 10]));
     }
 
     #[test]
@@ -213,25 +207,25 @@ mod tests {
         let body = snap::raw::Encoder::new()
             .compress_vec(&vec![0u8; 4096])
             .unwrap();
-        let rejection = decode(&body, 4095).unwrap_err();
+        let rejection = decode_new(&body, 4095).unwrap_err();
         assert_eq!(rejection.status, 400);
         assert!(rejection.reason.contains("4096"), "{}", rejection.reason);
         // A header announcing far more than the body could hold is refused just the same.
         let lying = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
-        assert_eq!(decode(&lying, 1 << 20).unwrap_err().status, 400);
+        assert_eq!(decode_new(&lying, 1 << 20).unwrap_err().status, 400);
     }
 
     #[test]
     fn garbage_is_400_with_a_one_line_reason() {
         for body in [&b"not snappy at all"[..], &[0x05, 0x10, 0xff, 0xff][..]] {
-            let rejection = decode(body, 1 << 20).unwrap_err();
+            let rejection = decode_new(body, 1 << 20).unwrap_err();
             assert_eq!(rejection.status, 400);
             assert!(!rejection.reason.contains('\n'));
         }
         let not_protobuf = snap::raw::Encoder::new()
             .compress_vec(&[0x0a, 0xff, 0x01])
             .unwrap();
-        let rejection = decode(&not_protobuf, 1 << 20).unwrap_err();
+        let rejection = decode_new(&not_protobuf, 1 << 20).unwrap_err();
         assert_eq!(rejection.status, 400);
         assert!(
             rejection.reason.starts_with("protobuf:"),

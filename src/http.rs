@@ -19,6 +19,7 @@ use crate::landing::{landing_page, LandingFacts};
 use crate::log::{self, RateLimited};
 use crate::process;
 use crate::store::Store;
+use crate::wire::WriteBatch;
 use crate::telemetry::{Gauges, Telemetry};
 
 /// Paths that ingest remote write: ours, and the one Prometheus's own receiver uses.
@@ -269,6 +270,28 @@ fn write(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
     reply
 }
 
+/// What a worker reuses from one write request to the next, so that steady-state ingest
+/// allocates nothing for the body, the decompressed request or its index.
+#[derive(Default)]
+struct WriteScratch {
+    body: Vec<u8>,
+    batch: WriteBatch,
+}
+
+impl WriteScratch {
+    /// Gives back the memory an unusually large request made this thread hold.
+    fn shrink(&mut self) {
+        if self.body.capacity() > 4 << 20 {
+            self.body = Vec::new();
+        }
+        self.batch.shrink();
+    }
+}
+
+thread_local! {
+    static WRITE_SCRATCH: std::cell::RefCell<WriteScratch> = std::cell::RefCell::default();
+}
+
 /// Reads, decodes and stores one write request; `body_bytes` is set once the body is read.
 fn receive(
     app: &App,
@@ -280,13 +303,16 @@ fn receive(
         header(request, "Content-Type").as_deref(),
     )?;
     let declared_length = request.body_length();
-    let body = read_body(request.as_reader(), declared_length, app.settings.max_bytes)?;
-    *body_bytes = Some(body.len());
-    let write_request = decode(&body, app.settings.max_decoded_bytes)?;
-    drop(body);
-    let now_ms = unix_now_ms();
-    let report = ingest(&app.store, &write_request, now_ms, app.store.tick());
-    app.telemetry.record_report(&report, now_ms);
+    let report = WRITE_SCRATCH.with_borrow_mut(|scratch| {
+        let settings = &app.settings;
+        read_body(request.as_reader(), declared_length, settings.max_bytes, &mut scratch.body)?;
+        *body_bytes = Some(scratch.body.len());
+        let decoded = decode(&scratch.body, settings.max_decoded_bytes, &mut scratch.batch);
+        let report = decoded.map(|()| ingest(&app.store, &scratch.batch, unix_now_ms(), app.store.tick()));
+        scratch.shrink();
+        report
+    })?;
+    app.telemetry.record_report(&report, unix_now_ms());
     Ok(if report.is_clean() {
         Reply::empty(204)
     } else {

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::family::{Metadata, MetricKind};
-use crate::proto::{self, WriteRequest};
+use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 use crate::store::{Applied, Sample, SeriesKey, Store};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
@@ -147,22 +147,18 @@ impl Report {
     }
 }
 
-/// Applies every usable sample and metadata entry of `request` to `store`.
+/// Applies every usable sample and metadata entry of a decoded request to `store`.
 /// `now_ms` is the Unix time in milliseconds, `tick` the store's clock for expiry.
-pub fn ingest(store: &Store, request: &WriteRequest, now_ms: i64, tick: u32) -> Report {
+pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Report {
     let mut report = Report::default();
     let mut labels = Vec::new();
-    for series in &request.timeseries {
-        report.drop_samples(DropReason::Exemplar, series.exemplars.len(), String::new);
-        report.drop_samples(
-            DropReason::NativeHistogram,
-            series.histograms.len(),
-            String::new,
-        );
-        ingest_series(store, series, now_ms, tick, &mut labels, &mut report);
+    for series in &batch.series {
+        report.drop_samples(DropReason::Exemplar, series.exemplars as usize, String::new);
+        report.drop_samples(DropReason::NativeHistogram, series.histograms as usize, String::new);
+        ingest_series(store, batch, series, now_ms, tick, &mut labels, &mut report);
     }
-    for entry in &request.metadata {
-        match validate_metadata(entry) {
+    for entry in &batch.metadata {
+        match validate_metadata(batch, entry) {
             Ok((family, metadata)) => {
                 store.set_metadata(family, metadata, tick);
                 report.metadata_received += 1;
@@ -178,23 +174,24 @@ pub fn ingest(store: &Store, request: &WriteRequest, now_ms: i64, tick: u32) -> 
 
 fn ingest_series<'a>(
     store: &Store,
-    series: &'a proto::TimeSeries,
+    batch: &'a WriteBatch,
+    series: &SeriesEntry,
     now_ms: i64,
     tick: u32,
     labels: &mut Vec<(&'a str, &'a str)>,
     report: &mut Report,
 ) {
-    let samples = &series.samples;
+    let samples = batch.samples_of(series);
     report.samples_received += samples.len() as u64;
     if samples.is_empty() {
         return;
     }
-    let name = match validate_labels(&series.labels, labels) {
+    let name = match validate_labels(batch, batch.labels_of(series), labels) {
         Ok(name) => name,
         Err((reason, problem)) => return report.drop_samples(reason, samples.len(), || problem),
     };
     let horizon = now_ms.saturating_add(MAX_FUTURE_MS);
-    let mut newest: Option<&proto::Sample> = None;
+    let mut newest: Option<&WireSample> = None;
     let mut in_time = 0;
     for sample in samples.iter().filter(|s| s.timestamp <= horizon) {
         in_time += 1;
@@ -208,20 +205,14 @@ fn ingest_series<'a>(
     });
     let Some(newest) = newest else { return };
     let key = SeriesKey { name, labels };
-    let sample = Sample {
-        value: newest.value,
-        timestamp_ms: newest.timestamp,
-    };
+    let sample = Sample { value: newest.value, timestamp_ms: newest.timestamp };
     match store.apply(&key, sample, tick) {
         Applied::Created => report.series_created += 1,
         Applied::Updated | Applied::StaleUnknown => {}
         Applied::Removed => report.removed_by_stale_marker += 1,
         Applied::OutOfOrder => report.drop_samples(DropReason::OutOfOrder, in_time, String::new),
         Applied::LimitReached => report.drop_samples(DropReason::SeriesLimit, in_time, || {
-            format!(
-                "series limit --series.max={} reached, new series {name} dropped",
-                store.max_series()
-            )
+            format!("series limit --series.max={} reached, new series {name} dropped", store.max_series())
         }),
     }
 }
@@ -229,32 +220,29 @@ fn ingest_series<'a>(
 /// Checks the labels of one series and leaves them in `out`, sorted by name, without
 /// `__name__` and empty values; returns the metric name.
 fn validate_labels<'a>(
-    labels: &'a [proto::Label],
+    batch: &'a WriteBatch,
+    labels: &[LabelSpan],
     out: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<&'a str, (DropReason, String)> {
     out.clear();
     let mut name = None;
     for label in labels {
-        let (Ok(label_name), Ok(value)) = (
-            std::str::from_utf8(&label.name),
-            std::str::from_utf8(&label.value),
-        ) else {
-            return Err((
-                DropReason::InvalidUtf8,
-                "label name or value is not valid UTF-8".into(),
-            ));
+        let (Ok(label_name), Ok(value)) =
+            (std::str::from_utf8(batch.bytes(label.name)), std::str::from_utf8(batch.bytes(label.value)))
+        else {
+            return Err((DropReason::InvalidUtf8, "label name or value is not valid UTF-8".into()));
         };
         out.push((label_name, value));
         if label_name == "__name__" {
             name = Some(value);
         } else if !is_label_name(label_name) {
-            return Err((
-                DropReason::InvalidLabelName,
-                format!("invalid label name {}", quoted(label_name)),
-            ));
+            return Err((DropReason::InvalidLabelName, format!("invalid label name {}", quoted(label_name))));
         }
     }
-    out.sort_unstable_by_key(|(name, _)| *name);
+    // Prometheus sends labels sorted; others may not.
+    if !out.is_sorted_by_key(|(name, _)| *name) {
+        out.sort_unstable_by_key(|(name, _)| *name);
+    }
     if let Some(pair) = out.windows(2).find(|pair| pair[0].0 == pair[1].0) {
         return Err((
             DropReason::DuplicateLabelName,
@@ -263,16 +251,10 @@ fn validate_labels<'a>(
     }
     let name = match name {
         None | Some("") => {
-            return Err((
-                DropReason::MissingMetricName,
-                "series without a metric name (__name__)".into(),
-            ))
+            return Err((DropReason::MissingMetricName, "series without a metric name (__name__)".into()))
         }
         Some(name) if !is_metric_name(name) => {
-            return Err((
-                DropReason::InvalidMetricName,
-                format!("invalid metric name {}", quoted(name)),
-            ))
+            return Err((DropReason::InvalidMetricName, format!("invalid metric name {}", quoted(name))))
         }
         Some(name) => name,
     };
@@ -284,18 +266,15 @@ fn utf8_text(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|_| "metadata is not valid UTF-8".to_owned())
 }
 
-fn validate_metadata(entry: &proto::MetricMetadata) -> Result<(&str, Metadata), String> {
-    let family = utf8_text(&entry.metric_family_name)?;
+fn validate_metadata<'a>(batch: &'a WriteBatch, entry: &MetadataEntry) -> Result<(&'a str, Metadata), String> {
+    let family = utf8_text(batch.bytes(entry.family))?;
     if !is_metric_name(family) {
-        return Err(format!(
-            "metadata for invalid metric name {}",
-            quoted(family)
-        ));
+        return Err(format!("metadata for invalid metric name {}", quoted(family)));
     }
     let metadata = Metadata {
-        kind: MetricKind::from_proto(entry.r#type),
-        help: utf8_text(&entry.help)?.into(),
-        unit: utf8_text(&entry.unit)?.into(),
+        kind: MetricKind::from_proto(entry.kind),
+        help: utf8_text(batch.bytes(entry.help))?.into(),
+        unit: utf8_text(batch.bytes(entry.unit))?.into(),
     };
     Ok((family, metadata))
 }
@@ -326,8 +305,18 @@ fn quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, MetricMetadata, TimeSeries};
+    use crate::proto::{self, Label, MetricMetadata, TimeSeries, WriteRequest};
     use crate::store::STALE_NAN_BITS;
+    use prost::Message;
+
+    /// Encodes `request` as a sender would, decodes it as the server does, and ingests it.
+    fn apply(store: &Store, request: &WriteRequest, now_ms: i64, tick: u32) -> Report {
+        let bytes = request.encode_to_vec();
+        let mut batch = WriteBatch::default();
+        batch.buffer_for(bytes.len()).copy_from_slice(&bytes);
+        batch.parse().unwrap();
+        ingest(store, &batch, now_ms, tick)
+    }
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -385,7 +374,7 @@ mod tests {
     #[test]
     fn valid_request_is_stored_with_labels_sorted_and_empty_ones_dropped() {
         let store = Store::new(100);
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![series(
                 &[
@@ -410,7 +399,7 @@ mod tests {
     #[test]
     fn newest_sample_of_a_series_wins_within_a_request() {
         let store = Store::new(100);
-        ingest(
+        apply(
             &store,
             &request(vec![series(
                 &[("__name__", "m")],
@@ -425,7 +414,7 @@ mod tests {
     #[test]
     fn unusable_series_are_counted_and_usable_ones_stored() {
         let store = Store::new(100);
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![
                 series(&[("__name__", "good")], &[(1.0, NOW)]),
@@ -463,7 +452,7 @@ mod tests {
             name: "pod".as_bytes().to_vec().into(),
             value: vec![0xff, 0xfe].into(),
         });
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![broken, series(&[("__name__", "ok")], &[(1.0, NOW)])]),
             NOW,
@@ -476,7 +465,7 @@ mod tests {
     #[test]
     fn far_future_samples_are_refused_and_do_not_freeze_the_series() {
         let store = Store::new(100);
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![series(
                 &[("__name__", "m")],
@@ -487,7 +476,7 @@ mod tests {
         );
         assert_eq!(report.dropped(DropReason::TooFarInFuture), 1);
         assert!(!report.is_clean());
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![series(&[("__name__", "m")], &[(1.0, NOW)])]),
             NOW,
@@ -500,13 +489,13 @@ mod tests {
     #[test]
     fn older_samples_are_ignored_without_an_error() {
         let store = Store::new(100);
-        ingest(
+        apply(
             &store,
             &request(vec![series(&[("__name__", "m")], &[(2.0, NOW)])]),
             NOW,
             0,
         );
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![series(&[("__name__", "m")], &[(1.0, NOW - 1)])]),
             NOW,
@@ -520,13 +509,13 @@ mod tests {
     #[test]
     fn stale_marker_removes_the_series() {
         let store = Store::new(100);
-        ingest(
+        apply(
             &store,
             &request(vec![series(&[("__name__", "m")], &[(2.0, NOW - 1000)])]),
             NOW,
             0,
         );
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![series(
                 &[("__name__", "m")],
@@ -542,7 +531,7 @@ mod tests {
     #[test]
     fn series_limit_drops_new_series_with_a_400() {
         let store = Store::new(1);
-        let report = ingest(
+        let report = apply(
             &store,
             &request(vec![
                 series(&[("__name__", "a")], &[(1.0, NOW)]),
@@ -562,7 +551,7 @@ mod tests {
         let mut with_extras = series(&[("__name__", "h")], &[]);
         with_extras.histograms = vec![vec![1u8, 2].into(), vec![3u8].into()];
         with_extras.exemplars = vec![vec![4u8].into()];
-        let report = ingest(&store, &request(vec![with_extras]), NOW, 0);
+        let report = apply(&store, &request(vec![with_extras]), NOW, 0);
         assert_eq!(report.dropped(DropReason::NativeHistogram), 2);
         assert_eq!(report.dropped(DropReason::Exemplar), 1);
         assert!(report.is_clean());
@@ -577,7 +566,7 @@ mod tests {
             help: help.to_vec().into(),
             unit: Default::default(),
         };
-        let report = ingest(
+        let report = apply(
             &store,
             &WriteRequest {
                 timeseries: vec![],
