@@ -101,7 +101,11 @@ pub fn read_body(
 
 /// Decompresses into `batch` (checking the announced size against `max_decoded_bytes` before
 /// allocating) and reads the protobuf there; label strings stay where they are in the buffer.
-pub fn decode(body: &[u8], max_decoded_bytes: usize, batch: &mut WriteBatch) -> Result<(), Rejection> {
+pub fn decode(
+    body: &[u8],
+    max_decoded_bytes: usize,
+    batch: &mut WriteBatch,
+) -> Result<(), Rejection> {
     let announced =
         snap::raw::decompress_len(body).map_err(|e| Rejection::new(400, format!("snappy: {e}")))?;
     if announced > max_decoded_bytes {
@@ -114,9 +118,14 @@ pub fn decode(body: &[u8], max_decoded_bytes: usize, batch: &mut WriteBatch) -> 
         .decompress(body, batch.buffer_for(announced))
         .map_err(|e| Rejection::new(400, format!("snappy: {e}")))?;
     if written != announced {
-        return Err(Rejection::new(400, format!("snappy: {written} bytes decoded, {announced} announced")));
+        return Err(Rejection::new(
+            400,
+            format!("snappy: {written} bytes decoded, {announced} announced"),
+        ));
     }
-    batch.parse().map_err(|e| Rejection::new(400, format!("protobuf: {e}")))
+    batch
+        .parse()
+        .map_err(|e| Rejection::new(400, format!("protobuf: {e}")))
 }
 
 #[cfg(test)]
@@ -140,15 +149,24 @@ mod tests {
     fn snappy_protobuf_round_trips() {
         let request = WriteRequest {
             timeseries: vec![TimeSeries {
-                labels: vec![Label { name: "__name__".into(), value: "up".into() }],
-                samples: vec![Sample { value: 1.0, timestamp: 1000 }],
+                labels: vec![Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                }],
+                samples: vec![Sample {
+                    value: 1.0,
+                    timestamp: 1000,
+                }],
                 ..Default::default()
             }],
             metadata: vec![],
         };
         let batch = decode_new(&encoded(&request), 1 << 20).unwrap();
         let labels = batch.labels_of(&batch.series[0]);
-        assert_eq!((batch.bytes(labels[0].name), batch.bytes(labels[0].value)), (&b"__name__"[..], &b"up"[..]));
+        assert_eq!(
+            (batch.bytes(labels[0].name), batch.bytes(labels[0].value)),
+            (&b"__name__"[..], &b"up"[..])
+        );
         assert_eq!(batch.samples_of(&batch.series[0])[0].timestamp, 1000);
     }
 
@@ -192,11 +210,19 @@ mod tests {
         };
         let mut declared = std::io::Cursor::new(vec![0u8; 10]);
         assert_eq!(read(&mut declared, Some(11)).unwrap_err().status, 413);
-        assert_eq!(declared.position(), 0, "nothing read for a declared oversize body");
+        assert_eq!(
+            declared.position(),
+            0,
+            "nothing read for a declared oversize body"
+        );
 
         let mut chunked = std::io::Cursor::new(vec![0u8; 1000]);
         assert_eq!(read(&mut chunked, None).unwrap_err().status, 413);
-        assert_eq!(chunked.position(), 11, "read one byte past the cap, no further");
+        assert_eq!(
+            chunked.position(),
+            11,
+            "read one byte past the cap, no further"
+        );
 
         let mut exact = std::io::Cursor::new(vec![7u8; 10]);
         assert_eq!(read(&mut exact, None), Ok(vec![7u8; 10]));

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write as _;
 
-use crate::family::{compare_in_family, family_of, Metadata, MetricKind};
+use crate::family::{compare_in_family, compare_plain, family_of, Metadata, MetricKind};
 use crate::store::{SeriesView, Snapshot};
 
 /// The `Content-Type` of every page in this format.
@@ -162,14 +162,18 @@ struct FamilyGroup<'s> {
 }
 
 impl FamilyGroup<'_> {
+    fn kind(&self) -> MetricKind {
+        self.metadata.map_or(MetricKind::Unknown, |m| m.kind)
+    }
+
     /// The family's type; `untyped` also when a member's name does not fit the declared type
     /// (a bare `x` beside histogram `x`), so that the page still parses.
     fn type_word(&self) -> &'static str {
-        let kind = self.metadata.map_or(MetricKind::Unknown, |m| m.kind);
+        let kind = self.kind();
         if self
             .members
             .iter()
-            .all(|s| kind.admits(&self.name, &s.name))
+            .all(|s| kind.admits(&self.name, s.name()))
         {
             kind.text_type()
         } else {
@@ -183,8 +187,8 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
     let mut group_of_family: HashMap<String, usize> = HashMap::new();
     let mut group_of_name: HashMap<&str, usize> = HashMap::new();
     for series in &snapshot.series {
-        let index = *group_of_name.entry(&series.name).or_insert_with(|| {
-            let (family, metadata) = family_of(&series.name, &snapshot.families);
+        let index = *group_of_name.entry(series.name()).or_insert_with(|| {
+            let (family, metadata) = family_of(series.name(), &snapshot.families);
             *group_of_family.entry(family.clone()).or_insert_with(|| {
                 groups.push(FamilyGroup {
                     name: family,
@@ -198,9 +202,13 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
     }
     groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     for group in &mut groups {
-        group
-            .members
-            .sort_unstable_by(|a, b| compare_in_family((&a.name, &a.labels), (&b.name, &b.labels)));
+        if matches!(group.kind(), MetricKind::Histogram | MetricKind::Summary) {
+            group
+                .members
+                .sort_unstable_by(|a, b| compare_in_family(a, b));
+        } else {
+            group.members.sort_unstable_by(|a, b| compare_plain(a, b));
+        }
     }
     groups
 }
@@ -217,9 +225,14 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
         let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
         write_header(&mut out, &group.name, help, group.type_word());
         for series in &group.members {
-            let labels = series.labels.iter().map(|l| (&*l.name, &*l.value));
             let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-            write_sample(&mut out, &series.name, labels, series.value, timestamp);
+            write_sample(
+                &mut out,
+                series.name(),
+                series.labels(),
+                series.value,
+                timestamp,
+            );
         }
     }
     out
@@ -228,7 +241,8 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Label;
+    use crate::intern::Atom;
+    use crate::store::Schema;
     use std::sync::Arc;
 
     fn float(value: f64) -> String {
@@ -291,20 +305,11 @@ mod tests {
         );
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> Arc<[Label]> {
-        pairs
-            .iter()
-            .map(|(n, v)| Label {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect()
-    }
-
     fn view(name: &str, pairs: &[(&str, &str)], value: f64, timestamp_ms: i64) -> SeriesView {
+        let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
         SeriesView {
-            name: name.into(),
-            labels: labels(pairs),
+            schema: Arc::new(Schema::new(name, &names)),
+            values: pairs.iter().map(|(_, v)| Atom::new(v)).collect(),
             value,
             timestamp_ms,
         }

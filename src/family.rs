@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::store::Label;
+use crate::store::SeriesView;
 
 /// The metric type of a family, as remote-write metadata names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,27 +97,33 @@ pub fn family_of<'m>(
     (series_name.to_owned(), None)
 }
 
-/// Orders the series of one family as client libraries write them: grouped by their labels
-/// (ignoring `le` and `quantile`), then `x`/`x_bucket` before `x_sum` before `x_count`, then
-/// buckets and quantiles by numeric bound.
-pub fn compare_in_family(
-    (a_name, a_labels): (&str, &[Label]),
-    (b_name, b_labels): (&str, &[Label]),
-) -> Ordering {
-    grouping_labels(a_labels)
-        .cmp(grouping_labels(b_labels))
-        .then_with(|| suffix_rank(a_name).cmp(&suffix_rank(b_name)))
-        .then_with(|| bound(a_labels).total_cmp(&bound(b_labels)))
-        .then_with(|| a_name.cmp(b_name))
-        .then_with(|| a_labels.cmp(b_labels))
+/// Orders the series of a histogram or summary family as client libraries write them: grouped
+/// by their labels (ignoring `le` and `quantile`), then `x`/`x_bucket` before `x_sum` before
+/// `x_count`, then buckets and quantiles by numeric bound.
+pub fn compare_in_family(a: &SeriesView, b: &SeriesView) -> Ordering {
+    grouping_labels(a)
+        .cmp(grouping_labels(b))
+        .then_with(|| suffix_rank(a.name()).cmp(&suffix_rank(b.name())))
+        .then_with(|| bound(a).total_cmp(&bound(b)))
+        .then_with(|| compare_plain(a, b))
+}
+
+/// Orders series by name, then by labels; enough for families without buckets or quantiles.
+pub fn compare_plain(a: &SeriesView, b: &SeriesView) -> Ordering {
+    if Arc::ptr_eq(&a.schema, &b.schema) {
+        // Same name and label names: the values decide (interned, so often pointer-equal).
+        return a.values.iter().cmp(b.values.iter());
+    }
+    a.name()
+        .cmp(b.name())
+        .then_with(|| a.labels().cmp(b.labels()))
 }
 
 /// The labels that tell one histogram or summary apart from another in the same family.
-fn grouping_labels(labels: &[Label]) -> impl Iterator<Item = (&str, &str)> {
-    labels
-        .iter()
-        .filter(|l| !matches!(&*l.name, "le" | "quantile"))
-        .map(|l| (&*l.name, &*l.value))
+fn grouping_labels(series: &SeriesView) -> impl Iterator<Item = (&str, &str)> {
+    series
+        .labels()
+        .filter(|(name, _)| !matches!(*name, "le" | "quantile"))
 }
 
 fn suffix_rank(name: &str) -> u8 {
@@ -131,17 +137,19 @@ fn suffix_rank(name: &str) -> u8 {
 }
 
 /// The numeric `le` or `quantile` of a series, `-Inf` when it has none or it does not parse.
-fn bound(labels: &[Label]) -> f64 {
-    labels
-        .iter()
-        .find(|l| matches!(&*l.name, "le" | "quantile"))
-        .and_then(|l| l.value.parse::<f64>().ok())
+fn bound(series: &SeriesView) -> f64 {
+    series
+        .labels()
+        .find(|(name, _)| matches!(*name, "le" | "quantile"))
+        .and_then(|(_, value)| value.parse::<f64>().ok())
         .unwrap_or(f64::NEG_INFINITY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intern::Atom;
+    use crate::store::Schema;
 
     fn meta(kind: MetricKind) -> Metadata {
         Metadata {
@@ -158,16 +166,15 @@ mod tests {
             .collect()
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
-        pairs
-            .iter()
-            .map(|(n, v)| Label {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect()
+    fn view(name: &str, pairs: &[(&str, &str)]) -> SeriesView {
+        let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
+        SeriesView {
+            schema: Arc::new(Schema::new(name, &names)),
+            values: pairs.iter().map(|(_, v)| Atom::new(v)).collect(),
+            value: 0.0,
+            timestamp_ms: 0,
+        }
     }
-
     #[test]
     fn histogram_series_belong_to_their_family() {
         let md = metadata(&[("req_seconds", MetricKind::Histogram)]);
@@ -216,19 +223,19 @@ mod tests {
     #[test]
     fn histogram_series_are_ordered_like_client_libraries_write_them() {
         let mut series = [
-            ("h_count", labels(&[("job", "a")])),
-            ("h_bucket", labels(&[("job", "a"), ("le", "+Inf")])),
-            ("h_bucket", labels(&[("job", "b"), ("le", "1")])),
-            ("h_bucket", labels(&[("job", "a"), ("le", "10")])),
-            ("h_sum", labels(&[("job", "a")])),
-            ("h_bucket", labels(&[("job", "a"), ("le", "2.5")])),
+            view("h_count", &[("job", "a")]),
+            view("h_bucket", &[("job", "a"), ("le", "+Inf")]),
+            view("h_bucket", &[("job", "b"), ("le", "1")]),
+            view("h_bucket", &[("job", "a"), ("le", "10")]),
+            view("h_sum", &[("job", "a")]),
+            view("h_bucket", &[("job", "a"), ("le", "2.5")]),
         ];
-        series.sort_by(|a, b| compare_in_family((a.0, &a.1), (b.0, &b.1)));
+        series.sort_by(compare_in_family);
         let order: Vec<String> = series
             .iter()
-            .map(|(name, labels)| {
-                let values: Vec<&str> = labels.iter().map(|l| &*l.value).collect();
-                format!("{name}{{{}}}", values.join(","))
+            .map(|s| {
+                let values: Vec<&str> = s.labels().map(|(_, v)| v).collect();
+                format!("{}{{{}}}", s.name(), values.join(","))
             })
             .collect();
         assert_eq!(

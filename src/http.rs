@@ -19,8 +19,8 @@ use crate::landing::{landing_page, LandingFacts};
 use crate::log::{self, RateLimited};
 use crate::process;
 use crate::store::Store;
-use crate::wire::WriteBatch;
 use crate::telemetry::{Gauges, Telemetry};
+use crate::wire::WriteBatch;
 
 /// Paths that ingest remote write: ours, and the one Prometheus's own receiver uses.
 pub const WRITE_PATHS: [&str; 2] = ["/write", "/api/v1/write"];
@@ -305,10 +305,20 @@ fn receive(
     let declared_length = request.body_length();
     let report = WRITE_SCRATCH.with_borrow_mut(|scratch| {
         let settings = &app.settings;
-        read_body(request.as_reader(), declared_length, settings.max_bytes, &mut scratch.body)?;
+        read_body(
+            request.as_reader(),
+            declared_length,
+            settings.max_bytes,
+            &mut scratch.body,
+        )?;
         *body_bytes = Some(scratch.body.len());
-        let decoded = decode(&scratch.body, settings.max_decoded_bytes, &mut scratch.batch);
-        let report = decoded.map(|()| ingest(&app.store, &scratch.batch, unix_now_ms(), app.store.tick()));
+        let decoded = decode(
+            &scratch.body,
+            settings.max_decoded_bytes,
+            &mut scratch.batch,
+        );
+        let report =
+            decoded.map(|()| ingest(&app.store, &scratch.batch, unix_now_ms(), app.store.tick()));
         scratch.shrink();
         report
     })?;

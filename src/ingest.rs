@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 
 use crate::family::{Metadata, MetricKind};
-use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 use crate::store::{Applied, Sample, SeriesKey, Store};
+use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
 /// would make every later, correct sample of its series look out of order.
@@ -154,7 +154,11 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
     let mut labels = Vec::new();
     for series in &batch.series {
         report.drop_samples(DropReason::Exemplar, series.exemplars as usize, String::new);
-        report.drop_samples(DropReason::NativeHistogram, series.histograms as usize, String::new);
+        report.drop_samples(
+            DropReason::NativeHistogram,
+            series.histograms as usize,
+            String::new,
+        );
         ingest_series(store, batch, series, now_ms, tick, &mut labels, &mut report);
     }
     for entry in &batch.metadata {
@@ -205,14 +209,20 @@ fn ingest_series<'a>(
     });
     let Some(newest) = newest else { return };
     let key = SeriesKey { name, labels };
-    let sample = Sample { value: newest.value, timestamp_ms: newest.timestamp };
+    let sample = Sample {
+        value: newest.value,
+        timestamp_ms: newest.timestamp,
+    };
     match store.apply(&key, sample, tick) {
         Applied::Created => report.series_created += 1,
         Applied::Updated | Applied::StaleUnknown => {}
         Applied::Removed => report.removed_by_stale_marker += 1,
         Applied::OutOfOrder => report.drop_samples(DropReason::OutOfOrder, in_time, String::new),
         Applied::LimitReached => report.drop_samples(DropReason::SeriesLimit, in_time, || {
-            format!("series limit --series.max={} reached, new series {name} dropped", store.max_series())
+            format!(
+                "series limit --series.max={} reached, new series {name} dropped",
+                store.max_series()
+            )
         }),
     }
 }
@@ -227,16 +237,23 @@ fn validate_labels<'a>(
     out.clear();
     let mut name = None;
     for label in labels {
-        let (Ok(label_name), Ok(value)) =
-            (std::str::from_utf8(batch.bytes(label.name)), std::str::from_utf8(batch.bytes(label.value)))
-        else {
-            return Err((DropReason::InvalidUtf8, "label name or value is not valid UTF-8".into()));
+        let (Ok(label_name), Ok(value)) = (
+            std::str::from_utf8(batch.bytes(label.name)),
+            std::str::from_utf8(batch.bytes(label.value)),
+        ) else {
+            return Err((
+                DropReason::InvalidUtf8,
+                "label name or value is not valid UTF-8".into(),
+            ));
         };
         out.push((label_name, value));
         if label_name == "__name__" {
             name = Some(value);
         } else if !is_label_name(label_name) {
-            return Err((DropReason::InvalidLabelName, format!("invalid label name {}", quoted(label_name))));
+            return Err((
+                DropReason::InvalidLabelName,
+                format!("invalid label name {}", quoted(label_name)),
+            ));
         }
     }
     // Prometheus sends labels sorted; others may not.
@@ -251,10 +268,16 @@ fn validate_labels<'a>(
     }
     let name = match name {
         None | Some("") => {
-            return Err((DropReason::MissingMetricName, "series without a metric name (__name__)".into()))
+            return Err((
+                DropReason::MissingMetricName,
+                "series without a metric name (__name__)".into(),
+            ))
         }
         Some(name) if !is_metric_name(name) => {
-            return Err((DropReason::InvalidMetricName, format!("invalid metric name {}", quoted(name))))
+            return Err((
+                DropReason::InvalidMetricName,
+                format!("invalid metric name {}", quoted(name)),
+            ))
         }
         Some(name) => name,
     };
@@ -266,10 +289,16 @@ fn utf8_text(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|_| "metadata is not valid UTF-8".to_owned())
 }
 
-fn validate_metadata<'a>(batch: &'a WriteBatch, entry: &MetadataEntry) -> Result<(&'a str, Metadata), String> {
+fn validate_metadata<'a>(
+    batch: &'a WriteBatch,
+    entry: &MetadataEntry,
+) -> Result<(&'a str, Metadata), String> {
     let family = utf8_text(batch.bytes(entry.family))?;
     if !is_metric_name(family) {
-        return Err(format!("metadata for invalid metric name {}", quoted(family)));
+        return Err(format!(
+            "metadata for invalid metric name {}",
+            quoted(family)
+        ));
     }
     let metadata = Metadata {
         kind: MetricKind::from_proto(entry.kind),
@@ -353,14 +382,10 @@ mod tests {
             .series
             .iter()
             .map(|s| {
-                let labels: Vec<String> = s
-                    .labels
-                    .iter()
-                    .map(|l| format!("{}={}", l.name, l.value))
-                    .collect();
+                let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
                 format!(
                     "{}{{{}}} {} @{}",
-                    s.name,
+                    s.name(),
                     labels.join(","),
                     s.value,
                     s.timestamp_ms

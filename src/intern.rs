@@ -4,7 +4,10 @@
 //! each distinct string is stored once and shared by reference count. Strings no series uses
 //! any more are released by `purge_unused`, run by the housekeeping thread.
 
-use std::hash::BuildHasher;
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use hashbrown::{DefaultHashBuilder, HashSet};
@@ -13,9 +16,76 @@ use crate::locks::lock;
 
 const SHARDS: usize = 16;
 
+/// An interned string. A thin pointer (8 bytes, where `Arc<str>` takes 16), because a series
+/// holds one per label and memory per series is what this exporter is judged on.
+#[derive(Clone)]
+pub struct Atom(Arc<Box<str>>);
+
+impl Atom {
+    /// An atom outside any interner, for tests and one-off values.
+    pub fn new(text: &str) -> Atom {
+        Atom(Arc::new(text.into()))
+    }
+
+    fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+}
+
+impl Deref for Atom {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Atom {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, other: &Atom) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || **self == **other
+    }
+}
+
+impl Eq for Atom {}
+
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Atom) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Atom {
+    fn cmp(&self, other: &Atom) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl Hash for Atom {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl fmt::Debug for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
 pub struct Interner {
     hasher: DefaultHashBuilder,
-    shards: Box<[Mutex<HashSet<Arc<str>>>]>,
+    shards: Box<[Mutex<HashSet<Atom>>]>,
 }
 
 impl Default for Interner {
@@ -29,14 +99,14 @@ impl Default for Interner {
 
 impl Interner {
     /// The shared copy of `text`, made on first use.
-    pub fn intern(&self, text: &str) -> Arc<str> {
+    pub fn intern(&self, text: &str) -> Atom {
         let shard = &self.shards[self.hasher.hash_one(text) as usize % SHARDS];
         let mut strings = lock(shard);
         if let Some(existing) = strings.get(text) {
-            return Arc::clone(existing);
+            return existing.clone();
         }
-        let shared: Arc<str> = Arc::from(text);
-        strings.insert(Arc::clone(&shared));
+        let shared = Atom::new(text);
+        strings.insert(shared.clone());
         shared
     }
 
@@ -47,7 +117,7 @@ impl Interner {
             .map(|shard| {
                 let mut strings = lock(shard);
                 let before = strings.len();
-                strings.retain(|text| Arc::strong_count(text) > 1);
+                strings.retain(Atom::is_shared);
                 before - strings.len()
             })
             .sum()
@@ -71,7 +141,7 @@ mod tests {
         let interner = Interner::default();
         let a = interner.intern("kube-system");
         let b = interner.intern(&String::from("kube-system"));
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
         assert_eq!(interner.len(), 1);
     }
 
@@ -82,6 +152,6 @@ mod tests {
         drop(interner.intern("pod-1234"));
         assert_eq!(interner.purge_unused(), 1);
         assert_eq!(interner.len(), 1);
-        assert!(Arc::ptr_eq(&kept, &interner.intern("namespace")));
+        assert!(Arc::ptr_eq(&kept.0, &interner.intern("namespace").0));
     }
 }

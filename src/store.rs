@@ -5,19 +5,24 @@
 //! at a time, while it copies references out (never while writing to a socket). A series is
 //! found by a hash of its name and labels, compared against the request's labels in place,
 //! so updating an existing series allocates nothing.
+//!
+//! Memory per series is kept small: the metric name and label names live in a [`Schema`]
+//! shared by every series of the same shape, and a series holds only its label values, as
+//! interned [`Atom`]s in one allocation. The hash is not stored; it is recomputed when a
+//! table grows.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::family::Metadata;
-use crate::intern::Interner;
-use crate::locks::{read, write};
+use crate::intern::{Atom, Interner};
+use crate::locks::{lock, read, write};
 
 const SHARDS: usize = 64;
 
@@ -28,11 +33,31 @@ pub fn is_stale_marker(value: f64) -> bool {
     value.to_bits() == STALE_NAN_BITS
 }
 
-/// A label of a stored series; both strings are interned.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Label {
-    pub name: Arc<str>,
-    pub value: Arc<str>,
+/// The metric name and label names (sorted) that series of one shape share.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Schema {
+    pub name: Atom,
+    pub label_names: Box<[Atom]>,
+}
+
+impl Schema {
+    /// A schema outside any store, for tests.
+    pub fn new(name: &str, label_names: &[&str]) -> Schema {
+        Schema {
+            name: Atom::new(name),
+            label_names: label_names.iter().map(|n| Atom::new(n)).collect(),
+        }
+    }
+
+    fn matches(&self, key: &SeriesKey) -> bool {
+        *self.name == *key.name
+            && self.label_names.len() == key.labels.len()
+            && self
+                .label_names
+                .iter()
+                .zip(key.labels)
+                .all(|(stored, (name, _))| **stored == **name)
+    }
 }
 
 /// A validated series identity from a request: the metric name and the other labels, sorted by
@@ -65,9 +90,9 @@ pub enum Applied {
 }
 
 struct Series {
-    hash: u64,
-    name: Arc<str>,
-    labels: Arc<[Label]>,
+    schema: Arc<Schema>,
+    /// Label values, in the order of `schema.label_names`.
+    values: Arc<[Atom]>,
     value: f64,
     timestamp_ms: i64,
     /// Seconds on the store's clock when the series was last written, for `--series.ttl`.
@@ -76,13 +101,12 @@ struct Series {
 
 impl Series {
     fn matches(&self, key: &SeriesKey) -> bool {
-        *self.name == *key.name
-            && self.labels.len() == key.labels.len()
+        self.schema.matches(key)
             && self
-                .labels
+                .values
                 .iter()
                 .zip(key.labels)
-                .all(|(stored, (name, value))| *stored.name == **name && *stored.value == **value)
+                .all(|(stored, (_, value))| **stored == **value)
     }
 }
 
@@ -94,10 +118,25 @@ struct FamilyEntry {
 /// One series as a scrape sees it.
 #[derive(Debug, Clone)]
 pub struct SeriesView {
-    pub name: Arc<str>,
-    pub labels: Arc<[Label]>,
+    pub schema: Arc<Schema>,
+    pub values: Arc<[Atom]>,
     pub value: f64,
     pub timestamp_ms: i64,
+}
+
+impl SeriesView {
+    pub fn name(&self) -> &str {
+        &self.schema.name
+    }
+
+    /// Label names and values, sorted by name, without `__name__`.
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.schema
+            .label_names
+            .iter()
+            .map(|n| &**n)
+            .zip(self.values.iter().map(|v| &**v))
+    }
 }
 
 /// A consistent-enough copy of the store for one scrape: every series as of the moment its
@@ -112,6 +151,7 @@ pub struct Store {
     hasher: DefaultHashBuilder,
     shards: Box<[RwLock<HashTable<Series>>]>,
     interner: Interner,
+    schemas: Mutex<HashTable<Arc<Schema>>>,
     families: RwLock<HashMap<Arc<str>, FamilyEntry>>,
     series_count: AtomicUsize,
     max_series: usize,
@@ -124,6 +164,7 @@ impl Store {
             hasher: DefaultHashBuilder::default(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             interner: Interner::default(),
+            schemas: Mutex::default(),
             families: RwLock::default(),
             series_count: AtomicUsize::new(0),
             max_series,
@@ -151,7 +192,8 @@ impl Store {
     pub fn apply(&self, key: &SeriesKey, sample: Sample, now: u32) -> Applied {
         let hash = self.hash_key(key);
         let mut table = write(&self.shards[shard_of(hash)]);
-        match table.entry(hash, |series| series.matches(key), |series| series.hash) {
+        let rehash = |series: &Series| self.hash_series(series);
+        match table.entry(hash, |series| series.matches(key), rehash) {
             Entry::Occupied(mut entry) => {
                 let series = entry.get_mut();
                 if sample.timestamp_ms < series.timestamp_ms {
@@ -180,15 +222,11 @@ impl Store {
                     return Applied::LimitReached;
                 }
                 entry.insert(Series {
-                    hash,
-                    name: self.interner.intern(key.name),
-                    labels: key
+                    schema: self.schema_for(key),
+                    values: key
                         .labels
                         .iter()
-                        .map(|(name, value)| Label {
-                            name: self.interner.intern(name),
-                            value: self.interner.intern(value),
-                        })
+                        .map(|(_, value)| self.interner.intern(value))
                         .collect(),
                     value: sample.value,
                     timestamp_ms: sample.timestamp_ms,
@@ -241,10 +279,35 @@ impl Store {
         removed
     }
 
-    /// Releases interned strings that no series holds any more (after stale markers removed
-    /// series, say); returns how many.
+    /// Releases schemas and interned strings that no series holds any more (after stale
+    /// markers removed series, say); returns how many strings.
     pub fn purge_unused_strings(&self) -> usize {
+        lock(&self.schemas).retain(|schema| Arc::strong_count(schema) > 1);
         self.interner.purge_unused()
+    }
+
+    /// The shared schema for the shape of `key`, made on first use.
+    fn schema_for(&self, key: &SeriesKey) -> Arc<Schema> {
+        let hash = self.hash_shape(key.name, key.labels.iter().map(|(name, _)| *name));
+        let rehash = |schema: &Arc<Schema>| {
+            self.hash_shape(&schema.name, schema.label_names.iter().map(|n| &**n))
+        };
+        let mut schemas = lock(&self.schemas);
+        match schemas.entry(hash, |schema| schema.matches(key), rehash) {
+            Entry::Occupied(entry) => Arc::clone(entry.get()),
+            Entry::Vacant(entry) => {
+                let schema = Arc::new(Schema {
+                    name: self.interner.intern(key.name),
+                    label_names: key
+                        .labels
+                        .iter()
+                        .map(|(name, _)| self.interner.intern(name))
+                        .collect(),
+                });
+                entry.insert(Arc::clone(&schema));
+                schema
+            }
+        }
     }
 
     /// Copies out references to every series and the family metadata, one shard lock at a time.
@@ -253,8 +316,8 @@ impl Store {
         for shard in self.shards.iter() {
             let table = read(shard);
             series.extend(table.iter().map(|s| SeriesView {
-                name: Arc::clone(&s.name),
-                labels: Arc::clone(&s.labels),
+                schema: Arc::clone(&s.schema),
+                values: Arc::clone(&s.values),
                 value: s.value,
                 timestamp_ms: s.timestamp_ms,
             }));
@@ -267,14 +330,36 @@ impl Store {
     }
 
     fn hash_key(&self, key: &SeriesKey) -> u64 {
+        self.hash_labels(key.name, key.labels.iter().copied())
+    }
+
+    fn hash_series(&self, series: &Series) -> u64 {
+        let names = series.schema.label_names.iter().map(|n| &**n);
+        self.hash_labels(
+            &series.schema.name,
+            names.zip(series.values.iter().map(|v| &**v)),
+        )
+    }
+
+    fn hash_labels<'a>(&self, name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
         let mut hasher = self.hasher.build_hasher();
-        hasher.write(key.name.as_bytes());
-        for (name, value) in key.labels {
+        hasher.write(name.as_bytes());
+        for (name, value) in labels {
             // The 0xff separators cannot occur in UTF-8, so ("ab","c") and ("a","bc") differ.
             hasher.write_u8(0xff);
             hasher.write(name.as_bytes());
             hasher.write_u8(0xff);
             hasher.write(value.as_bytes());
+        }
+        hasher.finish()
+    }
+
+    fn hash_shape<'a>(&self, name: &str, label_names: impl Iterator<Item = &'a str>) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(name.as_bytes());
+        for label_name in label_names {
+            hasher.write_u8(0xff);
+            hasher.write(label_name.as_bytes());
         }
         hasher.finish()
     }
@@ -311,13 +396,9 @@ mod tests {
             .series
             .iter()
             .map(|s| {
-                let labels: Vec<String> = s
-                    .labels
-                    .iter()
-                    .map(|l| format!("{}={}", l.name, l.value))
-                    .collect();
+                let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
                 (
-                    format!("{}{{{}}}", s.name, labels.join(",")),
+                    format!("{}{{{}}}", s.name(), labels.join(",")),
                     s.value,
                     s.timestamp_ms,
                 )
@@ -434,7 +515,12 @@ mod tests {
         let [first, second] = &snapshot.series[..] else {
             panic!("two series expected")
         };
-        assert!(Arc::ptr_eq(&first.labels[0].value, &second.labels[0].value));
+        assert_eq!(first.values[0], second.values[0]);
+        assert_eq!(
+            store.interner.len(),
+            4,
+            "a, b, namespace and prod, each once"
+        );
     }
 
     fn meta(kind: MetricKind) -> Metadata {

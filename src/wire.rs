@@ -10,7 +10,36 @@
 //! https://protobuf.dev/programming-guides/encoding/. As in protobuf, unknown fields are skipped
 //! and a repeated scalar field keeps its last value.
 
+use std::fmt;
 use std::ops::Range;
+
+/// Why a request is not valid protobuf; small and `Copy`, since every read returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    Truncated,
+    VarintTooLong,
+    InvalidFieldNumber,
+    WrongWireType { message: &'static str, field: u32 },
+    UnsupportedWireType(u8),
+    TooLarge,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Truncated => f.write_str("a field runs past the end of its message"),
+            WireError::VarintTooLong => f.write_str("varint longer than 10 bytes"),
+            WireError::InvalidFieldNumber => f.write_str("invalid field number"),
+            WireError::WrongWireType { message, field } => {
+                write!(f, "{message} field {field} has the wrong wire type")
+            }
+            WireError::UnsupportedWireType(wire_type) => {
+                write!(f, "unsupported wire type {wire_type}")
+            }
+            WireError::TooLarge => f.write_str("request over 4 GiB"),
+        }
+    }
+}
 
 /// Where some bytes sit in the decompressed buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,14 +107,14 @@ impl WriteBatch {
     }
 
     /// Reads the request now in the buffer.
-    pub fn parse(&mut self) -> Result<(), String> {
+    pub fn parse(&mut self) -> Result<(), WireError> {
         self.series.clear();
         self.labels.clear();
         self.samples.clear();
         self.metadata.clear();
         let buffer = std::mem::take(&mut self.buffer);
         let result = if buffer.len() > u32::MAX as usize {
-            Err("request over 4 GiB".to_owned())
+            Err(WireError::TooLarge)
         } else {
             self.parse_request(&buffer)
         };
@@ -117,8 +146,12 @@ impl WriteBatch {
         }
     }
 
-    fn parse_request(&mut self, buffer: &[u8]) -> Result<(), String> {
-        let mut reader = Reader { buffer, position: 0, end: buffer.len() };
+    fn parse_request(&mut self, buffer: &[u8]) -> Result<(), WireError> {
+        let mut reader = Reader {
+            buffer,
+            position: 0,
+            end: buffer.len(),
+        };
         while let Some((field, wire_type)) = reader.key()? {
             match (field, wire_type) {
                 (1, LEN) => {
@@ -136,7 +169,7 @@ impl WriteBatch {
         Ok(())
     }
 
-    fn parse_series(&mut self, mut reader: Reader) -> Result<(), String> {
+    fn parse_series(&mut self, mut reader: Reader) -> Result<(), WireError> {
         let mut entry = SeriesEntry {
             labels: self.labels.len() as u32..self.labels.len() as u32,
             samples: self.samples.len() as u32..self.samples.len() as u32,
@@ -164,7 +197,7 @@ impl WriteBatch {
         Ok(())
     }
 
-    fn parse_metadata(&mut self, mut reader: Reader) -> Result<(), String> {
+    fn parse_metadata(&mut self, mut reader: Reader) -> Result<(), WireError> {
         let mut entry = MetadataEntry::default();
         while let Some((field, wire_type)) = reader.key()? {
             match (field, wire_type) {
@@ -181,7 +214,7 @@ impl WriteBatch {
     }
 }
 
-fn parse_label(mut reader: Reader) -> Result<LabelSpan, String> {
+fn parse_label(mut reader: Reader) -> Result<LabelSpan, WireError> {
     let mut label = LabelSpan::default();
     while let Some((field, wire_type)) = reader.key()? {
         match (field, wire_type) {
@@ -194,7 +227,7 @@ fn parse_label(mut reader: Reader) -> Result<LabelSpan, String> {
     Ok(label)
 }
 
-fn parse_sample(mut reader: Reader) -> Result<WireSample, String> {
+fn parse_sample(mut reader: Reader) -> Result<WireSample, WireError> {
     let mut sample = WireSample::default();
     while let Some((field, wire_type)) = reader.key()? {
         match (field, wire_type) {
@@ -207,8 +240,8 @@ fn parse_sample(mut reader: Reader) -> Result<WireSample, String> {
     Ok(sample)
 }
 
-fn wrong_type(message: &str, field: u32) -> String {
-    format!("{message} field {field} has the wrong wire type")
+fn wrong_type(message: &'static str, field: u32) -> WireError {
+    WireError::WrongWireType { message, field }
 }
 
 const VARINT: u8 = 0;
@@ -225,41 +258,54 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// The next field number and wire type, or `None` at the end of the message.
-    fn key(&mut self) -> Result<Option<(u32, u8)>, String> {
+    fn key(&mut self) -> Result<Option<(u32, u8)>, WireError> {
         if self.position == self.end {
             return Ok(None);
         }
         let key = self.varint()?;
         let field = key >> 3;
         if field == 0 || field > u64::from(u32::MAX >> 3) {
-            return Err(format!("invalid field number {field}"));
+            return Err(WireError::InvalidFieldNumber);
         }
         Ok(Some((field as u32, (key & 7) as u8)))
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let bytes = &self.buffer[self.position..self.end];
+        // Keys and most lengths fit in one byte.
+        match bytes.first() {
+            Some(&byte) if byte < 0x80 => {
+                self.position += 1;
+                return Ok(u64::from(byte));
+            }
+            None => return Err(WireError::Truncated),
+            Some(_) => {}
+        }
         let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let Some(&byte) = self.buffer[..self.end].get(self.position) else {
-                return Err("truncated varint".to_owned());
-            };
-            self.position += 1;
-            value |= u64::from(byte & 0x7f) << shift;
+        for (i, &byte) in bytes.iter().take(10).enumerate() {
+            value |= u64::from(byte & 0x7f) << (7 * i);
             if byte < 0x80 {
+                self.position += i + 1;
                 return Ok(value);
             }
         }
-        Err("varint longer than 10 bytes".to_owned())
+        Err(if bytes.len() < 10 {
+            WireError::Truncated
+        } else {
+            WireError::VarintTooLong
+        })
     }
 
-    fn fixed64(&mut self) -> Result<u64, String> {
+    fn fixed64(&mut self) -> Result<u64, WireError> {
         let bytes = self.take(8)?;
-        Ok(u64::from_le_bytes(bytes.try_into().expect("took eight bytes")))
+        Ok(u64::from_le_bytes(
+            bytes.try_into().expect("took eight bytes"),
+        ))
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
         if self.end - self.position < len {
-            return Err(format!("field of {len} bytes runs past the end of its message"));
+            return Err(WireError::Truncated);
         }
         let bytes = &self.buffer[self.position..self.position + len];
         self.position += len;
@@ -267,27 +313,34 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field, as a span of the buffer.
-    fn span(&mut self) -> Result<Span, String> {
+    fn span(&mut self) -> Result<Span, WireError> {
         let len = self.varint()?;
-        let len = usize::try_from(len).map_err(|_| "length overflows".to_owned())?;
+        let len = usize::try_from(len).map_err(|_| WireError::Truncated)?;
         let start = self.position;
         self.take(len)?;
-        Ok(Span { start: start as u32, end: self.position as u32 })
+        Ok(Span {
+            start: start as u32,
+            end: self.position as u32,
+        })
     }
 
     /// A length-delimited field, as a reader of the message inside it.
-    fn sub_message(&mut self) -> Result<Reader<'a>, String> {
+    fn sub_message(&mut self) -> Result<Reader<'a>, WireError> {
         let span = self.span()?;
-        Ok(Reader { buffer: self.buffer, position: span.start as usize, end: span.end as usize })
+        Ok(Reader {
+            buffer: self.buffer,
+            position: span.start as usize,
+            end: span.end as usize,
+        })
     }
 
-    fn skip(&mut self, wire_type: u8) -> Result<(), String> {
+    fn skip(&mut self, wire_type: u8) -> Result<(), WireError> {
         match wire_type {
             VARINT => self.varint().map(drop),
             I64 => self.take(8).map(drop),
             LEN => self.span().map(drop),
             I32 => self.take(4).map(drop),
-            other => Err(format!("unsupported wire type {other}")),
+            other => Err(WireError::UnsupportedWireType(other)),
         }
     }
 }
@@ -298,14 +351,17 @@ mod tests {
     use crate::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
     use prost::Message;
 
-    fn parse(bytes: &[u8]) -> Result<WriteBatch, String> {
+    fn parse(bytes: &[u8]) -> Result<WriteBatch, WireError> {
         let mut batch = WriteBatch::default();
         batch.buffer_for(bytes.len()).copy_from_slice(bytes);
         batch.parse().map(|()| batch)
     }
 
     fn label(name: &str, value: &str) -> Label {
-        Label { name: name.as_bytes().to_vec().into(), value: value.as_bytes().to_vec().into() }
+        Label {
+            name: name.as_bytes().to_vec().into(),
+            value: value.as_bytes().to_vec().into(),
+        }
     }
 
     fn request() -> WriteRequest {
@@ -313,11 +369,24 @@ mod tests {
             timeseries: vec![
                 TimeSeries {
                     labels: vec![label("__name__", "up"), label("job", "a")],
-                    samples: vec![Sample { value: 1.5, timestamp: 1000 }, Sample { value: -2.0, timestamp: -5 }],
+                    samples: vec![
+                        Sample {
+                            value: 1.5,
+                            timestamp: 1000,
+                        },
+                        Sample {
+                            value: -2.0,
+                            timestamp: -5,
+                        },
+                    ],
                     exemplars: vec![vec![1u8].into()],
                     histograms: vec![vec![2u8].into(), vec![3u8].into()],
                 },
-                TimeSeries { labels: vec![label("__name__", "")], samples: vec![], ..Default::default() },
+                TimeSeries {
+                    labels: vec![label("__name__", "")],
+                    samples: vec![],
+                    ..Default::default()
+                },
             ],
             metadata: vec![MetricMetadata {
                 r#type: 3,
@@ -333,19 +402,38 @@ mod tests {
         let batch = parse(&request().encode_to_vec()).unwrap();
         assert_eq!(batch.series.len(), 2);
         let first = &batch.series[0];
-        let labels: Vec<(&[u8], &[u8])> =
-            batch.labels_of(first).iter().map(|l| (batch.bytes(l.name), batch.bytes(l.value))).collect();
-        assert_eq!(labels, [(&b"__name__"[..], &b"up"[..]), (&b"job"[..], &b"a"[..])]);
+        let labels: Vec<(&[u8], &[u8])> = batch
+            .labels_of(first)
+            .iter()
+            .map(|l| (batch.bytes(l.name), batch.bytes(l.value)))
+            .collect();
+        assert_eq!(
+            labels,
+            [(&b"__name__"[..], &b"up"[..]), (&b"job"[..], &b"a"[..])]
+        );
         assert_eq!(
             batch.samples_of(first),
-            [WireSample { value: 1.5, timestamp: 1000 }, WireSample { value: -2.0, timestamp: -5 }]
+            [
+                WireSample {
+                    value: 1.5,
+                    timestamp: 1000
+                },
+                WireSample {
+                    value: -2.0,
+                    timestamp: -5
+                }
+            ]
         );
         assert_eq!((first.exemplars, first.histograms), (1, 2));
         assert!(batch.samples_of(&batch.series[1]).is_empty());
         let metadata = batch.metadata[0];
         assert_eq!(metadata.kind, 3);
         assert_eq!(
-            (batch.bytes(metadata.family), batch.bytes(metadata.help), batch.bytes(metadata.unit)),
+            (
+                batch.bytes(metadata.family),
+                batch.bytes(metadata.help),
+                batch.bytes(metadata.unit)
+            ),
             (&b"h"[..], &b"help"[..], &b"seconds"[..])
         );
     }
@@ -354,7 +442,13 @@ mod tests {
     fn stale_nan_bits_survive() {
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
         let request = WriteRequest {
-            timeseries: vec![TimeSeries { samples: vec![Sample { value: stale, timestamp: 1 }], ..Default::default() }],
+            timeseries: vec![TimeSeries {
+                samples: vec![Sample {
+                    value: stale,
+                    timestamp: 1,
+                }],
+                ..Default::default()
+            }],
             metadata: vec![],
         };
         let batch = parse(&request.encode_to_vec()).unwrap();
@@ -364,7 +458,10 @@ mod tests {
     #[test]
     fn unknown_fields_are_skipped() {
         // WriteRequest field 9 of every wire type, then the real request.
-        let mut bytes = vec![0x48, 0x96, 0x01, 0x49, 1, 2, 3, 4, 5, 6, 7, 8, 0x4a, 0x02, 0xaa, 0xbb, 0x4d, 1, 2, 3, 4];
+        let mut bytes = vec![
+            0x48, 0x96, 0x01, 0x49, 1, 2, 3, 4, 5, 6, 7, 8, 0x4a, 0x02, 0xaa, 0xbb, 0x4d, 1, 2, 3,
+            4,
+        ];
         bytes.extend(request().encode_to_vec());
         assert_eq!(parse(&bytes).unwrap().series.len(), 2);
     }
@@ -384,22 +481,39 @@ mod tests {
     fn malformed_input_is_refused() {
         for bad in [
             &[0x0a, 0x05, 0x0a][..],             // length past the end
-            &[0x0b][..],                          // group wire type
-            &[0x08, 0x01][..],                    // timeseries as a varint
-            &[0x0a, 0x02, 0x12, 0x00, 0x00][..],  // trailing key 0
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01][..],
+            &[0x0b][..],                         // group wire type
+            &[0x08, 0x01][..],                   // timeseries as a varint
+            &[0x0a, 0x02, 0x12, 0x00, 0x00][..], // trailing key 0
+            &[
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ][..],
         ] {
             assert!(parse(bad).is_err(), "{bad:02x?}");
-            assert!(WriteRequest::decode(bad).is_err(), "prost agrees on {bad:02x?}");
+            assert!(
+                WriteRequest::decode(bad).is_err(),
+                "prost agrees on {bad:02x?}"
+            );
         }
     }
 
     #[test]
     fn a_reused_batch_forgets_the_previous_request() {
         let mut batch = parse(&request().encode_to_vec()).unwrap();
-        let small = WriteRequest { timeseries: vec![TimeSeries::default()], metadata: vec![] }.encode_to_vec();
+        let small = WriteRequest {
+            timeseries: vec![TimeSeries::default()],
+            metadata: vec![],
+        }
+        .encode_to_vec();
         batch.buffer_for(small.len()).copy_from_slice(&small);
         batch.parse().unwrap();
-        assert_eq!((batch.series.len(), batch.labels.len(), batch.samples.len(), batch.metadata.len()), (1, 0, 0, 0));
+        assert_eq!(
+            (
+                batch.series.len(),
+                batch.labels.len(),
+                batch.samples.len(),
+                batch.metadata.len()
+            ),
+            (1, 0, 0, 0)
+        );
     }
 }
