@@ -55,11 +55,49 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
         out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if value == 0.0 {
         out.push(b'0');
-    } else if value.fract() == 0.0 && value.abs() < 1e6 {
-        let _ = write!(out, "{}", value as i64);
+    } else if value.fract() == 0.0 && value.abs() < MAX_EXACT_INTEGER {
+        write_integer(out, value);
     } else {
         write_shortest(out, value);
     }
+}
+
+/// Below 2^53 every integer is a float, and its decimal digits (less trailing zeros) are the
+/// shortest that read back to it: no shorter number is within one unit of it.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// The integer path of `write_float`, without the float formatting machinery: most values a
+/// cAdvisor scrape holds are byte counts and other integers.
+fn write_integer(out: &mut Vec<u8>, value: f64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut n = value.abs() as u64;
+    while n > 0 {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let digits = &digits[start..];
+    if value < 0.0 {
+        out.push(b'-');
+    }
+    if digits.len() <= 6 {
+        out.extend_from_slice(digits);
+        return;
+    }
+    let significant = digits
+        .iter()
+        .rposition(|d| *d != b'0')
+        .map_or(1, |last| last + 1);
+    out.push(digits[0]);
+    if significant > 1 {
+        out.push(b'.');
+        out.extend_from_slice(&digits[1..significant]);
+    }
+    let exponent = digits.len() - 1;
+    out.extend_from_slice(b"e+");
+    out.push(b'0' + (exponent / 10) as u8);
+    out.push(b'0' + (exponent % 10) as u8);
 }
 
 fn write_shortest(out: &mut Vec<u8>, value: f64) {
@@ -146,12 +184,55 @@ pub fn write_sample<'a>(
     if !first {
         out.push(b'}');
     }
+    write_value(out, value, timestamp_ms);
+}
+
+fn write_value(out: &mut Vec<u8>, value: f64, timestamp_ms: Option<i64>) {
     out.push(b' ');
     write_float(out, value);
     if let Some(timestamp) = timestamp_ms {
         let _ = write!(out, " {timestamp}");
     }
     out.push(b'\n');
+}
+
+/// What the exposition writes before each label value of a series of this shape:
+/// `name{first="`, then `,second="` and so on; a series without labels has none.
+pub fn series_prefixes<'a>(
+    name: &str,
+    label_names: impl Iterator<Item = &'a str>,
+) -> Box<[Box<str>]> {
+    label_names
+        .enumerate()
+        .map(|(i, label)| {
+            if i == 0 {
+                format!("{name}{{{label}=\"").into_boxed_str()
+            } else {
+                format!(",{label}=\"").into_boxed_str()
+            }
+        })
+        .collect()
+}
+
+/// Writes one stored series: its schema's prefixes and its interned values, so that most of a
+/// line is copied, not formatted.
+fn write_series(out: &mut Vec<u8>, series: &SeriesView, timestamp_ms: Option<i64>) {
+    let prefixes = &series.schema.prefixes;
+    if prefixes.is_empty() {
+        out.extend_from_slice(series.name().as_bytes());
+    } else {
+        for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
+            out.extend_from_slice(prefix.as_bytes());
+            if value.is_plain() {
+                out.extend_from_slice(value.as_bytes());
+            } else {
+                out.extend_from_slice(escape_label_value(value).as_bytes());
+            }
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    write_value(out, series.value, timestamp_ms);
 }
 
 /// The series of one family, in exposition order.
@@ -226,13 +307,7 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
         write_header(&mut out, &group.name, help, group.type_word());
         for series in &group.members {
             let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-            write_sample(
-                &mut out,
-                series.name(),
-                series.labels(),
-                series.value,
-                timestamp,
-            );
+            write_series(&mut out, series, timestamp);
         }
     }
     out
@@ -279,6 +354,12 @@ mod tests {
             (5e-324, "5e-324"),
             (0.1 + 0.2, "0.30000000000000004"),
             (1234567890123.0, "1.234567890123e+12"),
+            (250000000.0, "2.5e+08"),
+            (-1234567.0, "-1.234567e+06"),
+            (-999999.0, "-999999"),
+            (9007199254740991.0, "9.007199254740991e+15"),
+            (9007199254740992.0, "9.007199254740992e+15"),
+            (1e21, "1e+21"),
         ];
         for (value, expected) in cases {
             assert_eq!(float(value), expected, "{value:e}");

@@ -19,12 +19,28 @@ const SHARDS: usize = 16;
 /// An interned string. A thin pointer (8 bytes, where `Arc<str>` takes 16), because a series
 /// holds one per label and memory per series is what this exporter is judged on.
 #[derive(Clone)]
-pub struct Atom(Arc<Box<str>>);
+pub struct Atom(Arc<AtomText>);
+
+struct AtomText {
+    text: Box<str>,
+    /// Whether the text can go into a label value as it is, found once when it is interned so
+    /// that a scrape need not scan it again.
+    plain: bool,
+}
 
 impl Atom {
     /// An atom outside any interner, for tests and one-off values.
     pub fn new(text: &str) -> Atom {
-        Atom(Arc::new(text.into()))
+        let plain = !text.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n'));
+        Atom(Arc::new(AtomText {
+            text: text.into(),
+            plain,
+        }))
+    }
+
+    /// True when the text needs no escaping as a label value.
+    pub fn is_plain(&self) -> bool {
+        self.0.plain
     }
 
     fn is_shared(&self) -> bool {
@@ -35,7 +51,7 @@ impl Atom {
 impl Deref for Atom {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        &self.0.text
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Instant;
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::exposition::series_prefixes;
 use crate::family::Metadata;
 use crate::intern::{Atom, Interner};
 use crate::locks::{lock, read, write};
@@ -38,14 +39,25 @@ pub fn is_stale_marker(value: f64) -> bool {
 pub struct Schema {
     pub name: Atom,
     pub label_names: Box<[Atom]>,
+    /// What the exposition writes before each label value (see [`series_prefixes`]).
+    pub prefixes: Box<[Box<str>]>,
 }
 
 impl Schema {
     /// A schema outside any store, for tests.
     pub fn new(name: &str, label_names: &[&str]) -> Schema {
+        Schema::from_atoms(
+            Atom::new(name),
+            label_names.iter().map(|n| Atom::new(n)).collect(),
+        )
+    }
+
+    fn from_atoms(name: Atom, label_names: Box<[Atom]>) -> Schema {
+        let prefixes = series_prefixes(&name, label_names.iter().map(|n| &**n));
         Schema {
-            name: Atom::new(name),
-            label_names: label_names.iter().map(|n| Atom::new(n)).collect(),
+            name,
+            label_names,
+            prefixes,
         }
     }
 
@@ -296,14 +308,13 @@ impl Store {
         match schemas.entry(hash, |schema| schema.matches(key), rehash) {
             Entry::Occupied(entry) => Arc::clone(entry.get()),
             Entry::Vacant(entry) => {
-                let schema = Arc::new(Schema {
-                    name: self.interner.intern(key.name),
-                    label_names: key
-                        .labels
+                let schema = Arc::new(Schema::from_atoms(
+                    self.interner.intern(key.name),
+                    key.labels
                         .iter()
                         .map(|(name, _)| self.interner.intern(name))
                         .collect(),
-                });
+                ));
                 entry.insert(Arc::clone(&schema));
                 schema
             }
