@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_exporter::proto::{Label, Sample, TimeSeries, WriteRequest};
+use k8s_exporter::proto::{TimeSeries, WriteRequest};
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
@@ -183,19 +183,12 @@ fn round_payloads(
             let timeseries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, labels)| TimeSeries {
-                    labels: labels
+                .map(|(i, labels)| {
+                    let pairs: Vec<(&str, &str)> = labels
                         .iter()
-                        .map(|(k, v)| Label {
-                            name: k.clone().into_bytes().into(),
-                            value: v.clone().into_bytes().into(),
-                        })
-                        .collect(),
-                    samples: vec![Sample {
-                        value: (i * 1000 + round) as f64 * 1.5,
-                        timestamp,
-                    }],
-                    ..Default::default()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    TimeSeries::from_pairs(&pairs, &[((i * 1000 + round) as f64 * 1.5, timestamp)])
                 })
                 .collect();
             let request = WriteRequest {

@@ -334,7 +334,7 @@ fn quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{self, Label, MetricMetadata, TimeSeries, WriteRequest};
+    use crate::proto::{Label, MetricMetadata, TimeSeries, WriteRequest};
     use crate::store::STALE_NAN_BITS;
     use prost::Message;
 
@@ -350,23 +350,7 @@ mod tests {
     const NOW: i64 = 1_700_000_000_000;
 
     fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
-        TimeSeries {
-            labels: labels
-                .iter()
-                .map(|(n, v)| Label {
-                    name: n.as_bytes().to_vec().into(),
-                    value: v.as_bytes().to_vec().into(),
-                })
-                .collect(),
-            samples: samples
-                .iter()
-                .map(|(value, timestamp)| proto::Sample {
-                    value: *value,
-                    timestamp: *timestamp,
-                })
-                .collect(),
-            ..Default::default()
-        }
+        TimeSeries::from_pairs(labels, samples)
     }
 
     fn request(timeseries: Vec<TimeSeries>) -> WriteRequest {
@@ -377,23 +361,7 @@ mod tests {
     }
 
     fn stored(store: &Store) -> Vec<String> {
-        let mut out: Vec<String> = store
-            .snapshot()
-            .series
-            .iter()
-            .map(|s| {
-                let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
-                format!(
-                    "{}{{{}}} {} @{}",
-                    s.name(),
-                    labels.join(","),
-                    s.value,
-                    s.timestamp_ms
-                )
-            })
-            .collect();
-        out.sort();
-        out
+        store.describe()
     }
 
     #[test]

@@ -376,6 +376,30 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Every series as `name{label=value,...} value @timestamp`, sorted, for tests.
+    pub(crate) fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .snapshot()
+            .series
+            .iter()
+            .map(|s| {
+                let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
+                format!(
+                    "{}{{{}}} {} @{}",
+                    s.name(),
+                    labels.join(","),
+                    s.value,
+                    s.timestamp_ms
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 fn shard_of(hash: u64) -> usize {
     // The table itself uses the low and top bits of the hash; the shard takes middle ones.
     (hash >> 32) as usize % SHARDS
@@ -401,22 +425,8 @@ mod tests {
         sample(f64::from_bits(STALE_NAN_BITS), timestamp_ms)
     }
 
-    fn values(store: &Store) -> Vec<(String, f64, i64)> {
-        let mut out: Vec<_> = store
-            .snapshot()
-            .series
-            .iter()
-            .map(|s| {
-                let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
-                (
-                    format!("{}{{{}}}", s.name(), labels.join(",")),
-                    s.value,
-                    s.timestamp_ms,
-                )
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+    fn values(store: &Store) -> Vec<String> {
+        store.describe()
     }
 
     #[test]
@@ -427,7 +437,7 @@ mod tests {
         assert_eq!(store.apply(&k, sample(2.0, 2000), 0), Applied::Updated);
         assert_eq!(store.apply(&k, sample(9.0, 1500), 0), Applied::OutOfOrder);
         assert_eq!(store.apply(&k, sample(3.0, 2000), 0), Applied::Updated);
-        assert_eq!(values(&store), [("up{job=a}".to_owned(), 3.0, 2000)]);
+        assert_eq!(values(&store), ["up{job=a} 3 @2000"]);
     }
 
     #[test]
@@ -508,7 +518,7 @@ mod tests {
         store.apply(&key("new", &[]), sample(1.0, 1), 15);
         store.set_metadata("old", meta(MetricKind::Gauge), 10);
         assert_eq!(store.expire(20, 5), 1);
-        assert_eq!(values(&store), [("new{}".to_owned(), 1.0, 1)]);
+        assert_eq!(values(&store), ["new{} 1 @1"]);
         assert_eq!(store.series_count(), 1);
         assert_eq!(store.family_metadata_count(), 0);
         assert!(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub mod cadvisor;
 pub mod peers;
 
-use k8s_exporter::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use k8s_exporter::proto::{MetricMetadata, TimeSeries, WriteRequest};
 use prost::Message;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_k8s_exporter");
@@ -320,23 +320,7 @@ pub fn now_ms() -> i64 {
 }
 
 pub fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: n.as_bytes().to_vec().into(),
-                value: v.as_bytes().to_vec().into(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|(value, timestamp)| Sample {
-                value: *value,
-                timestamp: *timestamp,
-            })
-            .collect(),
-        ..Default::default()
-    }
+    TimeSeries::from_pairs(labels, samples)
 }
 
 pub fn write_request(timeseries: Vec<TimeSeries>) -> WriteRequest {
