@@ -3,7 +3,7 @@
 //! Nothing is logged per request at `info`: a startup line, a shutdown line, and rate-limited
 //! warnings are what an operator reads.
 
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{Display, Write as _};
 use std::io::Write as _;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -227,14 +227,6 @@ impl RateLimited {
                 Some(self.suppressed.swap(0, Ordering::Relaxed))
             }
         }
-    }
-}
-
-impl fmt::Debug for RateLimited {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimited")
-            .field("interval", &self.interval)
-            .finish()
     }
 }
 
