@@ -303,6 +303,7 @@ fn receive(
         header(request, "Content-Type").as_deref(),
     )?;
     let declared_length = request.body_length();
+    let now_ms = unix_now_ms();
     let report = WRITE_SCRATCH.with_borrow_mut(|scratch| {
         let settings = &app.settings;
         read_body(
@@ -317,12 +318,11 @@ fn receive(
             settings.max_decoded_bytes,
             &mut scratch.batch,
         );
-        let report =
-            decoded.map(|()| ingest(&app.store, &scratch.batch, unix_now_ms(), app.store.tick()));
+        let report = decoded.map(|()| ingest(&app.store, &scratch.batch, now_ms, app.store.tick()));
         scratch.shrink();
         report
     })?;
-    app.telemetry.record_report(&report, unix_now_ms());
+    app.telemetry.record_report(&report, now_ms);
     Ok(if report.is_clean() {
         Reply::empty(204)
     } else {
