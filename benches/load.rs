@@ -643,6 +643,14 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         }),
     );
     let snapshot = store.snapshot();
+    report(
+        "render: group and sort",
+        best_of_three(&mut || {
+            let started = Instant::now();
+            exposition::family_count(&snapshot);
+            started.elapsed().as_secs_f64()
+        }),
+    );
     let mut page = Vec::new();
     report(
         "render",

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 
 use crate::family::{compare_in_family, compare_plain, family_of, Metadata, MetricKind};
+use crate::page::{PageWriter, Sink};
 use crate::store::{SeriesView, Snapshot};
 
 /// The `Content-Type` of every page in this format.
@@ -48,13 +49,13 @@ fn escape(text: &str, quotes: bool) -> Cow<'_, str> {
 /// Prometheus writes: `NaN`, `+Inf`, `-Inf`, and otherwise the shortest digits that read back
 /// to the same float, in exponent form when the exponent is below -4 or at least 6
 /// (`1e+06`, `1.5e-07`).
-pub fn write_float(out: &mut Vec<u8>, value: f64) {
+pub fn write_float(out: &mut impl Sink, value: f64) {
     if value.is_nan() {
-        out.extend_from_slice(b"NaN");
+        out.put(b"NaN");
     } else if value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
+        out.put(if value > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if value == 0.0 {
-        out.push(b'0');
+        out.put_byte(b'0');
     } else if value.fract() == 0.0 && value.abs() < MAX_EXACT_INTEGER {
         write_integer(out, value);
     } else {
@@ -68,7 +69,7 @@ const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// The integer path of `write_float`, without the float formatting machinery: most values a
 /// cAdvisor scrape holds are byte counts and other integers.
-fn write_integer(out: &mut Vec<u8>, value: f64) {
+fn write_integer(out: &mut impl Sink, value: f64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     let mut n = value.abs() as u64;
@@ -79,28 +80,28 @@ fn write_integer(out: &mut Vec<u8>, value: f64) {
     }
     let digits = &digits[start..];
     if value < 0.0 {
-        out.push(b'-');
+        out.put_byte(b'-');
     }
     if digits.len() <= 6 {
-        out.extend_from_slice(digits);
+        out.put(digits);
         return;
     }
     let significant = digits
         .iter()
         .rposition(|d| *d != b'0')
         .map_or(1, |last| last + 1);
-    out.push(digits[0]);
+    out.put_byte(digits[0]);
     if significant > 1 {
-        out.push(b'.');
-        out.extend_from_slice(&digits[1..significant]);
+        out.put_byte(b'.');
+        out.put(&digits[1..significant]);
     }
     let exponent = digits.len() - 1;
-    out.extend_from_slice(b"e+");
-    out.push(b'0' + (exponent / 10) as u8);
-    out.push(b'0' + (exponent % 10) as u8);
+    out.put(b"e+");
+    out.put_byte(b'0' + (exponent / 10) as u8);
+    out.put_byte(b'0' + (exponent % 10) as u8);
 }
 
-fn write_shortest(out: &mut Vec<u8>, value: f64) {
+fn write_shortest(out: &mut impl Sink, value: f64) {
     // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-7".
     let mut buffer = [0u8; 40];
     let mut cursor = std::io::Cursor::new(&mut buffer[..]);
@@ -115,85 +116,98 @@ fn write_shortest(out: &mut Vec<u8>, value: f64) {
     };
     let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
     if negative {
-        out.push(b'-');
+        out.put_byte(b'-');
     }
     if !(-4..6).contains(&exponent) {
-        out.push(digits[0]);
+        out.put_byte(digits[0]);
         if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
+            out.put_byte(b'.');
+            out.put(&digits[1..]);
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exponent < 0 { '-' } else { '+' },
-            exponent.abs()
-        );
+        out.put_byte(b'e');
+        out.put_byte(if exponent < 0 { b'-' } else { b'+' });
+        let exponent = exponent.unsigned_abs();
+        if exponent >= 100 {
+            out.put_byte(b'0' + (exponent / 100) as u8);
+        }
+        out.put_byte(b'0' + (exponent / 10 % 10) as u8);
+        out.put_byte(b'0' + (exponent % 10) as u8);
         return;
     }
     // Plain decimal: the point goes after `exponent + 1` digits.
     let point = exponent + 1;
     if point <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', (-point) as usize));
-        out.extend_from_slice(&digits);
+        out.put(b"0.");
+        put_zeros(out, (-point) as usize);
+        out.put(&digits);
     } else if point as usize >= digits.len() {
-        out.extend_from_slice(&digits);
-        out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
+        out.put(&digits);
+        put_zeros(out, point as usize - digits.len());
     } else {
-        out.extend_from_slice(&digits[..point as usize]);
-        out.push(b'.');
-        out.extend_from_slice(&digits[point as usize..]);
+        out.put(&digits[..point as usize]);
+        out.put_byte(b'.');
+        out.put(&digits[point as usize..]);
+    }
+}
+
+fn put_zeros(out: &mut impl Sink, count: usize) {
+    for _ in 0..count {
+        out.put_byte(b'0');
     }
 }
 
 /// Writes the `# HELP` (when there is help text) and `# TYPE` lines of a family.
-pub fn write_header(out: &mut Vec<u8>, family: &str, help: &str, type_word: &str) {
+pub fn write_header(out: &mut impl Sink, family: &str, help: &str, type_word: &str) {
     if !help.is_empty() {
-        out.extend_from_slice(b"# HELP ");
-        out.extend_from_slice(family.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(escape_help(help).as_bytes());
-        out.push(b'\n');
+        out.put(b"# HELP ");
+        out.put(family.as_bytes());
+        out.put_byte(b' ');
+        out.put(escape_help(help).as_bytes());
+        out.put_byte(b'\n');
     }
-    out.extend_from_slice(b"# TYPE ");
-    out.extend_from_slice(family.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(type_word.as_bytes());
-    out.push(b'\n');
+    out.put(b"# TYPE ");
+    out.put(family.as_bytes());
+    out.put_byte(b' ');
+    out.put(type_word.as_bytes());
+    out.put_byte(b'\n');
 }
 
 /// Writes one sample line: `name{label="value",...} value [timestamp_ms]`.
 pub fn write_sample<'a>(
-    out: &mut Vec<u8>,
+    out: &mut impl Sink,
     name: &str,
     labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     value: f64,
     timestamp_ms: Option<i64>,
 ) {
-    out.extend_from_slice(name.as_bytes());
+    out.put(name.as_bytes());
     let mut first = true;
     for (label, label_value) in labels {
-        out.push(if first { b'{' } else { b',' });
+        out.put_byte(if first { b'{' } else { b',' });
         first = false;
-        out.extend_from_slice(label.as_bytes());
-        out.extend_from_slice(b"=\"");
-        out.extend_from_slice(escape_label_value(label_value).as_bytes());
-        out.push(b'"');
+        out.put(label.as_bytes());
+        out.put(b"=\"");
+        out.put(escape_label_value(label_value).as_bytes());
+        out.put_byte(b'"');
     }
     if !first {
-        out.push(b'}');
+        out.put_byte(b'}');
     }
     write_value(out, value, timestamp_ms);
 }
 
-fn write_value(out: &mut Vec<u8>, value: f64, timestamp_ms: Option<i64>) {
-    out.push(b' ');
+fn write_value(out: &mut impl Sink, value: f64, timestamp_ms: Option<i64>) {
+    out.put_byte(b' ');
     write_float(out, value);
     if let Some(timestamp) = timestamp_ms {
-        let _ = write!(out, " {timestamp}");
+        out.put_byte(b' ');
+        let mut digits = [0u8; 24];
+        let mut cursor = std::io::Cursor::new(&mut digits[..]);
+        let _ = write!(cursor, "{timestamp}");
+        let written = cursor.position() as usize;
+        out.put(&digits[..written]);
     }
-    out.push(b'\n');
+    out.put_byte(b'\n');
 }
 
 /// What the exposition writes before each label value of a series of this shape:
@@ -216,21 +230,21 @@ pub fn series_prefixes<'a>(
 
 /// Writes one stored series: its schema's prefixes and its interned values, so that most of a
 /// line is copied, not formatted.
-fn write_series(out: &mut Vec<u8>, series: &SeriesView, timestamp_ms: Option<i64>) {
+fn write_series(out: &mut impl Sink, series: &SeriesView, timestamp_ms: Option<i64>) {
     let prefixes = &series.schema.prefixes;
     if prefixes.is_empty() {
-        out.extend_from_slice(series.name().as_bytes());
+        out.put(series.name().as_bytes());
     } else {
         for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
-            out.extend_from_slice(prefix.as_bytes());
+            out.put(prefix.as_bytes());
             if value.is_plain() {
-                out.extend_from_slice(value.as_bytes());
+                out.put(value.as_bytes());
             } else {
-                out.extend_from_slice(escape_label_value(value).as_bytes());
+                out.put(escape_label_value(value).as_bytes());
             }
-            out.push(b'"');
+            out.put_byte(b'"');
         }
-        out.push(b'}');
+        out.put_byte(b'}');
     }
     write_value(out, series.value, timestamp_ms);
 }
@@ -301,7 +315,8 @@ pub fn family_count(snapshot: &Snapshot) -> usize {
 
 /// Renders every series of the snapshot as the `/metrics` page.
 pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(snapshot.series.len() * 160);
+    let mut page = Vec::with_capacity(snapshot.series.len() * 160);
+    let mut out = PageWriter::new(&mut page);
     for group in group_families(snapshot) {
         let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
         write_header(&mut out, &group.name, help, group.type_word());
@@ -310,7 +325,8 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
             write_series(&mut out, series, timestamp);
         }
     }
-    out
+    drop(out);
+    page
 }
 
 #[cfg(test)]

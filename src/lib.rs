@@ -15,6 +15,7 @@ pub mod intern;
 pub mod landing;
 pub mod locks;
 pub mod log;
+pub mod page;
 pub mod process;
 pub mod proto;
 pub mod server;
