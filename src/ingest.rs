@@ -584,6 +584,65 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_requests_never_panic_and_keep_the_store_consistent() {
+        // Deterministic corruption of a valid request: flipped bytes, cut tails, spliced
+        // copies. Whatever still decodes is ingested; nothing may panic, and the store's count
+        // must match what it holds.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut valid = request(vec![
+            series(
+                &[("__name__", "m"), ("pod", "p\"q\n"), ("ns", "a")],
+                &[(1.0, NOW), (f64::NAN, NOW - 1)],
+            ),
+            series(
+                &[("__name__", "up"), ("job", "j")],
+                &[(f64::from_bits(STALE_NAN_BITS), NOW)],
+            ),
+        ]);
+        valid.metadata = vec![MetricMetadata {
+            r#type: 3,
+            metric_family_name: b"m".to_vec().into(),
+            help: b"h".to_vec().into(),
+            unit: Default::default(),
+        }];
+        let bytes = valid.encode_to_vec();
+        let store = Store::new(50);
+        let mut batch = WriteBatch::default();
+        let mut decoded = 0;
+        for round in 0..20_000 {
+            let mut corrupt = bytes.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % corrupt.len();
+                match next() % 3 {
+                    0 => corrupt[at] = next() as u8,
+                    1 => corrupt.truncate(at.max(1)),
+                    _ => {
+                        let piece = corrupt[at..].to_vec();
+                        corrupt.extend_from_slice(&piece);
+                    }
+                }
+            }
+            batch.buffer_for(corrupt.len()).copy_from_slice(&corrupt);
+            if batch.parse().is_ok() {
+                decoded += 1;
+                ingest(&store, &batch, NOW + round, 0);
+            }
+            assert_eq!(store.series_count(), store.snapshot().series.len());
+        }
+        assert!(
+            decoded > 1000,
+            "the corruptions should still decode often enough: {decoded}"
+        );
+        assert!(store.series_count() <= 50);
+    }
+
+    #[test]
     fn name_rules() {
         for good in ["up", "a:b_c", "_x", "Container_1"] {
             assert!(is_metric_name(good), "{good}");
