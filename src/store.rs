@@ -7,9 +7,10 @@
 //! so updating an existing series allocates nothing.
 //!
 //! Memory per series is kept small: the metric name and label names live in a [`Schema`]
-//! shared by every series of the same shape, and a series holds only its label values, as
-//! interned [`Atom`]s in one allocation. The hash is not stored; it is recomputed when a
-//! table grows.
+//! shared by every series of the same shape, and the label values in a tuple of interned
+//! [`Atom`]s shared by every series with the same values (all metrics of one container), so a
+//! series is one table entry and no allocation of its own. The hash is not stored; it is
+//! recomputed when a table grows.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -26,6 +27,7 @@ use crate::intern::{Atom, Interner};
 use crate::locks::{lock, read, write};
 
 const SHARDS: usize = 64;
+const TUPLE_SHARDS: usize = 16;
 
 /// The NaN Prometheus writes to mark a series stale (`value.StaleNaN`).
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -164,6 +166,10 @@ pub struct Store {
     shards: Box<[RwLock<HashTable<Series>>]>,
     interner: Interner,
     schemas: Mutex<HashTable<Arc<Schema>>>,
+    /// Label value tuples, shared by every series with the same values in the same order:
+    /// all metrics of one cAdvisor container carry the same values, so a series costs a
+    /// reference, not an allocation.
+    tuples: Box<[Mutex<HashTable<Arc<[Atom]>>>]>,
     families: RwLock<HashMap<Arc<str>, FamilyEntry>>,
     series_count: AtomicUsize,
     max_series: usize,
@@ -177,6 +183,7 @@ impl Store {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             interner: Interner::default(),
             schemas: Mutex::default(),
+            tuples: (0..TUPLE_SHARDS).map(|_| Mutex::default()).collect(),
             families: RwLock::default(),
             series_count: AtomicUsize::new(0),
             max_series,
@@ -235,11 +242,7 @@ impl Store {
                 }
                 entry.insert(Series {
                     schema: self.schema_for(key),
-                    values: key
-                        .labels
-                        .iter()
-                        .map(|(_, value)| self.interner.intern(value))
-                        .collect(),
+                    values: self.values_for(key),
                     value: sample.value,
                     timestamp_ms: sample.timestamp_ms,
                     written_at: now,
@@ -287,11 +290,41 @@ impl Store {
         removed
     }
 
-    /// Releases schemas and interned strings that no series holds any more (after stale
-    /// markers removed series, say); returns how many strings.
+    /// Releases value tuples, schemas and interned strings that no series holds any more
+    /// (after stale markers removed series, say); returns how many strings.
     pub fn purge_unused_strings(&self) -> usize {
+        for shard in self.tuples.iter() {
+            lock(shard).retain(|tuple| Arc::strong_count(tuple) > 1);
+        }
         lock(&self.schemas).retain(|schema| Arc::strong_count(schema) > 1);
         self.interner.purge_unused()
+    }
+
+    /// The shared tuple of `key`'s label values, made on first use. When it exists, no value
+    /// needs interning at all.
+    fn values_for(&self, key: &SeriesKey) -> Arc<[Atom]> {
+        let hash = self.hash_values(key.labels.iter().map(|(_, value)| *value));
+        let same = |tuple: &Arc<[Atom]>| {
+            tuple.len() == key.labels.len()
+                && tuple
+                    .iter()
+                    .zip(key.labels)
+                    .all(|(stored, (_, value))| **stored == **value)
+        };
+        let rehash = |tuple: &Arc<[Atom]>| self.hash_values(tuple.iter().map(|v| &**v));
+        let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
+        match tuples.entry(hash, same, rehash) {
+            Entry::Occupied(entry) => Arc::clone(entry.get()),
+            Entry::Vacant(entry) => {
+                let tuple: Arc<[Atom]> = key
+                    .labels
+                    .iter()
+                    .map(|(_, value)| self.interner.intern(value))
+                    .collect();
+                entry.insert(Arc::clone(&tuple));
+                tuple
+            }
+        }
     }
 
     /// The shared schema for the shape of `key`, made on first use.
@@ -357,6 +390,15 @@ impl Store {
             hasher.write(name.as_bytes());
             hasher.write_u8(0xff);
             hasher.write(value.as_bytes());
+        }
+        hasher.finish()
+    }
+
+    fn hash_values<'a>(&self, values: impl Iterator<Item = &'a str>) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        for value in values {
+            hasher.write(value.as_bytes());
+            hasher.write_u8(0xff);
         }
         hasher.finish()
     }
@@ -549,6 +591,50 @@ mod tests {
             help: "help".into(),
             unit: "".into(),
         }
+    }
+
+    #[test]
+    fn series_with_the_same_values_share_one_tuple() {
+        let store = Store::new(10);
+        let labels = [("container", "app"), ("pod", "p1")];
+        store.apply(&key("cpu", &labels), sample(1.0, 1), 0);
+        store.apply(&key("memory", &labels), sample(2.0, 1), 0);
+        store.apply(
+            &key("memory", &[("container", "app"), ("pod", "p2")]),
+            sample(3.0, 1),
+            0,
+        );
+        let snapshot = store.snapshot();
+        let tuple_of = |name: &str, pod: &str| {
+            let series = snapshot
+                .series
+                .iter()
+                .find(|s| s.name() == name && s.labels().any(|l| l == ("pod", pod)));
+            Arc::clone(&series.expect("series stored").values)
+        };
+        assert!(Arc::ptr_eq(
+            &tuple_of("cpu", "p1"),
+            &tuple_of("memory", "p1")
+        ));
+        assert!(!Arc::ptr_eq(
+            &tuple_of("memory", "p1"),
+            &tuple_of("memory", "p2")
+        ));
+        drop(snapshot);
+        store.apply(
+            &key("memory", &[("container", "app"), ("pod", "p2")]),
+            stale(5),
+            0,
+        );
+        store.purge_unused_strings();
+        assert_eq!(
+            lock(&store.tuples[0]).len()
+                + store.tuples[1..]
+                    .iter()
+                    .map(|t| lock(t).len())
+                    .sum::<usize>(),
+            1
+        );
     }
 
     #[test]
