@@ -29,6 +29,9 @@ use crate::locks::{lock, read, write};
 const SHARDS: usize = 64;
 const TUPLE_SHARDS: usize = 16;
 
+/// The label values of a series, in the order of its schema's label names; shared.
+type Tuple = Arc<[Atom]>;
+
 /// The NaN Prometheus writes to mark a series stale (`value.StaleNaN`).
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
@@ -169,7 +172,7 @@ pub struct Store {
     /// Label value tuples, shared by every series with the same values in the same order:
     /// all metrics of one cAdvisor container carry the same values, so a series costs a
     /// reference, not an allocation.
-    tuples: Box<[Mutex<HashTable<Arc<[Atom]>>>]>,
+    tuples: Box<[Mutex<HashTable<Tuple>>]>,
     families: RwLock<HashMap<Arc<str>, FamilyEntry>>,
     series_count: AtomicUsize,
     max_series: usize,
