@@ -88,7 +88,10 @@ pub struct MetadataEntry {
 /// requests by one thread, so that steady-state decoding allocates nothing.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
+    /// Grows to the largest request seen; only `buffer[..len]` holds the current one, so a
+    /// reused buffer is never zeroed again (that cost as much as the protobuf walk).
     buffer: Vec<u8>,
+    len: usize,
     pub series: Vec<SeriesEntry>,
     pub labels: Vec<LabelSpan>,
     pub samples: Vec<WireSample>,
@@ -101,9 +104,11 @@ const KEEP_CAPACITY_BYTES: usize = 4 << 20;
 impl WriteBatch {
     /// The buffer to decompress into, `len` bytes long; what was there before is discarded.
     pub fn buffer_for(&mut self, len: usize) -> &mut [u8] {
-        self.buffer.clear();
-        self.buffer.resize(len, 0);
-        &mut self.buffer
+        if self.buffer.len() < len {
+            self.buffer.resize(len, 0);
+        }
+        self.len = len;
+        &mut self.buffer[..len]
     }
 
     /// Reads the request now in the buffer.
@@ -113,10 +118,10 @@ impl WriteBatch {
         self.samples.clear();
         self.metadata.clear();
         let buffer = std::mem::take(&mut self.buffer);
-        let result = if buffer.len() > u32::MAX as usize {
+        let result = if self.len > u32::MAX as usize {
             Err(WireError::TooLarge)
         } else {
-            self.parse_request(&buffer)
+            self.parse_request(&buffer[..self.len])
         };
         self.buffer = buffer;
         result
@@ -139,6 +144,7 @@ impl WriteBatch {
     pub fn shrink(&mut self) {
         if self.buffer.capacity() > KEEP_CAPACITY_BYTES {
             self.buffer = Vec::new();
+            self.len = 0;
             self.series = Vec::new();
             self.labels = Vec::new();
             self.samples = Vec::new();
