@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::family::{Metadata, MetricKind};
-use crate::store::{Applied, Sample, SeriesKey, Store};
+use crate::store::{Applied, RawSeriesKey, Sample, SeriesKey, Store};
 use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
@@ -151,7 +151,7 @@ impl Report {
 /// `now_ms` is the Unix time in milliseconds, `tick` the store's clock for expiry.
 pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Report {
     let mut report = Report::default();
-    let mut labels = Vec::new();
+    let mut scratch = LabelScratch::default();
     for series in &batch.series {
         report.drop_samples(DropReason::Exemplar, series.exemplars as usize, String::new);
         report.drop_samples(
@@ -159,7 +159,15 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
             series.histograms as usize,
             String::new,
         );
-        ingest_series(store, batch, series, now_ms, tick, &mut labels, &mut report);
+        ingest_series(
+            store,
+            batch,
+            series,
+            now_ms,
+            tick,
+            &mut scratch,
+            &mut report,
+        );
     }
     for entry in &batch.metadata {
         match validate_metadata(batch, entry) {
@@ -176,13 +184,20 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
     report
 }
 
+/// Label lists reused from one series to the next within a request.
+#[derive(Default)]
+struct LabelScratch<'a> {
+    raw: Vec<(&'a [u8], &'a [u8])>,
+    valid: Vec<(&'a str, &'a str)>,
+}
+
 fn ingest_series<'a>(
     store: &Store,
     batch: &'a WriteBatch,
     series: &SeriesEntry,
     now_ms: i64,
     tick: u32,
-    labels: &mut Vec<(&'a str, &'a str)>,
+    scratch: &mut LabelScratch<'a>,
     report: &mut Report,
 ) {
     let samples = batch.samples_of(series);
@@ -190,41 +205,114 @@ fn ingest_series<'a>(
     if samples.is_empty() {
         return;
     }
-    let name = match validate_labels(batch, batch.labels_of(series), labels) {
+    let labels = batch.labels_of(series);
+    let (newest, in_time) = newest_in_time(samples, now_ms.saturating_add(MAX_FUTURE_MS));
+    let too_new = samples.len() - in_time;
+    let too_new_problem = |name: &str| {
+        format!("a sample of {name} is more than 10m ahead of this server's clock ({now_ms} ms)")
+    };
+    // A series that exists matches the request byte for byte, and its bytes were validated
+    // when it was made: appends skip validation.
+    let existing = newest.and_then(|sample| {
+        let name = raw_key(batch, labels, &mut scratch.raw)?;
+        let key = RawSeriesKey {
+            name,
+            labels: &scratch.raw,
+        };
+        let applied = store.apply_existing(&key, sample, tick)?;
+        Some((applied, name))
+    });
+    if let Some((applied, name)) = existing {
+        report.drop_samples(DropReason::TooFarInFuture, too_new, || {
+            too_new_problem(&String::from_utf8_lossy(name))
+        });
+        // Only new series meet the series limit, so no reason is needed for it here.
+        return record(report, applied, in_time, String::new);
+    }
+    let name = match validate_labels(batch, labels, &mut scratch.valid) {
         Ok(name) => name,
         Err((reason, problem)) => return report.drop_samples(reason, samples.len(), || problem),
     };
-    let horizon = now_ms.saturating_add(MAX_FUTURE_MS);
+    report.drop_samples(DropReason::TooFarInFuture, too_new, || {
+        too_new_problem(name)
+    });
+    let Some(sample) = newest else { return };
+    let applied = store.apply(
+        &SeriesKey {
+            name,
+            labels: &scratch.valid,
+        },
+        sample,
+        tick,
+    );
+    record(report, applied, in_time, || {
+        format!(
+            "series limit --series.max={} reached, new series {name} dropped",
+            store.max_series()
+        )
+    });
+}
+
+/// The newest sample not too far in the future (of equal timestamps the last one sent), and
+/// how many samples are not too far in the future.
+fn newest_in_time(samples: &[WireSample], horizon: i64) -> (Option<Sample>, usize) {
     let mut newest: Option<&WireSample> = None;
     let mut in_time = 0;
     for sample in samples.iter().filter(|s| s.timestamp <= horizon) {
         in_time += 1;
-        // The newest sample wins; of equal timestamps the last one sent.
         if newest.is_none_or(|n| sample.timestamp >= n.timestamp) {
             newest = Some(sample);
         }
     }
-    report.drop_samples(DropReason::TooFarInFuture, samples.len() - in_time, || {
-        format!("a sample of {name} is more than 10m ahead of this server's clock ({now_ms} ms)")
+    let newest = newest.map(|s| Sample {
+        value: s.value,
+        timestamp_ms: s.timestamp,
     });
-    let Some(newest) = newest else { return };
-    let key = SeriesKey { name, labels };
-    let sample = Sample {
-        value: newest.value,
-        timestamp_ms: newest.timestamp,
-    };
-    match store.apply(&key, sample, tick) {
+    (newest, in_time)
+}
+
+/// Counts what applying the newest of `in_time` samples did.
+fn record(
+    report: &mut Report,
+    applied: Applied,
+    in_time: usize,
+    limit_problem: impl FnOnce() -> String,
+) {
+    match applied {
         Applied::Created => report.series_created += 1,
         Applied::Updated | Applied::StaleUnknown => {}
         Applied::Removed => report.removed_by_stale_marker += 1,
         Applied::OutOfOrder => report.drop_samples(DropReason::OutOfOrder, in_time, String::new),
-        Applied::LimitReached => report.drop_samples(DropReason::SeriesLimit, in_time, || {
-            format!(
-                "series limit --series.max={} reached, new series {name} dropped",
-                store.max_series()
-            )
-        }),
+        Applied::LimitReached => {
+            report.drop_samples(DropReason::SeriesLimit, in_time, limit_problem)
+        }
     }
+}
+
+/// The request's labels as a raw key, or `None` when they are not strictly sorted by name (an
+/// existing series cannot match them then) or carry no `__name__`; `out` gets the labels
+/// without `__name__` and empty values.
+fn raw_key<'a>(
+    batch: &'a WriteBatch,
+    labels: &[LabelSpan],
+    out: &mut Vec<(&'a [u8], &'a [u8])>,
+) -> Option<&'a [u8]> {
+    out.clear();
+    let mut name = None;
+    let mut previous: &[u8] = b"";
+    for label in labels {
+        let (label_name, value) = (batch.bytes(label.name), batch.bytes(label.value));
+        if label_name <= previous {
+            return None;
+        }
+        previous = label_name;
+        if label_name == b"__name__" {
+            name = Some(value);
+        } else if !value.is_empty() {
+            out.push((label_name, value));
+        }
+    }
+    name
 }
 
 /// Checks the labels of one series and leaves them in `out`, sorted by name, without
@@ -640,6 +728,86 @@ mod tests {
             "the corruptions should still decode often enough: {decoded}"
         );
         assert!(store.series_count() <= 50);
+    }
+
+    #[test]
+    fn appends_follow_the_same_rules_whichever_path_they_take() {
+        let store = Store::new(100);
+        let labels = [("__name__", "m"), ("a", "1"), ("b", "2")];
+        assert_eq!(
+            apply(
+                &store,
+                &request(vec![series(&labels, &[(1.0, NOW)])]),
+                NOW,
+                0
+            )
+            .series_created,
+            1
+        );
+        // Sorted as stored: found without validation.
+        assert!(apply(
+            &store,
+            &request(vec![series(&labels, &[(2.0, NOW + 1)])]),
+            NOW,
+            0
+        )
+        .is_clean());
+        // Unsorted, or with an empty label: the validating path finds the same series.
+        let unsorted = [("b", "2"), ("__name__", "m"), ("a", "1")];
+        assert!(apply(
+            &store,
+            &request(vec![series(&unsorted, &[(3.0, NOW + 2)])]),
+            NOW,
+            0
+        )
+        .is_clean());
+        let with_empty = [("__name__", "m"), ("a", "1"), ("ab", ""), ("b", "2")];
+        assert!(apply(
+            &store,
+            &request(vec![series(&with_empty, &[(4.0, NOW + 3)])]),
+            NOW,
+            0
+        )
+        .is_clean());
+        assert_eq!(stored(&store), [format!("m{{a=1,b=2}} 4 @{}", NOW + 3)]);
+        // A duplicate label never reaches the existing series.
+        let duplicate = [("__name__", "m"), ("a", "1"), ("a", "1"), ("b", "2")];
+        let report = apply(
+            &store,
+            &request(vec![series(&duplicate, &[(5.0, NOW + 4)])]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.dropped(DropReason::DuplicateLabelName), 1);
+        // Older samples, far-future ones and stale markers keep their rules on the fast path.
+        let report = apply(
+            &store,
+            &request(vec![series(
+                &labels,
+                &[(9.0, NOW), (9.0, NOW + MAX_FUTURE_MS + 60_000)],
+            )]),
+            NOW,
+            0,
+        );
+        assert_eq!(
+            (
+                report.dropped(DropReason::OutOfOrder),
+                report.dropped(DropReason::TooFarInFuture)
+            ),
+            (1, 1)
+        );
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        assert_eq!(
+            apply(
+                &store,
+                &request(vec![series(&labels, &[(stale, NOW + 5)])]),
+                NOW,
+                0
+            )
+            .removed_by_stale_marker,
+            1
+        );
+        assert!(stored(&store).is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use hashbrown::hash_table::Entry;
+use hashbrown::hash_table::{Entry, OccupiedEntry};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::exposition::series_prefixes;
@@ -66,14 +66,14 @@ impl Schema {
         }
     }
 
-    fn matches(&self, key: &SeriesKey) -> bool {
-        *self.name == *key.name
-            && self.label_names.len() == key.labels.len()
+    fn matches(&self, key: &impl KeyBytes) -> bool {
+        self.name.as_bytes() == key.name()
+            && self.label_names.len() == key.label_count()
             && self
                 .label_names
                 .iter()
-                .zip(key.labels)
-                .all(|(stored, (name, _))| **stored == **name)
+                .enumerate()
+                .all(|(i, stored)| stored.as_bytes() == key.label(i).0)
     }
 }
 
@@ -83,6 +83,48 @@ impl Schema {
 pub struct SeriesKey<'a> {
     pub name: &'a str,
     pub labels: &'a [(&'a str, &'a str)],
+}
+
+/// A series identity as a request spells it, not yet validated: enough to find a series that
+/// exists, whose bytes were validated when it was made. Labels sorted by name, without
+/// `__name__` and empty values.
+#[derive(Debug, Clone, Copy)]
+pub struct RawSeriesKey<'a> {
+    pub name: &'a [u8],
+    pub labels: &'a [(&'a [u8], &'a [u8])],
+}
+
+/// What matching and hashing read of a key, so that validated and raw keys find the same
+/// series.
+trait KeyBytes {
+    fn name(&self) -> &[u8];
+    fn label_count(&self) -> usize;
+    fn label(&self, index: usize) -> (&[u8], &[u8]);
+}
+
+impl KeyBytes for SeriesKey<'_> {
+    fn name(&self) -> &[u8] {
+        self.name.as_bytes()
+    }
+    fn label_count(&self) -> usize {
+        self.labels.len()
+    }
+    fn label(&self, index: usize) -> (&[u8], &[u8]) {
+        let (name, value) = self.labels[index];
+        (name.as_bytes(), value.as_bytes())
+    }
+}
+
+impl KeyBytes for RawSeriesKey<'_> {
+    fn name(&self) -> &[u8] {
+        self.name
+    }
+    fn label_count(&self) -> usize {
+        self.labels.len()
+    }
+    fn label(&self, index: usize) -> (&[u8], &[u8]) {
+        self.labels[index]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,13 +159,13 @@ struct Series {
 }
 
 impl Series {
-    fn matches(&self, key: &SeriesKey) -> bool {
+    fn matches(&self, key: &impl KeyBytes) -> bool {
         self.schema.matches(key)
             && self
                 .values
                 .iter()
-                .zip(key.labels)
-                .all(|(stored, (_, value))| **stored == **value)
+                .enumerate()
+                .all(|(i, stored)| stored.as_bytes() == key.label(i).1)
     }
 }
 
@@ -216,21 +258,7 @@ impl Store {
         let mut table = write(&self.shards[shard_of(hash)]);
         let rehash = |series: &Series| self.hash_series(series);
         match table.entry(hash, |series| series.matches(key), rehash) {
-            Entry::Occupied(mut entry) => {
-                let series = entry.get_mut();
-                if sample.timestamp_ms < series.timestamp_ms {
-                    return Applied::OutOfOrder;
-                }
-                if is_stale_marker(sample.value) {
-                    entry.remove();
-                    self.series_count.fetch_sub(1, Ordering::Relaxed);
-                    return Applied::Removed;
-                }
-                series.value = sample.value;
-                series.timestamp_ms = sample.timestamp_ms;
-                series.written_at = now;
-                Applied::Updated
-            }
+            Entry::Occupied(entry) => self.update(entry, sample, now),
             Entry::Vacant(entry) => {
                 if is_stale_marker(sample.value) {
                     return Applied::StaleUnknown;
@@ -253,6 +281,32 @@ impl Store {
                 Applied::Created
             }
         }
+    }
+
+    /// Applies one sample to a series that already exists; `None` when there is no such series
+    /// (then the request's labels must be validated and `apply` called).
+    pub fn apply_existing(&self, key: &RawSeriesKey, sample: Sample, now: u32) -> Option<Applied> {
+        let hash = self.hash_key(key);
+        let mut table = write(&self.shards[shard_of(hash)]);
+        let entry = table.find_entry(hash, |series| series.matches(key)).ok()?;
+        Some(self.update(entry, sample, now))
+    }
+
+    /// The newest timestamp wins; a stale marker removes the series.
+    fn update(&self, mut entry: OccupiedEntry<'_, Series>, sample: Sample, now: u32) -> Applied {
+        let series = entry.get_mut();
+        if sample.timestamp_ms < series.timestamp_ms {
+            return Applied::OutOfOrder;
+        }
+        if is_stale_marker(sample.value) {
+            entry.remove();
+            self.series_count.fetch_sub(1, Ordering::Relaxed);
+            return Applied::Removed;
+        }
+        series.value = sample.value;
+        series.timestamp_ms = sample.timestamp_ms;
+        series.written_at = now;
+        Applied::Updated
     }
 
     /// Records what remote-write metadata says of a family, replacing what was known.
@@ -372,27 +426,30 @@ impl Store {
         Snapshot { series, families }
     }
 
-    fn hash_key(&self, key: &SeriesKey) -> u64 {
-        self.hash_labels(key.name, key.labels.iter().copied())
+    fn hash_key(&self, key: &impl KeyBytes) -> u64 {
+        let labels = (0..key.label_count()).map(|i| key.label(i));
+        self.hash_labels(key.name(), labels)
     }
 
     fn hash_series(&self, series: &Series) -> u64 {
-        let names = series.schema.label_names.iter().map(|n| &**n);
-        self.hash_labels(
-            &series.schema.name,
-            names.zip(series.values.iter().map(|v| &**v)),
-        )
+        let names = series.schema.label_names.iter().map(|n| n.as_bytes());
+        let values = series.values.iter().map(|v| v.as_bytes());
+        self.hash_labels(series.schema.name.as_bytes(), names.zip(values))
     }
 
-    fn hash_labels<'a>(&self, name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    fn hash_labels<'a>(
+        &self,
+        name: &[u8],
+        labels: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> u64 {
         let mut hasher = self.hasher.build_hasher();
-        hasher.write(name.as_bytes());
+        hasher.write(name);
         for (name, value) in labels {
             // The 0xff separators cannot occur in UTF-8, so ("ab","c") and ("a","bc") differ.
             hasher.write_u8(0xff);
-            hasher.write(name.as_bytes());
+            hasher.write(name);
             hasher.write_u8(0xff);
-            hasher.write(value.as_bytes());
+            hasher.write(value);
         }
         hasher.finish()
     }
