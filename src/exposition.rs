@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use crate::family::{compare_in_family, compare_plain, family_of, Metadata, MetricKind};
 use crate::page::{PageWriter, Sink};
@@ -212,41 +213,55 @@ fn write_value(out: &mut impl Sink, value: f64, timestamp_ms: Option<i64>) {
 
 /// What the exposition writes before each label value of a series of this shape:
 /// `name{first="`, then `,second="` and so on; a series without labels has none.
-pub fn series_prefixes<'a>(
-    name: &str,
-    label_names: impl Iterator<Item = &'a str>,
-) -> Box<[Box<str>]> {
+pub fn series_prefixes<'a>(label_names: impl Iterator<Item = &'a str>) -> Box<[Box<str>]> {
     label_names
         .enumerate()
-        .map(|(i, label)| {
-            if i == 0 {
-                format!("{name}{{{label}=\"").into_boxed_str()
-            } else {
-                format!(",{label}=\"").into_boxed_str()
-            }
-        })
+        .map(|(i, label)| format!("{}{label}=\"", if i == 0 { '{' } else { ',' }).into_boxed_str())
         .collect()
 }
 
-/// Writes one stored series: its schema's prefixes and its interned values, so that most of a
-/// line is copied, not formatted.
-fn write_series(out: &mut impl Sink, series: &SeriesView, timestamp_ms: Option<i64>) {
+/// Writes the label block of a series, `{a="x",b="y"}` (nothing when it has no labels), from its
+/// schema's prefixes and its interned values.
+fn write_label_block(out: &mut Vec<u8>, series: &SeriesView) {
     let prefixes = &series.schema.prefixes;
-    if prefixes.is_empty() {
-        out.put(series.name().as_bytes());
-    } else {
-        for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
-            out.put(prefix.as_bytes());
-            if value.is_plain() {
-                out.put(value.as_bytes());
-            } else {
-                out.put(escape_label_value(value).as_bytes());
-            }
-            out.put_byte(b'"');
+    for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
+        out.extend_from_slice(prefix.as_bytes());
+        if value.is_plain() {
+            out.extend_from_slice(value.as_bytes());
+        } else {
+            out.extend_from_slice(escape_label_value(value).as_bytes());
         }
-        out.put_byte(b'}');
+        out.push(b'"');
     }
-    write_value(out, series.value, timestamp_ms);
+    if !prefixes.is_empty() {
+        out.push(b'}');
+    }
+}
+
+/// Label blocks rendered once per scrape and copied for every series that has them: all metrics
+/// of a container share their label names and value tuple, so a block is written once and
+/// copied some 25 times.
+#[derive(Default)]
+struct LabelBlocks {
+    bytes: Vec<u8>,
+    /// (label-name list, value tuple), by address, to where the block sits in `bytes`.
+    index: HashMap<(usize, usize), (usize, usize)>,
+}
+
+impl LabelBlocks {
+    fn of(&mut self, series: &SeriesView) -> &[u8] {
+        let key = (
+            Arc::as_ptr(&series.schema.label_names) as *const u8 as usize,
+            Arc::as_ptr(&series.values) as *const u8 as usize,
+        );
+        let bytes = &mut self.bytes;
+        let (start, end) = *self.index.entry(key).or_insert_with(|| {
+            let start = bytes.len();
+            write_label_block(bytes, series);
+            (start, bytes.len())
+        });
+        &self.bytes[start..end]
+    }
 }
 
 /// The series of one family, in exposition order.
@@ -317,12 +332,18 @@ pub fn family_count(snapshot: &Snapshot) -> usize {
 pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
     let mut page = Vec::with_capacity(snapshot.series.len() * 160);
     let mut out = PageWriter::new(&mut page);
+    let mut blocks = LabelBlocks::default();
     for group in group_families(snapshot) {
         let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
         write_header(&mut out, &group.name, help, group.type_word());
         for series in &group.members {
-            let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-            write_series(&mut out, series, timestamp);
+            out.put(series.name().as_bytes());
+            out.put(blocks.of(series));
+            write_value(
+                &mut out,
+                series.value,
+                expose_timestamps.then_some(series.timestamp_ms),
+            );
         }
     }
     drop(out);

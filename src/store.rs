@@ -43,7 +43,8 @@ pub fn is_stale_marker(value: f64) -> bool {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Schema {
     pub name: Atom,
-    pub label_names: Box<[Atom]>,
+    /// Interned like value tuples, so that schemas with the same label names share the list.
+    pub label_names: Tuple,
     /// What the exposition writes before each label value (see [`series_prefixes`]).
     pub prefixes: Box<[Box<str>]>,
 }
@@ -57,8 +58,8 @@ impl Schema {
         )
     }
 
-    fn from_atoms(name: Atom, label_names: Box<[Atom]>) -> Schema {
-        let prefixes = series_prefixes(&name, label_names.iter().map(|n| &**n));
+    fn from_atoms(name: Atom, label_names: Tuple) -> Schema {
+        let prefixes = series_prefixes(label_names.iter().map(|n| &**n));
         Schema {
             name,
             label_names,
@@ -350,33 +351,39 @@ impl Store {
     /// Releases value tuples, schemas and interned strings that no series holds any more
     /// (after stale markers removed series, say); returns how many strings.
     pub fn purge_unused_strings(&self) -> usize {
+        // Outermost first: a schema holds a label-name tuple, a tuple holds strings.
+        lock(&self.schemas).retain(|schema| Arc::strong_count(schema) > 1);
         for shard in self.tuples.iter() {
             lock(shard).retain(|tuple| Arc::strong_count(tuple) > 1);
         }
-        lock(&self.schemas).retain(|schema| Arc::strong_count(schema) > 1);
         self.interner.purge_unused()
     }
 
     /// The shared tuple of `key`'s label values, made on first use. When it exists, no value
     /// needs interning at all.
-    fn values_for(&self, key: &SeriesKey) -> Arc<[Atom]> {
-        let hash = self.hash_values(key.labels.iter().map(|(_, value)| *value));
-        let same = |tuple: &Arc<[Atom]>| {
-            tuple.len() == key.labels.len()
+    fn values_for(&self, key: &SeriesKey) -> Tuple {
+        self.tuple_of(key.labels.iter().map(|(_, value)| *value))
+    }
+
+    /// The shared tuple of these strings, made on first use. Value tuples and label-name lists
+    /// both live here; when a tuple exists, none of its strings needs interning.
+    fn tuple_of<'a>(&self, items: impl ExactSizeIterator<Item = &'a str> + Clone) -> Tuple {
+        let hash = self.hash_values(items.clone());
+        let same = |tuple: &Tuple| {
+            tuple.len() == items.len()
                 && tuple
                     .iter()
-                    .zip(key.labels)
-                    .all(|(stored, (_, value))| **stored == **value)
+                    .zip(items.clone())
+                    .all(|(stored, item)| **stored == *item)
         };
-        let rehash = |tuple: &Arc<[Atom]>| self.hash_values(tuple.iter().map(|v| &**v));
+        let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| &**v));
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
         match tuples.entry(hash, same, rehash) {
             Entry::Occupied(entry) => Arc::clone(entry.get()),
             Entry::Vacant(entry) => {
-                let tuple: Arc<[Atom]> = key
-                    .labels
-                    .iter()
-                    .map(|(_, value)| self.interner.intern(value))
+                let tuple: Tuple = items
+                    .clone()
+                    .map(|item| self.interner.intern(item))
                     .collect();
                 entry.insert(Arc::clone(&tuple));
                 tuple
@@ -384,7 +391,6 @@ impl Store {
         }
     }
 
-    /// The shared schema for the shape of `key`, made on first use.
     fn schema_for(&self, key: &SeriesKey) -> Arc<Schema> {
         let hash = self.hash_shape(key.name, key.labels.iter().map(|(name, _)| *name));
         let rehash = |schema: &Arc<Schema>| {
@@ -394,12 +400,10 @@ impl Store {
         match schemas.entry(hash, |schema| schema.matches(key), rehash) {
             Entry::Occupied(entry) => Arc::clone(entry.get()),
             Entry::Vacant(entry) => {
+                let label_names = self.tuple_of(key.labels.iter().map(|(name, _)| *name));
                 let schema = Arc::new(Schema::from_atoms(
                     self.interner.intern(key.name),
-                    key.labels
-                        .iter()
-                        .map(|(name, _)| self.interner.intern(name))
-                        .collect(),
+                    label_names,
                 ));
                 entry.insert(Arc::clone(&schema));
                 schema
@@ -687,13 +691,10 @@ mod tests {
             0,
         );
         store.purge_unused_strings();
+        let tuples: usize = store.tuples.iter().map(|t| lock(t).len()).sum();
         assert_eq!(
-            lock(&store.tuples[0]).len()
-                + store.tuples[1..]
-                    .iter()
-                    .map(|t| lock(t).len())
-                    .sum::<usize>(),
-            1
+            tuples, 2,
+            "the values of p1, and the label names (container, pod)"
         );
     }
 
