@@ -295,9 +295,11 @@ impl FamilyGroup<'_> {
 fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
     let mut groups: Vec<FamilyGroup> = Vec::new();
     let mut group_of_family: HashMap<String, usize> = HashMap::new();
-    let mut group_of_name: HashMap<&str, usize> = HashMap::new();
+    // Keyed by schema address: a few hundred schemas, so the lookup hardly ever hashes a name.
+    let mut group_of_schema: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
     for series in &snapshot.series {
-        let index = *group_of_name.entry(series.name()).or_insert_with(|| {
+        let schema = Arc::as_ptr(&series.schema) as usize;
+        let index = *group_of_schema.entry(schema).or_insert_with(|| {
             let (family, metadata) = family_of(series.name(), &snapshot.families);
             *group_of_family.entry(family.clone()).or_insert_with(|| {
                 groups.push(FamilyGroup {
