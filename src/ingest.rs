@@ -213,14 +213,20 @@ fn ingest_series<'a>(
     };
     // A series that exists matches the request byte for byte, and its bytes were validated
     // when it was made: appends skip validation.
+    let mut missed = None;
     let existing = newest.and_then(|sample| {
         let name = raw_key(batch, labels, &mut scratch.raw)?;
         let key = RawSeriesKey {
             name,
             labels: &scratch.raw,
         };
-        let applied = store.apply_existing(&key, sample, tick)?;
-        Some((applied, name))
+        match store.apply_existing(&key, sample, tick) {
+            Ok(applied) => Some((applied, name)),
+            Err(hash) => {
+                missed = Some((name, hash));
+                None
+            }
+        }
     });
     if let Some((applied, name)) = existing {
         report.drop_samples(DropReason::TooFarInFuture, too_new, || {
@@ -237,20 +243,34 @@ fn ingest_series<'a>(
         too_new_problem(name)
     });
     let Some(sample) = newest else { return };
-    let applied = store.apply(
-        &SeriesKey {
-            name,
-            labels: &scratch.valid,
-        },
-        sample,
-        tick,
-    );
+    let key = SeriesKey {
+        name,
+        labels: &scratch.valid,
+    };
+    // Labels that arrived sorted validate to the very slices the raw look-up hashed.
+    let applied = match missed {
+        Some((raw_name, hash)) if same_key(raw_name, &scratch.raw, &key) => {
+            store.apply_hashed(&key, hash, sample, tick)
+        }
+        _ => store.apply(&key, sample, tick),
+    };
     record(report, applied, in_time, || {
         format!(
             "series limit --series.max={} reached, new series {name} dropped",
             store.max_series()
         )
     });
+}
+
+/// Whether a validated key is made of exactly the same slices of the request as a raw one.
+fn same_key(raw_name: &[u8], raw_labels: &[(&[u8], &[u8])], key: &SeriesKey) -> bool {
+    let same = |a: &[u8], b: &str| std::ptr::eq(a, b.as_bytes());
+    same(raw_name, key.name)
+        && raw_labels.len() == key.labels.len()
+        && raw_labels
+            .iter()
+            .zip(key.labels)
+            .all(|((n, v), (name, value))| same(n, name) && same(v, value))
 }
 
 /// The newest sample not too far in the future (of equal timestamps the last one sent), and

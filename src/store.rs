@@ -150,6 +150,8 @@ pub enum Applied {
 }
 
 struct Series {
+    /// Kept so that growing a table does not hash every series' labels again.
+    hash: u64,
     schema: Arc<Schema>,
     /// Label values, in the order of `schema.label_names`.
     values: Arc<[Atom]>,
@@ -255,10 +257,14 @@ impl Store {
     /// new series is admitted only while fewer than `max_series` are held (checked and counted
     /// atomically, so the limit is exact under concurrent writers).
     pub fn apply(&self, key: &SeriesKey, sample: Sample, now: u32) -> Applied {
-        let hash = self.hash_key(key);
+        self.apply_hashed(key, self.hash_key(key), sample, now)
+    }
+
+    /// `apply` with the key's hash already known: `apply_existing` returns it on a miss, and it
+    /// holds for the validated key when that has the same labels as the raw one.
+    pub fn apply_hashed(&self, key: &SeriesKey, hash: u64, sample: Sample, now: u32) -> Applied {
         let mut table = write(&self.shards[shard_of(hash)]);
-        let rehash = |series: &Series| self.hash_series(series);
-        match table.entry(hash, |series| series.matches(key), rehash) {
+        match table.entry(hash, |series| series.matches(key), |series| series.hash) {
             Entry::Occupied(entry) => self.update(entry, sample, now),
             Entry::Vacant(entry) => {
                 if is_stale_marker(sample.value) {
@@ -273,6 +279,7 @@ impl Store {
                     return Applied::LimitReached;
                 }
                 entry.insert(Series {
+                    hash,
                     schema: self.schema_for(key),
                     values: self.values_for(key),
                     value: sample.value,
@@ -284,13 +291,20 @@ impl Store {
         }
     }
 
-    /// Applies one sample to a series that already exists; `None` when there is no such series
-    /// (then the request's labels must be validated and `apply` called).
-    pub fn apply_existing(&self, key: &RawSeriesKey, sample: Sample, now: u32) -> Option<Applied> {
+    /// Applies one sample to a series that already exists. When there is no such series, the
+    /// request's labels must be validated and `apply_hashed` called; the error is the key's hash.
+    pub fn apply_existing(
+        &self,
+        key: &RawSeriesKey,
+        sample: Sample,
+        now: u32,
+    ) -> Result<Applied, u64> {
         let hash = self.hash_key(key);
         let mut table = write(&self.shards[shard_of(hash)]);
-        let entry = table.find_entry(hash, |series| series.matches(key)).ok()?;
-        Some(self.update(entry, sample, now))
+        match table.find_entry(hash, |series| series.matches(key)) {
+            Ok(entry) => Ok(self.update(entry, sample, now)),
+            Err(_) => Err(hash),
+        }
     }
 
     /// The newest timestamp wins; a stale marker removes the series.
@@ -433,12 +447,6 @@ impl Store {
     fn hash_key(&self, key: &impl KeyBytes) -> u64 {
         let labels = (0..key.label_count()).map(|i| key.label(i));
         self.hash_labels(key.name(), labels)
-    }
-
-    fn hash_series(&self, series: &Series) -> u64 {
-        let names = series.schema.label_names.iter().map(|n| n.as_bytes());
-        let values = series.values.iter().map(|v| v.as_bytes());
-        self.hash_labels(series.schema.name.as_bytes(), names.zip(values))
     }
 
     fn hash_labels<'a>(
