@@ -103,19 +103,35 @@ fn write_integer(out: &mut impl Sink, value: f64) {
 }
 
 fn write_shortest(out: &mut impl Sink, value: f64) {
-    // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-7".
-    let mut buffer = [0u8; 40];
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = write!(cursor, "{value:e}");
-    let written = cursor.position() as usize;
-    let text = std::str::from_utf8(&buffer[..written]).unwrap_or("0e0");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+    // ryu gives the shortest round-trip digits, as `-0.00123`, `123.456` or `1.5e-7`; they are
+    // taken apart into sign, digits and decimal exponent, and laid out as Go does below.
+    let mut ryu_buffer = ryu::Buffer::new();
+    let text = ryu_buffer.format_finite(value);
+    let (negative, text) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, mantissa),
+        None => (false, text),
     };
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let (mantissa, exponent_part) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut all_digits = [0u8; 40];
+    let mut count = 0;
+    for digit in whole.bytes().chain(fraction.bytes()).take(all_digits.len()) {
+        all_digits[count] = digit;
+        count += 1;
+    }
+    let leading_zeros = all_digits[..count]
+        .iter()
+        .take_while(|d| **d == b'0')
+        .count();
+    let significant = all_digits[..count]
+        .iter()
+        .rposition(|d| *d != b'0')
+        .map_or(count, |last| last + 1);
+    let digits = &all_digits[leading_zeros..significant.max(leading_zeros + 1)];
+    let exponent = exponent_part + whole.len() as i32 - 1 - leading_zeros as i32;
     if negative {
         out.put_byte(b'-');
     }
@@ -140,9 +156,9 @@ fn write_shortest(out: &mut impl Sink, value: f64) {
     if point <= 0 {
         out.put(b"0.");
         put_zeros(out, (-point) as usize);
-        out.put(&digits);
+        out.put(digits);
     } else if point as usize >= digits.len() {
-        out.put(&digits);
+        out.put(digits);
         put_zeros(out, point as usize - digits.len());
     } else {
         out.put(&digits[..point as usize]);
@@ -409,6 +425,31 @@ mod tests {
                     "{expected} reads back"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn any_finite_float_reads_back_exactly_in_go_layout() {
+        let mut bits: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            let value = f64::from_bits(bits);
+            if !value.is_finite() {
+                continue;
+            }
+            let text = float(value);
+            assert_eq!(text.parse::<f64>().unwrap(), value, "{text} for {value:e}");
+            // Go writes an exponent exactly when the decimal exponent is below -4 or at least 6.
+            let exponent: i32 = format!("{value:e}")
+                .split_once('e')
+                .unwrap()
+                .1
+                .parse()
+                .unwrap();
+            let go_uses_exponent = value != 0.0 && !(-4..6).contains(&exponent);
+            assert_eq!(text.contains('e'), go_uses_exponent, "{text} for {value:e}");
         }
     }
 
