@@ -569,6 +569,13 @@ fn print(name: &str, f: &Figures) {
     );
 }
 
+/// Seconds `work` takes.
+fn timed(work: impl FnOnce()) -> f64 {
+    let started = Instant::now();
+    work();
+    started.elapsed().as_secs_f64()
+}
+
 /// Times each stage in this process on one thread, without HTTP: where the time goes. Each
 /// figure is the best of three runs, on a fresh store where the stage needs one.
 fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
@@ -593,32 +600,32 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     report(
         "snappy alone",
         best_of_three(&mut || {
-            let started = Instant::now();
-            for payload in &rounds[0] {
-                snap::raw::Decoder::new()
-                    .decompress(payload, &mut buffer)
-                    .unwrap();
-            }
-            started.elapsed().as_secs_f64()
+            timed(|| {
+                for payload in &rounds[0] {
+                    snap::raw::Decoder::new()
+                        .decompress(payload, &mut buffer)
+                        .unwrap();
+                }
+            })
         }),
     );
     report(
         "snappy + protobuf",
         best_of_three(&mut || {
-            let started = Instant::now();
-            for payload in &rounds[0] {
-                decode::decode(payload, 64 << 20, &mut batch).unwrap();
-            }
-            started.elapsed().as_secs_f64()
+            timed(|| {
+                for payload in &rounds[0] {
+                    decode::decode(payload, 64 << 20, &mut batch).unwrap();
+                }
+            })
         }),
     );
     let ingest_round = |store: &Store, round: usize, batch: &mut WriteBatch| {
-        let started = Instant::now();
-        for payload in &rounds[round] {
-            decode::decode(payload, 64 << 20, batch).unwrap();
-            ingest::ingest(store, batch, now, 0);
-        }
-        started.elapsed().as_secs_f64()
+        timed(|| {
+            for payload in &rounds[round] {
+                decode::decode(payload, 64 << 20, batch).unwrap();
+                ingest::ingest(store, batch, now, 0);
+            }
+        })
     };
     report(
         "decode + ingest, new",
@@ -637,39 +644,39 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     report(
         "snapshot",
         best_of_three(&mut || {
-            let started = Instant::now();
-            drop(store.snapshot());
-            started.elapsed().as_secs_f64()
+            timed(|| {
+                drop(store.snapshot());
+            })
         }),
     );
     let snapshot = store.snapshot();
     report(
         "render: group and sort",
         best_of_three(&mut || {
-            let started = Instant::now();
-            exposition::family_count(&snapshot);
-            started.elapsed().as_secs_f64()
+            timed(|| {
+                exposition::family_count(&snapshot);
+            })
         }),
     );
     let mut page = Vec::new();
     report(
         "render",
         best_of_three(&mut || {
-            let started = Instant::now();
-            page = exposition::render(&snapshot, false);
-            started.elapsed().as_secs_f64()
+            timed(|| {
+                page = exposition::render(&snapshot, false);
+            })
         }),
     );
     let mut zipped = Vec::new();
     report(
         "gzip (fastest level)",
         best_of_three(&mut || {
-            let started = Instant::now();
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            encoder.write_all(&page).unwrap();
-            zipped = encoder.finish().unwrap();
-            started.elapsed().as_secs_f64()
+            timed(|| {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(&page).unwrap();
+                zipped = encoder.finish().unwrap();
+            })
         }),
     );
     println!("  page {} bytes, gzip {} bytes", page.len(), zipped.len());
