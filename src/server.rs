@@ -27,9 +27,12 @@ use crate::units::format_duration;
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How long writing an answer may block before the connection is dropped: a scraper that stops
-/// reading cannot hold a worker longer than this.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one write of an answer may make no progress before it fails. Prometheus gives up on a
+/// scrape after its `scrape_timeout` (10 s by default) and closes the connection, which ends a
+/// write at once; a client that stops reading is what this catches. tiny_http's writer layers
+/// each wait this long before giving up (the body write, then buffered flushes), so such a
+/// client holds a worker for a few times this (measured: about 4x), not forever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the server stopped.
 enum Stop {
