@@ -227,8 +227,9 @@ fn write_value(out: &mut impl Sink, value: f64, timestamp_ms: Option<i64>) {
     out.put_byte(b'\n');
 }
 
-/// What the exposition writes before each label value of a series of this shape:
-/// `name{first="`, then `,second="` and so on; a series without labels has none.
+/// What the exposition writes before each label value of a series with these label names:
+/// `{first="`, then `,second="` and so on (the metric name goes before them, written apart);
+/// a series without labels has none.
 pub fn series_prefixes<'a>(label_names: impl Iterator<Item = &'a str>) -> Box<[Box<str>]> {
     label_names
         .enumerate()
