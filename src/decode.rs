@@ -1,11 +1,10 @@
-//! From an HTTP request to a decoded write: header checks, the body cap, snappy, protobuf.
+//! From an HTTP request to a decoded write: header checks, snappy, protobuf.
 //!
 //! Follows the remote-write 1.0 spec (https://prometheus.io/docs/specs/remote_write_spec/)
 //! and Prometheus's own receiver in what it tolerates: a missing `Content-Encoding` is read as
 //! snappy and a missing `Content-Type` as `application/x-protobuf`.
 
 use std::fmt;
-use std::io::Read;
 
 use crate::wire::WriteBatch;
 
@@ -64,37 +63,6 @@ pub fn check_headers(
                 }
             }
         }
-    }
-    Ok(())
-}
-
-/// Reads the body, never more than `max_bytes` (413): a declared length over the cap is refused
-/// before reading, and an undeclared (chunked) body is read only up to one byte past the cap.
-/// The body lands in `buffer`, which is cleared first and may be reused across requests.
-pub fn read_body(
-    body: &mut dyn Read,
-    declared_length: Option<usize>,
-    max_bytes: usize,
-    buffer: &mut Vec<u8>,
-) -> Result<(), Rejection> {
-    let too_large = |size: &dyn fmt::Display| {
-        Rejection::new(
-            413,
-            format!("request body of {size} bytes exceeds --write.max-bytes={max_bytes}"),
-        )
-    };
-    if let Some(length) = declared_length {
-        if length > max_bytes {
-            return Err(too_large(&length));
-        }
-    }
-    buffer.clear();
-    buffer.reserve(declared_length.unwrap_or(0));
-    body.take(max_bytes as u64 + 1)
-        .read_to_end(buffer)
-        .map_err(|e| Rejection::new(400, format!("reading request body: {e}")))?;
-    if buffer.len() > max_bytes {
-        return Err(too_large(&format!("more than {max_bytes}")));
     }
     Ok(())
 }
@@ -200,32 +168,6 @@ mod tests {
             let rejection = check_headers(encoding, content_type).unwrap_err();
             assert_eq!(rejection.status, 415, "{encoding:?} {content_type:?}");
         }
-    }
-
-    #[test]
-    fn body_over_the_cap_is_413_without_reading_past_it() {
-        let read = |body: &mut std::io::Cursor<Vec<u8>>, declared| {
-            let mut buffer = Vec::new();
-            read_body(body, declared, 10, &mut buffer).map(|()| buffer)
-        };
-        let mut declared = std::io::Cursor::new(vec![0u8; 10]);
-        assert_eq!(read(&mut declared, Some(11)).unwrap_err().status, 413);
-        assert_eq!(
-            declared.position(),
-            0,
-            "nothing read for a declared oversize body"
-        );
-
-        let mut chunked = std::io::Cursor::new(vec![0u8; 1000]);
-        assert_eq!(read(&mut chunked, None).unwrap_err().status, 413);
-        assert_eq!(
-            chunked.position(),
-            11,
-            "read one byte past the cap, no further"
-        );
-
-        let mut exact = std::io::Cursor::new(vec![7u8; 10]);
-        assert_eq!(read(&mut exact, None), Ok(vec![7u8; 10]));
     }
 
     #[test]

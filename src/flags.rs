@@ -37,6 +37,35 @@ pub struct Flags {
     #[argh(switch)]
     pub web_expose_timestamps: bool,
 
+    /// most connections open at once; more get 503 and are closed (default 512)
+    #[argh(option, default = "512")]
+    pub web_max_connections: usize,
+
+    /// time for a whole request to arrive, from its first byte, and for the first one on a
+    /// new connection (default 30s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(30)",
+        from_str_fn(parse_duration)
+    )]
+    pub web_read_timeout: Duration,
+
+    /// time for a client to receive a whole answer (default 1m)
+    #[argh(
+        option,
+        default = "Duration::from_secs(60)",
+        from_str_fn(parse_duration)
+    )]
+    pub web_write_timeout: Duration,
+
+    /// how long a kept-alive connection may wait for its next request (default 5m)
+    #[argh(
+        option,
+        default = "Duration::from_secs(300)",
+        from_str_fn(parse_duration)
+    )]
+    pub web_idle_timeout: Duration,
+
     /// drop a series not written for this long, e.g. 5m; 0 keeps series forever (default 5m)
     #[argh(
         option,
@@ -71,12 +100,16 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 12] = [
+pub const FLAG_NAMES: [(&str, bool); 16] = [
     ("web.listen-address", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
     ("web.threads", true),
     ("web.expose-timestamps", false),
+    ("web.max-connections", true),
+    ("web.read-timeout", true),
+    ("web.write-timeout", true),
+    ("web.idle-timeout", true),
     ("series.ttl", true),
     ("series.max", true),
     ("write.max-bytes", true),
@@ -156,6 +189,18 @@ impl Flags {
         }
         if self.web_threads == Some(0) {
             return Err("--web.threads: must be at least 1".into());
+        }
+        if self.web_max_connections == 0 {
+            return Err("--web.max-connections: must be at least 1".into());
+        }
+        for (flag, timeout) in [
+            ("--web.read-timeout", self.web_read_timeout),
+            ("--web.write-timeout", self.web_write_timeout),
+            ("--web.idle-timeout", self.web_idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(format!("{flag}: must be more than 0"));
+            }
         }
         if self.series_max == 0 {
             return Err("--series.max: must be at least 1".into());
@@ -267,6 +312,10 @@ mod tests {
         assert_eq!(flags.write_max_decoded_bytes, 32 << 20);
         assert!(!flags.web_expose_timestamps);
         assert!(flags.threads() >= 2);
+        assert_eq!(flags.web_max_connections, 512);
+        assert_eq!(flags.web_read_timeout, Duration::from_secs(30));
+        assert_eq!(flags.web_write_timeout, Duration::from_secs(60));
+        assert_eq!(flags.web_idle_timeout, Duration::from_secs(300));
     }
 
     #[test]
@@ -311,6 +360,8 @@ mod tests {
             (vec!["--log.level=loud"], "--log.level"),
             (vec!["--web.telemetry-path=metrics"], "--web.telemetry-path"),
             (vec!["--series.max=0"], "--series.max"),
+            (vec!["--web.read-timeout=0s"], "--web.read-timeout"),
+            (vec!["--web.max-connections=0"], "--web.max-connections"),
             (
                 vec!["--web.exporter-telemetry-path=/write"],
                 "--web.exporter-telemetry-path",

@@ -1,19 +1,17 @@
 //! The HTTP layer: routes requests to handlers, answers, and counts.
 //!
 //! Handlers build a complete [`Reply`] in memory (pages are rendered from a snapshot, with no
-//! lock held) before a byte goes to the socket, so a slow client never holds up the store.
+//! lock held) before a byte goes to the socket, so a slow client never holds up the store. They
+//! run on the worker pool ([`crate::workers`]); [`crate::connections`] reads the requests.
 
 use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
-use tiny_http::{Header, Method, Request, Response};
-
-use crate::decode::{check_headers, decode, read_body, Rejection};
+use crate::decode::{check_headers, decode, Rejection};
 use crate::exposition::{render, TEXT_CONTENT_TYPE};
+use crate::http1::Head;
 use crate::ingest::ingest;
 use crate::landing::{landing_page, LandingFacts};
 use crate::log::{self, RateLimited};
@@ -21,6 +19,8 @@ use crate::process;
 use crate::store::Store;
 use crate::telemetry::{Gauges, Telemetry};
 use crate::wire::WriteBatch;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 
 /// Paths that ingest remote write: ours, and the one Prometheus's own receiver uses.
 pub const WRITE_PATHS: [&str; 2] = ["/write", "/api/v1/write"];
@@ -131,45 +131,39 @@ fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
-/// The largest announced but unread body left for tiny_http to drain after answering: far above
-/// any remote-write request a real sender makes, far below what an allocation can fail on.
-const UNREAD_BODY_LIMIT: usize = 256 << 20;
-
-/// Answers one request; a panic in the handler becomes a 500 and a counter, never a dead worker.
-pub fn handle(app: &App, mut request: Request) {
-    let mut body_read = false;
-    let reply = respond_catching_panics(app, || route(app, &mut request, &mut body_read));
-    if !body_read && request.body_length().unwrap_or(0) > UNREAD_BODY_LIMIT {
-        return answer_and_abandon(request, reply);
-    }
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-    let content_type = Header::from_bytes("Content-Type", reply.content_type);
-    response.add_header(content_type.expect("static header is valid"));
-    for (name, value) in reply.headers {
-        if let Ok(header) = Header::from_bytes(name, value) {
-            response.add_header(header);
-        }
-    }
-    // A client that went away mid-answer is its own loss; nothing to do here.
-    let _ = request.respond(response);
+/// A whole request: its head and, when its endpoint takes one, its body.
+#[derive(Debug)]
+pub struct Request {
+    pub head: Head,
+    pub body: Vec<u8>,
 }
 
-/// Answers a request whose announced body was not read, without letting tiny_http drain it.
-///
-/// tiny_http 0.12 drains an unread body when the request is dropped, into one buffer as large
-/// as the announced `Content-Length`: a client announcing terabytes makes that allocation fail
-/// and the process abort. `upgrade` is the one call that answers and hands the body reader out
-/// instead. It writes the status line and headers only, so the one-line reason follows on the
-/// raw stream, and the connection is then left alone for good (its socket and tiny_http thread
-/// are leaked; the client sees the end of the answer only when it gives up): one lost connection
-/// per such request instead of a dead server.
-fn answer_and_abandon(request: Request, reply: Reply) {
-    let head = Response::empty(reply.status).with_header(
-        Header::from_bytes("Content-Type", reply.content_type).expect("static header is valid"),
+/// Whether the endpoint of `head` reads a body, and up to how many bytes: `Err` is the answer
+/// for a write whose headers already rule it out (415), given before its body is read.
+pub fn body_limit(app: &App, head: &Head) -> Result<Option<usize>, Reply> {
+    if head.method != "POST" || !WRITE_PATHS.contains(&head.path()) {
+        return Ok(None);
+    }
+    match check_headers(head.header("Content-Encoding"), head.header("Content-Type")) {
+        Ok(()) => Ok(Some(app.settings.max_bytes)),
+        Err(rejection) => Err(refuse_write(app, Instant::now(), rejection, 0)),
+    }
+}
+
+/// The answer to a write whose body passes `--write.max-bytes`, declared or as it arrives.
+pub fn body_too_large(app: &App, declared: Option<u64>) -> Reply {
+    let max_bytes = app.settings.max_bytes;
+    let size = declared.map_or_else(|| format!("more than {max_bytes}"), |n| n.to_string());
+    let rejection = Rejection::new(
+        413,
+        format!("request body of {size} bytes exceeds --write.max-bytes={max_bytes}"),
     );
-    let mut stream = request.upgrade("none", head);
-    let _ = stream.write_all(&reply.body).and_then(|()| stream.flush());
-    std::mem::forget(stream);
+    refuse_write(app, Instant::now(), rejection, 0)
+}
+
+/// Answers one request; a panic in the handler becomes a 500 and a counter.
+pub fn handle(app: &App, request: &Request) -> Reply {
+    respond_catching_panics(app, || route(app, request))
 }
 
 /// Runs a handler, turning a panic into a 500 answer and a counted event.
@@ -183,20 +177,14 @@ pub fn respond_catching_panics(app: &App, handler: impl FnOnce() -> Reply) -> Re
     })
 }
 
-/// Serves one request; `body_read` says whether its whole body was read.
-fn route(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
-    let path = request
-        .url()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let method = request.method().clone();
-    let is_get = matches!(method, Method::Get | Method::Head);
+fn route(app: &App, request: &Request) -> Reply {
+    let head = &request.head;
+    let path = head.path();
+    let is_get = matches!(head.method.as_str(), "GET" | "HEAD");
     let settings = &app.settings;
-    if WRITE_PATHS.contains(&path.as_str()) {
-        return if method == Method::Post {
-            write(app, request, body_read)
+    if WRITE_PATHS.contains(&path) {
+        return if head.method == "POST" {
+            write(app, request)
         } else {
             Reply::not_allowed("POST")
         };
@@ -207,7 +195,7 @@ fn route(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
         "/healthz",
         "/",
     ]
-    .contains(&path.as_str())
+    .contains(&path)
     {
         return Reply::text(
             404,
@@ -217,24 +205,16 @@ fn route(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
     if !is_get {
         return Reply::not_allowed("GET, HEAD");
     }
-    let accept_encoding = header(request, "Accept-Encoding");
+    let accept_encoding = head.header("Accept-Encoding");
     if path == settings.telemetry_path {
-        scrape(app).gzip_if_accepted(accept_encoding.as_deref())
+        scrape(app).gzip_if_accepted(accept_encoding)
     } else if path == settings.exporter_telemetry_path {
-        exporter_metrics(app).gzip_if_accepted(accept_encoding.as_deref())
+        exporter_metrics(app).gzip_if_accepted(accept_encoding)
     } else if path == "/healthz" {
         Reply::text(200, "ok")
     } else {
         landing(app)
     }
-}
-
-fn header(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_owned())
 }
 
 fn unix_now_ms() -> i64 {
@@ -243,83 +223,58 @@ fn unix_now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn write(app: &App, request: &mut Request, body_read: &mut bool) -> Reply {
+fn write(app: &App, request: &Request) -> Reply {
     let started = Instant::now();
-    let mut body_bytes = None;
-    let reply = match receive(app, request, &mut body_bytes) {
-        Ok(reply) => reply,
-        Err(rejection) => Reply::text(rejection.status, &rejection.reason),
-    };
-    if reply.status >= 400 {
-        if let Some(held_back) = app.rejected_write_log.admit(Instant::now()) {
-            let reason = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
-            log::warn(
-                "write request rejected",
-                &[
-                    ("code", &reply.status),
-                    ("reason", &reason),
-                    ("similar_lines_held_back", &held_back),
-                ],
-            );
+    match receive(app, &request.body) {
+        Ok(reply) => {
+            if reply.status >= 400 {
+                log_rejected_write(app, &reply);
+            }
+            app.telemetry
+                .record_write(reply.status, started.elapsed(), request.body.len());
+            reply
         }
+        Err(rejection) => refuse_write(app, started, rejection, request.body.len()),
     }
-    *body_read = body_bytes.is_some();
-    let body_bytes = body_bytes.unwrap_or(0);
+}
+
+/// Answers, logs (rate-limited) and counts a write refused as a whole.
+fn refuse_write(app: &App, started: Instant, rejection: Rejection, body_bytes: usize) -> Reply {
+    let reply = Reply::text(rejection.status, &rejection.reason);
+    log_rejected_write(app, &reply);
     app.telemetry
         .record_write(reply.status, started.elapsed(), body_bytes);
     reply
 }
 
-/// What a worker reuses from one write request to the next, so that steady-state ingest
-/// allocates nothing for the body, the decompressed request or its index.
-#[derive(Default)]
-struct WriteScratch {
-    body: Vec<u8>,
-    batch: WriteBatch,
-}
-
-impl WriteScratch {
-    /// Gives back the memory an unusually large request made this thread hold.
-    fn shrink(&mut self) {
-        if self.body.capacity() > 4 << 20 {
-            self.body = Vec::new();
-        }
-        self.batch.shrink();
+fn log_rejected_write(app: &App, reply: &Reply) {
+    if let Some(held_back) = app.rejected_write_log.admit(Instant::now()) {
+        let reason = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
+        log::warn(
+            "write request rejected",
+            &[
+                ("code", &reply.status),
+                ("reason", &reason),
+                ("similar_lines_held_back", &held_back),
+            ],
+        );
     }
 }
 
 thread_local! {
-    static WRITE_SCRATCH: std::cell::RefCell<WriteScratch> = std::cell::RefCell::default();
+    /// What a worker reuses from one write request to the next, so that steady-state ingest
+    /// allocates nothing for the decompressed request or its index.
+    static WRITE_BATCH: std::cell::RefCell<WriteBatch> = std::cell::RefCell::default();
 }
 
-/// Reads, decodes and stores one write request; `body_bytes` is set once the body is read.
-fn receive(
-    app: &App,
-    request: &mut Request,
-    body_bytes: &mut Option<usize>,
-) -> Result<Reply, Rejection> {
-    check_headers(
-        header(request, "Content-Encoding").as_deref(),
-        header(request, "Content-Type").as_deref(),
-    )?;
-    let declared_length = request.body_length();
+/// Decodes and stores one write request body.
+fn receive(app: &App, body: &[u8]) -> Result<Reply, Rejection> {
     let now_ms = unix_now_ms();
-    let report = WRITE_SCRATCH.with_borrow_mut(|scratch| {
-        let settings = &app.settings;
-        read_body(
-            request.as_reader(),
-            declared_length,
-            settings.max_bytes,
-            &mut scratch.body,
-        )?;
-        *body_bytes = Some(scratch.body.len());
-        let decoded = decode(
-            &scratch.body,
-            settings.max_decoded_bytes,
-            &mut scratch.batch,
-        );
-        let report = decoded.map(|()| ingest(&app.store, &scratch.batch, now_ms, app.store.tick()));
-        scratch.shrink();
+    let report = WRITE_BATCH.with_borrow_mut(|batch| {
+        let decoded = decode(body, app.settings.max_decoded_bytes, batch);
+        let report = decoded.map(|()| ingest(&app.store, batch, now_ms, app.store.tick()));
+        // Gives back the memory an unusually large request made this worker hold.
+        batch.shrink();
         report
     })?;
     app.telemetry.record_report(&report, now_ms);

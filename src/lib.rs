@@ -1,15 +1,17 @@
 //! k8s_exporter turns Prometheus remote write (push) into a scrape target (pull).
 //!
 //! The data flow is the module list: [`decode`] reads a request, [`ingest`] validates it into
-//! the [`store`], [`exposition`] renders the store for `/metrics`, [`http`] serves it all,
+//! the [`store`], [`exposition`] renders the store for `/metrics`, [`http`] answers requests that [`connections`] reads and [`workers`] run,
 //! [`telemetry`] counts what happened, and [`server`] runs the process.
 #![forbid(unsafe_code)]
 
+pub mod connections;
 pub mod decode;
 pub mod exposition;
 pub mod family;
 pub mod flags;
 pub mod http;
+pub mod http1;
 pub mod ingest;
 pub mod intern;
 pub mod landing;
@@ -23,3 +25,4 @@ pub mod store;
 pub mod telemetry;
 pub mod units;
 pub mod wire;
+pub mod workers;

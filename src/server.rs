@@ -1,12 +1,12 @@
-//! The process: listen, serve with a fixed pool of workers, expire series, stop gracefully.
+//! The process: listen, serve connections with a fixed pool of workers, expire series, stop
+//! gracefully.
 //!
-//! Shutdown on SIGTERM or SIGINT: stop taking new requests, let workers finish what they
-//! hold (at most [`SHUTDOWN_GRACE`]), exit 0. A handler is installed for both signals, which
-//! is also what makes them work for PID 1 in a container (the kernel ignores default-action
-//! signals sent to PID 1).
+//! Shutdown on SIGTERM or SIGINT: stop taking new requests, let those in flight finish (at most
+//! [`SHUTDOWN_GRACE`]), exit 0. A handler is installed for both signals, which is also what
+//! makes them work for PID 1 in a container (the kernel ignores default-action signals sent to
+//! PID 1).
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -17,29 +17,17 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
+use crate::connections::{Connections, Limits};
 use crate::flags::Flags;
-use crate::http::{self, App, Settings};
+use crate::http::{App, Settings};
 use crate::log;
 use crate::store::Store;
 use crate::telemetry::{REVISION, VERSION};
 use crate::units::format_duration;
+use crate::workers::Workers;
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// How long one write of an answer may make no progress before it fails. Prometheus gives up on a
-/// scrape after its `scrape_timeout` (10 s by default) and closes the connection, which ends a
-/// write at once; a client that stops reading is what this catches. tiny_http's writer layers
-/// each wait this long before giving up (the body write, then buffered flushes), so such a
-/// client holds a worker for a few times this (measured: about 4x), not forever.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why the server stopped.
-enum Stop {
-    Signal(i32),
-    /// The HTTP server stopped accepting connections; exiting lets the supervisor restart us.
-    AcceptFailed(String),
-}
 
 /// Runs the server until a stop signal; returns the process exit code.
 pub fn run(flags: &Flags) -> i32 {
@@ -56,17 +44,23 @@ pub fn run(flags: &Flags) -> i32 {
     let address = listener
         .local_addr()
         .map_or_else(|_| flags.web_listen_address.clone(), |a| a.to_string());
-    let server = match tiny_http::Server::from_listener(listener, None) {
-        Ok(server) => Arc::new(server),
-        Err(e) => {
-            log::error("cannot start the HTTP server", &[("err", &e)]);
-            return 1;
-        }
-    };
     log_panics();
     let threads = flags.threads();
     let store = Arc::new(Store::new(flags.series_max));
     let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
+    let workers = Workers::start(threads, Arc::clone(&app));
+    let connections = Connections::new(Arc::clone(&app), workers, limits(flags));
+    if let Err(e) = connections.spawn_acceptor(listener) {
+        log::error("cannot start accepting connections", &[("err", &e)]);
+        return 1;
+    }
+    let stopping = Arc::new(AtomicBool::new(false));
+    spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
+    let (stop_sender, stop) = mpsc::channel();
+    if let Err(e) = forward_signals(stop_sender) {
+        log::error("cannot install signal handlers", &[("err", &e)]);
+        return 1;
+    }
     log::info(
         "k8s_exporter started",
         &[
@@ -74,6 +68,7 @@ pub fn run(flags: &Flags) -> i32 {
             ("revision", &REVISION),
             ("address", &address),
             ("threads", &threads),
+            ("max_connections", &flags.web_max_connections),
             ("series_max", &flags.series_max),
             ("series_ttl", &format_duration(flags.series_ttl)),
             ("write_max_bytes", &flags.write_max_bytes),
@@ -81,90 +76,18 @@ pub fn run(flags: &Flags) -> i32 {
         ],
     );
 
-    let (stop_sender, stop) = mpsc::channel();
-    let stopping = Arc::new(AtomicBool::new(false));
-    let (done_sender, done) = mpsc::channel();
-    for worker in 0..threads {
-        let (server, app, stopping) =
-            (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stopping));
-        let (stop_sender, done_sender) = (stop_sender.clone(), done_sender.clone());
-        thread::Builder::new()
-            .name(format!("http-{worker}"))
-            .spawn(move || {
-                serve(&server, &app, &stopping, &stop_sender);
-                let _ = done_sender.send(());
-            })
-            .expect("spawning a worker thread at startup");
-    }
-    spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
-    if let Err(e) = forward_signals(stop_sender) {
-        log::error("cannot install signal handlers", &[("err", &e)]);
-        return 1;
-    }
-
-    let (reason, code) = match stop.recv() {
-        Ok(Stop::Signal(signal)) => (format!("signal {signal}"), 0),
-        Ok(Stop::AcceptFailed(e)) => (format!("accepting connections failed: {e}"), 1),
-        Err(_) => ("all workers ended".to_owned(), 1),
-    };
+    let signal = stop.recv().unwrap_or_default();
     stopping.store(true, Ordering::SeqCst);
-    // Wakes one idle worker; each worker wakes the next as it leaves (see `serve`).
-    server.unblock();
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    let finished = (0..threads)
-        .take_while(|_| {
-            done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .is_ok()
-        })
-        .count();
+    connections.stop();
+    let finished = connections.wait_for_requests_in_flight(Instant::now() + SHUTDOWN_GRACE);
     log::info(
         "k8s_exporter stopped",
         &[
-            ("reason", &reason),
-            ("workers_finished", &finished),
-            ("workers", &threads),
+            ("reason", &format!("signal {signal}")),
+            ("requests_in_flight_finished", &finished),
         ],
     );
-    code
-}
-
-/// One worker: answers requests until told to stop, then answers what is already queued.
-/// Leaving, it posts one wake-up for the next worker: the queue's wake-up markers are taken by
-/// whichever worker looks first, so one per worker posted up front could all go to one worker.
-fn serve(server: &tiny_http::Server, app: &App, stopping: &AtomicBool, stop: &mpsc::Sender<Stop>) {
-    answer_until_stopped(server, app, stopping, stop);
-    server.unblock();
-}
-
-fn answer_until_stopped(
-    server: &tiny_http::Server,
-    app: &App,
-    stopping: &AtomicBool,
-    stop: &mpsc::Sender<Stop>,
-) {
-    loop {
-        let next = if stopping.load(Ordering::SeqCst) {
-            match server.try_recv() {
-                Ok(Some(request)) => Ok(request),
-                _ => return,
-            }
-        } else {
-            server.recv()
-        };
-        match next {
-            Ok(request) => {
-                // `handle` answers a handler panic with a 500; this catches one while writing the
-                // answer, so that the worker lives on (the panic hook has logged it).
-                let _ = catch_unwind(AssertUnwindSafe(|| http::handle(app, request)));
-            }
-            // `unblock()` wakes us with this error; the loop head sees `stopping`.
-            Err(e) if e.to_string() == "thread unblocked" => {}
-            Err(e) => {
-                let _ = stop.send(Stop::AcceptFailed(e.to_string()));
-                return;
-            }
-        }
-    }
+    0
 }
 
 /// Logs panics as one structured line in the configured format instead of Rust's default text.
@@ -202,21 +125,19 @@ fn spawn_housekeeping(app: Arc<App>, ttl: Duration, stopping: Arc<AtomicBool>) {
         .expect("spawning the housekeeping thread at startup");
 }
 
-fn forward_signals(stop: mpsc::Sender<Stop>) -> std::io::Result<()> {
+fn forward_signals(stop: mpsc::Sender<i32>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let _ = stop.send(Stop::Signal(signal));
+                let _ = stop.send(signal);
             }
         })?;
     Ok(())
 }
 
 /// Listens on `address`; `:PORT` means every interface, IPv6 and IPv4 where the host has IPv6.
-/// The write timeout is set on the listening socket, and Linux hands it on to every accepted
-/// connection.
 fn bind(address: &str) -> Result<TcpListener, String> {
     let candidates: Vec<SocketAddr> = match address.strip_prefix(':') {
         Some(port) => {
@@ -249,10 +170,18 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
         socket.set_only_v6(false)?;
     }
     socket.set_reuse_address(true)?;
-    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
     socket.bind(&address.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+fn limits(flags: &Flags) -> Limits {
+    Limits {
+        max_connections: flags.web_max_connections,
+        read_timeout: flags.web_read_timeout,
+        idle_timeout: flags.web_idle_timeout,
+        write_timeout: flags.web_write_timeout,
+    }
 }
 
 fn settings(flags: &Flags) -> Settings {
@@ -268,6 +197,13 @@ fn settings(flags: &Flags) -> Settings {
             "web.expose-timestamps",
             flags.web_expose_timestamps.to_string(),
         ),
+        ("web.max-connections", flags.web_max_connections.to_string()),
+        ("web.read-timeout", format_duration(flags.web_read_timeout)),
+        (
+            "web.write-timeout",
+            format_duration(flags.web_write_timeout),
+        ),
+        ("web.idle-timeout", format_duration(flags.web_idle_timeout)),
         ("series.ttl", format_duration(flags.series_ttl)),
         ("series.max", flags.series_max.to_string()),
         ("write.max-bytes", flags.write_max_bytes.to_string()),

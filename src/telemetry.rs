@@ -2,7 +2,7 @@
 //! that no pushed family can ever collide with one of ours.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -78,9 +78,90 @@ impl Histogram {
     }
 }
 
+/// Why the HTTP layer ended a connection or refused one before any handler saw a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// A request line, header or chunked framing that breaks HTTP/1.1 or its limits.
+    BadRequest,
+    /// A request not fully received within `--web.read-timeout` of its first byte.
+    ReadTimeout,
+    /// An answer not fully taken by the client within `--web.write-timeout`.
+    WriteTimeout,
+    /// A connection refused because `--web.max-connections` were open.
+    ConnectionLimit,
+    /// `accept()` failed, for example for lack of file descriptors.
+    AcceptFailed,
+}
+
+impl HttpError {
+    pub const ALL: [HttpError; 5] = [
+        HttpError::BadRequest,
+        HttpError::ReadTimeout,
+        HttpError::WriteTimeout,
+        HttpError::ConnectionLimit,
+        HttpError::AcceptFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpError::BadRequest => "bad_request",
+            HttpError::ReadTimeout => "read_timeout",
+            HttpError::WriteTimeout => "write_timeout",
+            HttpError::ConnectionLimit => "connection_limit",
+            HttpError::AcceptFailed => "accept_failed",
+        }
+    }
+}
+
+/// Open connections and HTTP-level failures, kept by the connection layer.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections open now; the connection layer admits new ones against its limit with it.
+    pub open: AtomicUsize,
+    pub limit: AtomicUsize,
+    errors: [AtomicU64; HttpError::ALL.len()],
+}
+
+impl ConnectionStats {
+    pub fn record(&self, error: HttpError) {
+        self.errors[error as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let gauge = |out: &mut Vec<u8>, name: &str, help: &str, value: &AtomicUsize| {
+            write_header(out, name, help, "gauge");
+            write_sample(out, name, [], value.load(Ordering::Relaxed) as f64, None);
+        };
+        gauge(
+            out,
+            "k8s_exporter_http_connections",
+            "HTTP connections open.",
+            &self.open,
+        );
+        gauge(
+            out,
+            "k8s_exporter_http_connections_limit",
+            "Most HTTP connections open at once (--web.max-connections).",
+            &self.limit,
+        );
+        let name = "k8s_exporter_http_errors_total";
+        write_header(
+            out,
+            name,
+            "Connections ended or refused by the HTTP layer before a handler answered, by reason.",
+            "counter",
+        );
+        for (error, count) in HttpError::ALL.iter().zip(&self.errors) {
+            let value = count.load(Ordering::Relaxed) as f64;
+            write_sample(out, name, [("reason", error.as_str())], value, None);
+        }
+    }
+}
+
 /// Counters and histograms updated by the request handlers.
 #[derive(Debug)]
 pub struct Telemetry {
+    pub connections: ConnectionStats,
     write_requests: Mutex<BTreeMap<u16, u64>>,
     write_duration: Histogram,
     write_bytes: AtomicU64,
@@ -104,6 +185,7 @@ impl Default for Telemetry {
             .map(|code| (code, 0))
             .collect();
         Telemetry {
+            connections: ConnectionStats::default(),
             write_requests: Mutex::new(codes),
             write_duration: Histogram::default(),
             write_bytes: AtomicU64::new(0),
@@ -206,6 +288,7 @@ impl Telemetry {
             1.0,
             None,
         );
+        self.connections.write(&mut out);
         let last_write = self.last_write_ms() as f64 / 1000.0;
         gauge(&mut out, "k8s_exporter_last_write_timestamp_seconds", "Unix time of the last write request that stored or applied anything, 0 before the first.", last_write);
         counter(

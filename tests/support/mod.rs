@@ -261,6 +261,26 @@ pub fn try_request(
     Ok(parse_response(&raw))
 }
 
+/// Reads one answer framed by `Content-Length` (or none, for 1xx and 204) from a connection that
+/// stays open, so that keep-alive and pipelining can be observed.
+pub fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<HttpResponse> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let before = head.len();
+        reader.read_until(b'\n', &mut head)?;
+        if head.len() == before {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    let mut response = parse_response(&head);
+    let length = response
+        .header("Content-Length")
+        .map_or(0, |v| v.parse().expect("numeric Content-Length"));
+    response.body = vec![0; length];
+    reader.read_exact(&mut response.body)?;
+    Ok(response)
+}
+
 pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)

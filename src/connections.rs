@@ -1,0 +1,362 @@
+//! Connections: admitting them under a cap, and serving each on a thread of its own, with a
+//! deadline on every read and write.
+//!
+//! A connection thread reads a whole request (head, then the body its endpoint takes), hands
+//! it to the worker pool, and writes the answer. It is cheap (a small stack, mostly asleep in
+//! `read`), so clients that trickle bytes or stop reading tie up only their own threads, and
+//! well-behaved clients are still answered as long as connections are below the cap:
+//! - `--web.read-timeout`: the first request on a new connection, and every request's head and
+//!   body from its first byte, must arrive within it; else 408 and close.
+//! - `--web.idle-timeout`: how long a kept-alive connection may wait for its next request.
+//! - `--web.write-timeout`: how long a client may take to receive one whole answer.
+//! - `--web.max-connections`: beyond it, a new connection gets 503 and is closed.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::http::{self, App, Reply, Request};
+use crate::http1::{Connection, Framing, Head, ReadError, ResponseHead, Transport, Version};
+use crate::log::{self, RateLimited};
+use crate::telemetry::{ConnectionStats, HttpError};
+use crate::workers::{AnswerSlot, Workers};
+
+/// Stack of a connection thread: it parses and copies bytes, and handlers run elsewhere.
+const CONNECTION_STACK_BYTES: usize = 256 << 10;
+
+/// A body buffer a connection keeps for its next request; larger ones are given back.
+const KEPT_BODY_BYTES: usize = 1 << 20;
+
+/// How long to wait before accepting again after `accept()` failed (for example with no file
+/// descriptor left), so that the failure does not spin a core.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// Answers up to this size go out with their head in one write.
+const SMALL_ANSWER_BYTES: usize = 16 << 10;
+
+/// Answers written on the way out (503 at the cap, 408, 400) get this long at most.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The connection limits in force, from the `--web.*` flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+}
+
+/// What the acceptor and every connection thread share.
+pub struct Connections {
+    app: Arc<App>,
+    workers: Workers,
+    limits: Limits,
+    in_flight: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+/// Counts a value up while it lives.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a AtomicUsize) -> Counted<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How a request ended: answered (keeping the connection or not), or broken off.
+enum Outcome {
+    Answer { reply: Reply, keep_alive: bool },
+    Broken(ReadError),
+}
+
+impl Connections {
+    pub fn new(app: Arc<App>, workers: Workers, limits: Limits) -> Arc<Connections> {
+        app.telemetry
+            .connections
+            .limit
+            .store(limits.max_connections, Ordering::Relaxed);
+        Arc::new(Connections {
+            app,
+            workers,
+            limits,
+            in_flight: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Accepts connections on `listener` from a thread of its own, for as long as the process runs.
+    pub fn spawn_acceptor(self: &Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        let connections = Arc::clone(self);
+        thread::Builder::new()
+            .name("acceptor".into())
+            .spawn(move || connections.accept_forever(&listener))?;
+        Ok(())
+    }
+
+    /// Stops taking new requests: connections close after the answer they are writing.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until no request is being read, answered or written, or `deadline` passes;
+    /// returns whether none is left.
+    pub fn wait_for_requests_in_flight(&self, deadline: Instant) -> bool {
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    fn stats(&self) -> &ConnectionStats {
+        &self.app.telemetry.connections
+    }
+
+    fn accept_forever(self: Arc<Self>, listener: &TcpListener) {
+        let failure_log = RateLimited::new(Duration::from_secs(10));
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) if !self.stopping.load(Ordering::SeqCst) => self.admit(stream),
+                Ok(_) => {}
+                Err(e) => {
+                    self.stats().record(HttpError::AcceptFailed);
+                    if let Some(held_back) = failure_log.admit(Instant::now()) {
+                        log::warn(
+                            "accepting a connection failed; retrying",
+                            &[("err", &e), ("similar_lines_held_back", &held_back)],
+                        );
+                    }
+                    thread::sleep(ACCEPT_RETRY_DELAY);
+                }
+            }
+        }
+    }
+
+    /// Serves `stream` on a new thread, or refuses it with 503 when the cap is reached.
+    fn admit(self: &Arc<Self>, stream: TcpStream) {
+        let open = &self.stats().open;
+        if open.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {
+            open.fetch_sub(1, Ordering::SeqCst);
+            self.stats().record(HttpError::ConnectionLimit);
+            let reason = format!(
+                "too many connections (--web.max-connections={}); retry later",
+                self.limits.max_connections
+            );
+            return refuse(stream, &Reply::text(503, &reason));
+        }
+        let connections = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("connection".into())
+            .stack_size(CONNECTION_STACK_BYTES)
+            .spawn(move || {
+                connections.serve(stream);
+                connections.stats().open.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            open.fetch_sub(1, Ordering::SeqCst);
+            self.stats().record(HttpError::AcceptFailed);
+        }
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        let accepted = Instant::now();
+        let _ = stream.set_nodelay(true);
+        self.serve_requests(&mut Connection::new(stream), accepted);
+    }
+
+    /// Answers requests on one connection until it closes, breaks, idles out or must close.
+    fn serve_requests<S: Transport>(&self, connection: &mut Connection<S>, accepted: Instant) {
+        let limits = self.limits;
+        let slot = AnswerSlot::default();
+        let mut body = Vec::new();
+        // The first request, and a TLS handshake before it, are due within the read timeout.
+        let mut idle_deadline = accepted + limits.read_timeout;
+        loop {
+            let (head, started) = match connection.read_head(idle_deadline, limits.read_timeout) {
+                Ok(read) => read,
+                Err(error) => return self.break_off(connection, error),
+            };
+            let _in_flight = Counted::new(&self.in_flight);
+            let (version, head_only) = (head.version, head.method == "HEAD");
+            let deadline = started + limits.read_timeout;
+            let (reply, keep_alive) =
+                match self.answer(connection, head, deadline, &mut body, &slot) {
+                    Outcome::Answer { reply, keep_alive } => (reply, keep_alive),
+                    Outcome::Broken(error) => return self.break_off(connection, error),
+                };
+            let keep_alive = keep_alive && !self.stopping.load(Ordering::SeqCst);
+            let write_deadline = Instant::now() + limits.write_timeout;
+            let written = write_reply(
+                connection,
+                &reply,
+                version,
+                keep_alive,
+                head_only,
+                write_deadline,
+            );
+            if let Err(e) = written {
+                if Instant::now() >= write_deadline
+                    || matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                {
+                    self.stats().record(HttpError::WriteTimeout);
+                }
+                return;
+            }
+            if !keep_alive {
+                return;
+            }
+            idle_deadline = Instant::now() + limits.idle_timeout;
+        }
+    }
+
+    /// Reads the body the endpoint takes, if any, and has the request answered by a worker.
+    fn answer<S: Transport>(
+        &self,
+        connection: &mut Connection<S>,
+        head: Head,
+        deadline: Instant,
+        body: &mut Vec<u8>,
+        slot: &AnswerSlot,
+    ) -> Outcome {
+        let framing = match head.framing() {
+            Ok(framing) => framing,
+            Err(error) => return Outcome::Broken(error),
+        };
+        let mut keep_alive = head.keep_alive();
+        body.clear();
+        match http::body_limit(&self.app, &head) {
+            // An unread body would be taken for the next request: close after answering.
+            Err(reply) => {
+                return Outcome::Answer {
+                    reply,
+                    keep_alive: keep_alive && framing == Framing::None,
+                }
+            }
+            Ok(None) => keep_alive &= framing == Framing::None,
+            Ok(Some(limit)) => {
+                if let Framing::Length(length) = framing {
+                    if length > limit as u64 {
+                        let reply = http::body_too_large(&self.app, Some(length));
+                        return Outcome::Answer {
+                            reply,
+                            keep_alive: false,
+                        };
+                    }
+                }
+                if head.expects_continue() && framing != Framing::None {
+                    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+                    if connection.write_by(deadline, interim).is_err() {
+                        return Outcome::Broken(ReadError::Closed);
+                    }
+                }
+                match connection.read_body(framing, limit, deadline, body) {
+                    Ok(()) => {}
+                    Err(ReadError::TooLarge) => {
+                        let reply = http::body_too_large(&self.app, None);
+                        return Outcome::Answer {
+                            reply,
+                            keep_alive: false,
+                        };
+                    }
+                    Err(error) => return Outcome::Broken(error),
+                }
+            }
+        }
+        let request = Request {
+            head,
+            body: std::mem::take(body),
+        };
+        let Some((reply, request)) = self.workers.answer(request, slot) else {
+            return Outcome::Answer {
+                reply: Reply::text(503, "shutting down"),
+                keep_alive: false,
+            };
+        };
+        if request.body.capacity() <= KEPT_BODY_BYTES {
+            *body = request.body;
+        }
+        Outcome::Answer { reply, keep_alive }
+    }
+
+    /// Ends a connection whose request could not be read: says why when a request had begun.
+    fn break_off<S: Transport>(&self, connection: &mut Connection<S>, error: ReadError) {
+        let reply = match error {
+            ReadError::Closed | ReadError::TimedOut { midway: false } => return,
+            ReadError::TimedOut { midway: true } => {
+                self.stats().record(HttpError::ReadTimeout);
+                let reason = format!(
+                    "request not received within --web.read-timeout={}",
+                    crate::units::format_duration(self.limits.read_timeout)
+                );
+                Reply::text(408, &reason)
+            }
+            ReadError::Bad { status, reason } => {
+                self.stats().record(HttpError::BadRequest);
+                Reply::text(status, &reason)
+            }
+            ReadError::TooLarge => {
+                self.stats().record(HttpError::BadRequest);
+                Reply::text(413, "request body too large")
+            }
+        };
+        let deadline = Instant::now() + FAREWELL_TIMEOUT;
+        let _ = write_reply(connection, &reply, Version::Http11, false, false, deadline);
+    }
+}
+
+/// Writes an answer before `deadline`: small ones in one piece, a large body after its head.
+fn write_reply<S: Transport>(
+    connection: &mut Connection<S>,
+    reply: &Reply,
+    version: Version,
+    keep_alive: bool,
+    head_only: bool,
+    deadline: Instant,
+) -> std::io::Result<()> {
+    let mut bytes = response_head(reply, version, keep_alive);
+    let body = if head_only { &[][..] } else { &reply.body[..] };
+    if body.len() <= SMALL_ANSWER_BYTES {
+        bytes.extend_from_slice(body);
+        return connection.write_by(deadline, &bytes);
+    }
+    connection.write_by(deadline, &bytes)?;
+    connection.write_by(deadline, body)
+}
+
+fn response_head(reply: &Reply, version: Version, keep_alive: bool) -> Vec<u8> {
+    ResponseHead {
+        status: reply.status,
+        content_type: reply.content_type,
+        headers: &reply.headers,
+        body_length: reply.body.len(),
+        version,
+        keep_alive,
+    }
+    .to_bytes()
+}
+
+/// Writes `reply` to a connection that will not be served, without waiting on the client.
+fn refuse(mut stream: TcpStream, reply: &Reply) {
+    let mut bytes = response_head(reply, Version::Http11, false);
+    bytes.extend_from_slice(&reply.body);
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = stream.write_all(&bytes);
+    }
+}

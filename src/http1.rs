@@ -1,0 +1,816 @@
+//! HTTP/1.1 framing (RFC 9112) over one connection: request heads, request bodies, answers.
+//!
+//! Only what remote-write senders and scrapers use, and strict wherever leniency would let a
+//! client stall the server or smuggle a second request: a bounded head, no obsolete line
+//! folding, no request carrying both `Content-Length` and `Transfer-Encoding`, only the
+//! `chunked` transfer coding. Every read has a deadline; a request's head and body must arrive
+//! within one read timeout of its first byte, however slowly the client trickles them.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Largest request head (request line and headers): Go's servers allow 1 MiB, but nothing a
+/// remote-write sender or scraper sends comes near a kilobyte.
+pub const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// Largest chunk-size line, extensions included.
+const MAX_CHUNK_LINE_BYTES: usize = 1024;
+
+/// Bytes read from the socket at once when the connection buffer is empty.
+const READ_CHUNK_BYTES: usize = 16 << 10;
+
+/// Bytes written at once, so that the write deadline is checked between them.
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// A byte stream over a TCP socket: the plain socket, or TLS over it.
+pub trait Transport: Read + Write {
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Transport for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// A parsed request line and header section.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub method: String,
+    /// The request target in origin form (`/path?query`).
+    pub target: String,
+    pub version: Version,
+    pub headers: Vec<(String, String)>,
+}
+
+/// How a request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Why no (complete) request could be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The client closed the connection, or it broke, before a request began.
+    Closed,
+    /// The deadline passed; `midway` says whether part of a request had arrived.
+    TimedOut { midway: bool },
+    /// The request breaks the protocol or a limit: answer `status` with `reason`, then close.
+    Bad { status: u16, reason: String },
+    /// The body grew past the limit given for it.
+    TooLarge,
+}
+
+fn bad(status: u16, reason: impl Into<String>) -> ReadError {
+    ReadError::Bad {
+        status,
+        reason: reason.into(),
+    }
+}
+
+impl Head {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+    }
+
+    /// The target's path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or_default()
+    }
+
+    /// Whether the client wants the connection kept open after the answer: HTTP/1.1 unless it
+    /// says `close`, HTTP/1.0 only if it says `keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        let has = |token: &str| {
+            self.header_values("Connection")
+                .any(|v| v.eq_ignore_ascii_case(token))
+        };
+        match self.version {
+            Version::Http11 => !has("close"),
+            Version::Http10 => has("keep-alive"),
+        }
+    }
+
+    /// Whether the client waits for `100 Continue` before sending its body.
+    pub fn expects_continue(&self) -> bool {
+        self.version == Version::Http11
+            && self
+                .header("Expect")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+    }
+
+    /// How the body is delimited, refusing the ambiguous cases request smuggling relies on.
+    pub fn framing(&self) -> Result<Framing, ReadError> {
+        let codings: Vec<&str> = self.header_values("Transfer-Encoding").collect();
+        let lengths: Vec<&str> = self.header_values("Content-Length").collect();
+        if !codings.is_empty() {
+            if !lengths.is_empty() {
+                return Err(bad(
+                    400,
+                    "both Content-Length and Transfer-Encoding given; send one",
+                ));
+            }
+            return match codings.as_slice() {
+                [coding] if coding.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+                _ => Err(bad(
+                    501,
+                    format!(
+                        "unsupported Transfer-Encoding {:?}; only chunked is accepted",
+                        codings.join(", ")
+                    ),
+                )),
+            };
+        }
+        let Some(first) = lengths.first() else {
+            return Ok(Framing::None);
+        };
+        let valid = |v: &&str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        if !lengths.iter().all(|v| valid(v) && v == first) {
+            return Err(bad(400, format!("invalid Content-Length {first:?}")));
+        }
+        first
+            .parse()
+            .map(Framing::Length)
+            .map_err(|_| bad(400, format!("Content-Length {first} is out of range")))
+    }
+}
+
+/// One connection: the stream, and what was read from it but not yet used (the start of a
+/// pipelined request, for example).
+pub struct Connection<S> {
+    stream: S,
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl<S: Transport> Connection<S> {
+    pub fn new(stream: S) -> Connection<S> {
+        Connection {
+            stream,
+            buffer: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+
+    /// Reads what the socket has into the buffer (at least one byte) before `deadline`.
+    fn fill(&mut self, deadline: Instant) -> Result<(), ReadError> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buffer.len() && self.start > 0 {
+            self.buffer.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        if self.end == self.buffer.len() {
+            let grown = (self.buffer.len() * 2).clamp(READ_CHUNK_BYTES, MAX_HEAD_BYTES * 2);
+            self.buffer
+                .resize(grown.max(self.end + READ_CHUNK_BYTES), 0);
+        }
+        let midway = self.start != self.end;
+        let read = read_by(&mut self.stream, deadline, &mut self.buffer[self.end..])
+            .map_err(|e| e.midway(midway))?;
+        self.end += read;
+        Ok(())
+    }
+
+    /// Reads the next request head. Until its first byte arrives the wait lasts until
+    /// `idle_deadline`; from then on the whole head must arrive within `read_timeout`.
+    /// Returns the head and when its first byte was seen, from which the body's time counts.
+    pub fn read_head(
+        &mut self,
+        idle_deadline: Instant,
+        read_timeout: Duration,
+    ) -> Result<(Head, Instant), ReadError> {
+        let mut started = None;
+        loop {
+            // A client may send empty lines between requests (RFC 9112, section 2.2).
+            while let [b'\r' | b'\n', ..] = self.buffered() {
+                self.start += 1;
+            }
+            if self.start != self.end {
+                let started = *started.get_or_insert_with(Instant::now);
+                if let Some(length) = head_length(self.buffered()) {
+                    let head = parse_head(&self.buffer[self.start..self.start + length])?;
+                    self.start += length;
+                    return Ok((head, started));
+                }
+                if self.end - self.start >= MAX_HEAD_BYTES {
+                    return Err(bad(
+                        431,
+                        format!("request head over {MAX_HEAD_BYTES} bytes"),
+                    ));
+                }
+            }
+            let deadline = started.map_or(idle_deadline, |s| s + read_timeout);
+            self.fill(deadline)?;
+        }
+    }
+
+    /// Reads a body delimited by `framing` into `out` (cleared first), refusing one over
+    /// `limit` bytes: a declared length before reading, a chunked body as it passes the limit.
+    pub fn read_body(
+        &mut self,
+        framing: Framing,
+        limit: usize,
+        deadline: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        out.clear();
+        match framing {
+            Framing::None => Ok(()),
+            Framing::Length(length) => {
+                let length = usize::try_from(length).map_err(|_| ReadError::TooLarge)?;
+                if length > limit {
+                    return Err(ReadError::TooLarge);
+                }
+                self.copy_exactly(length, deadline, out)
+            }
+            Framing::Chunked => self.read_chunks(limit, deadline, out),
+        }
+    }
+
+    fn read_chunks(
+        &mut self,
+        limit: usize,
+        deadline: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        loop {
+            let line = self.read_line(MAX_CHUNK_LINE_BYTES, deadline)?;
+            let size_text = line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .ok()
+                .filter(|_| !size_text.is_empty() && !size_text.starts_with('+'))
+                .ok_or_else(|| bad(400, format!("invalid chunk size {size_text:?}")))?;
+            if size == 0 {
+                // Trailer fields are read and ignored, up to the empty line.
+                let mut trailer_bytes = 0;
+                loop {
+                    let trailer = self.read_line(MAX_HEAD_BYTES, deadline)?;
+                    if trailer.is_empty() {
+                        return Ok(());
+                    }
+                    trailer_bytes += trailer.len();
+                    if trailer_bytes > MAX_HEAD_BYTES {
+                        return Err(bad(431, "chunked trailer too large"));
+                    }
+                }
+            }
+            if size > limit.saturating_sub(out.len()) {
+                return Err(ReadError::TooLarge);
+            }
+            self.copy_exactly(size, deadline, out)?;
+            if !self.read_line(0, deadline)?.is_empty() {
+                return Err(bad(400, "chunk data longer than its size"));
+            }
+        }
+    }
+
+    /// Reads one line of at most `max` bytes, without its CRLF (or bare LF).
+    fn read_line(&mut self, max: usize, deadline: Instant) -> Result<String, ReadError> {
+        loop {
+            if let Some(newline) = self.buffered().iter().position(|b| *b == b'\n') {
+                let line = &self.buffered()[..newline];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.len() > max {
+                    return Err(bad(400, "chunked framing line too long"));
+                }
+                let line = String::from_utf8(line.to_vec())
+                    .map_err(|_| bad(400, "chunked framing line is not text"))?;
+                self.start += newline + 1;
+                return Ok(line);
+            }
+            if self.end - self.start > max + 1 {
+                return Err(bad(400, "chunked framing line too long"));
+            }
+            self.fill(deadline).map_err(ReadError::midway_always)?;
+        }
+    }
+
+    /// Appends exactly `length` body bytes to `out`: the buffered ones, then straight from the
+    /// socket. The output grows as bytes arrive, not by the announced length at once.
+    fn copy_exactly(
+        &mut self,
+        length: usize,
+        deadline: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        let target = out.len() + length;
+        let from_buffer = length.min(self.end - self.start);
+        out.extend_from_slice(&self.buffer[self.start..self.start + from_buffer]);
+        self.start += from_buffer;
+        while out.len() < target {
+            let filled = out.len();
+            let step = (target - filled).min(filled.max(READ_CHUNK_BYTES * 4));
+            out.resize(filled + step, 0);
+            let read = read_by(&mut self.stream, deadline, &mut out[filled..]);
+            out.truncate(filled + read.as_ref().map_or(0, |n| *n));
+            read.map_err(ReadError::midway_always)?;
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes` before `deadline`.
+    pub fn write_by(&mut self, deadline: Instant, bytes: &[u8]) -> io::Result<()> {
+        for chunk in bytes.chunks(WRITE_CHUNK_BYTES) {
+            let left = time_left(deadline)?;
+            self.stream.socket().set_write_timeout(Some(left))?;
+            self.stream.write_all(chunk)?;
+        }
+        self.stream.flush()
+    }
+}
+
+impl ReadError {
+    fn midway(self, midway: bool) -> ReadError {
+        match self {
+            ReadError::TimedOut { .. } => ReadError::TimedOut { midway },
+            ReadError::Closed if midway => bad(400, "connection closed in the middle of a request"),
+            other => other,
+        }
+    }
+
+    /// For reads inside a request, where any cut is in the middle of it.
+    fn midway_always(self) -> ReadError {
+        self.midway(true)
+    }
+}
+
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+        .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+}
+
+/// One read of at least a byte before `deadline`.
+fn read_by<S: Transport>(
+    stream: &mut S,
+    deadline: Instant,
+    into: &mut [u8],
+) -> Result<usize, ReadError> {
+    loop {
+        let left = time_left(deadline).map_err(|_| ReadError::TimedOut { midway: false })?;
+        stream
+            .socket()
+            .set_read_timeout(Some(left))
+            .map_err(|_| ReadError::Closed)?;
+        match stream.read(into) {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(read) => return Ok(read),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ReadError::TimedOut { midway: false })
+            }
+            Err(_) => return Err(ReadError::Closed),
+        }
+    }
+}
+
+/// The length of the head at the start of `bytes`, through its empty line, once complete.
+fn head_length(bytes: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    for (at, byte) in bytes.iter().enumerate() {
+        if *byte == b'\n' {
+            let line = &bytes[line_start..at];
+            if line.is_empty() || line == b"\r" {
+                return Some(at + 1);
+            }
+            line_start = at + 1;
+        }
+    }
+    None
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn parse_head(bytes: &[u8]) -> Result<Head, ReadError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| bad(400, "request head is not UTF-8"))?;
+    let mut lines = text
+        .lines()
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad(400, format!("malformed request line {request_line:?}")));
+    };
+    if !is_token(method) {
+        return Err(bad(400, format!("invalid method {method:?}")));
+    }
+    let version = match version {
+        "HTTP/1.1" => Version::Http11,
+        "HTTP/1.0" => Version::Http10,
+        other if other.starts_with("HTTP/") => {
+            return Err(bad(
+                505,
+                format!("unsupported version {other:?}; use HTTP/1.1"),
+            ))
+        }
+        other => return Err(bad(400, format!("malformed version {other:?}"))),
+    };
+    let target = origin_form(target)
+        .ok_or_else(|| bad(400, format!("invalid request target {target:?}")))?;
+    let mut headers = Vec::new();
+    for line in lines.take_while(|line| !line.is_empty()) {
+        if line.starts_with([' ', '\t']) {
+            return Err(bad(400, "obsolete header line folding is not accepted"));
+        }
+        let (name, value) = line
+            .split_once(':')
+            .filter(|(name, _)| is_token(name))
+            .ok_or_else(|| bad(400, format!("malformed header line {line:?}")))?;
+        headers.push((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
+    }
+    Ok(Head {
+        method: method.to_owned(),
+        target,
+        version,
+        headers,
+    })
+}
+
+/// `/path?query` as sent, or the path part of an absolute-form target (`http://host/path`).
+fn origin_form(target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return Some(target.to_owned());
+    }
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    Some(match rest.find(['/', '?']) {
+        Some(at) if rest[at..].starts_with('/') => rest[at..].to_owned(),
+        Some(at) => format!("/{}", &rest[at..]),
+        None => "/".to_owned(),
+    })
+}
+
+/// An answer's status line and headers; the body follows separately.
+pub struct ResponseHead<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    pub headers: &'a [(&'static str, String)],
+    pub body_length: usize,
+    pub version: Version,
+    pub keep_alive: bool,
+}
+
+impl ResponseHead<'_> {
+    /// The serialized head, with `Date`, framing and connection headers added.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\nDate: {}\r\n",
+            self.status,
+            reason_phrase(self.status),
+            http_date(SystemTime::now())
+        );
+        // RFC 9110 forbids a body and Content-Length in 1xx and 204 answers.
+        if self.status != 204 && self.status >= 200 {
+            let _ = write!(
+                out,
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                self.content_type, self.body_length
+            );
+        }
+        for (name, value) in self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        match (self.keep_alive, self.version) {
+            (false, _) => out.extend_from_slice(b"Connection: close\r\n"),
+            (true, Version::Http10) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            (true, Version::Http11) => {}
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, the date format HTTP requires (RFC 9110, section 5.6.7).
+pub fn http_date(time: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = seconds / 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let of_day = seconds % 86_400;
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[month as usize - 1],
+        year,
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01, by 400-year eras.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A connection whose client side sends `parts` with `pause` between them, then waits.
+    fn client_sending(parts: Vec<Vec<u8>>, pause: Duration) -> Connection<TcpStream> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut client = TcpStream::connect(address).unwrap();
+            for part in parts {
+                client.write_all(&part).unwrap();
+                thread::sleep(pause);
+            }
+            thread::sleep(Duration::from_secs(3));
+        });
+        Connection::new(listener.accept().unwrap().0)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(2)
+    }
+
+    fn head_of(text: &str) -> Result<Head, ReadError> {
+        let mut connection = client_sending(vec![text.as_bytes().to_vec()], Duration::ZERO);
+        connection
+            .read_head(soon(), Duration::from_secs(2))
+            .map(|(head, _)| head)
+    }
+
+    fn status_of(error: ReadError) -> u16 {
+        match error {
+            ReadError::Bad { status, .. } => status,
+            other => panic!("not a protocol error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_are_read_one_after_the_other() {
+        let text = "POST /write HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
+                    GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept-Encoding:  gzip \r\n\r\n";
+        let mut connection = client_sending(vec![text.as_bytes().to_vec()], Duration::ZERO);
+        let (head, _) = connection
+            .read_head(soon(), Duration::from_secs(2))
+            .unwrap();
+        assert_eq!((head.method.as_str(), head.path()), ("POST", "/write"));
+        let mut body = Vec::new();
+        let framing = head.framing().unwrap();
+        connection
+            .read_body(framing, 100, soon(), &mut body)
+            .unwrap();
+        assert_eq!(body, b"hello");
+        let (head, _) = connection
+            .read_head(soon(), Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(head.path(), "/metrics");
+        assert_eq!(head.header("accept-encoding"), Some("gzip"));
+        assert!(head.keep_alive());
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined_and_capped() {
+        let text = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n";
+        let mut connection = client_sending(vec![text.as_bytes().to_vec()], Duration::ZERO);
+        let mut body = Vec::new();
+        connection
+            .read_body(Framing::Chunked, 11, soon(), &mut body)
+            .unwrap();
+        assert_eq!(body, b"hello world");
+
+        let mut connection = client_sending(vec![text.as_bytes().to_vec()], Duration::ZERO);
+        let result = connection.read_body(Framing::Chunked, 10, soon(), &mut body);
+        assert_eq!(result, Err(ReadError::TooLarge));
+
+        let mut connection = client_sending(vec![b"zz\r\n".to_vec()], Duration::ZERO);
+        let result = connection.read_body(Framing::Chunked, 10, soon(), &mut body);
+        assert_eq!(status_of(result.unwrap_err()), 400);
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_refused_before_reading() {
+        let mut connection = client_sending(Vec::new(), Duration::ZERO);
+        let mut body = Vec::new();
+        let result = connection.read_body(Framing::Length(u64::MAX), 10, soon(), &mut body);
+        assert_eq!(result, Err(ReadError::TooLarge));
+        assert_eq!(
+            body.capacity(),
+            0,
+            "nothing allocated for the announced length"
+        );
+    }
+
+    #[test]
+    fn a_trickled_head_times_out_from_its_first_byte() {
+        let parts = b"GET / HTTP/1.1\r\n".iter().map(|b| vec![*b]).collect();
+        let mut connection = client_sending(parts, Duration::from_millis(50));
+        let idle = Instant::now() + Duration::from_secs(10);
+        let started = Instant::now();
+        let result = connection.read_head(idle, Duration::from_millis(300));
+        assert_eq!(result.unwrap_err(), ReadError::TimedOut { midway: true });
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn an_idle_connection_times_out_without_a_request() {
+        let mut connection = client_sending(Vec::new(), Duration::ZERO);
+        let idle = Instant::now() + Duration::from_millis(100);
+        let result = connection.read_head(idle, Duration::from_secs(10));
+        assert_eq!(result.unwrap_err(), ReadError::TimedOut { midway: false });
+    }
+
+    #[test]
+    fn a_head_is_read_however_it_is_split() {
+        let text = b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        let parts = text.chunks(3).map(<[u8]>::to_vec).collect();
+        let mut connection = client_sending(parts, Duration::from_millis(1));
+        let (head, _) = connection
+            .read_head(soon(), Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(head.version, Version::Http10);
+        assert!(head.keep_alive());
+    }
+
+    #[test]
+    fn malformed_and_ambiguous_heads_are_refused() {
+        let cases = [
+            ("GET /\r\n\r\n", 400),
+            ("GET / HTTP/2.0\r\n\r\n", 505),
+            ("GET / HTTP/1.1\r\n folded\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
+            ("G(T / HTTP/1.1\r\n\r\n", 400),
+            ("GET nope HTTP/1.1\r\n\r\n", 400),
+        ];
+        for (text, status) in cases {
+            assert_eq!(status_of(head_of(text).unwrap_err()), status, "{text:?}");
+        }
+        let framing = |headers: &str| {
+            head_of(&format!("POST / HTTP/1.1\r\n{headers}\r\n"))
+                .unwrap()
+                .framing()
+        };
+        assert_eq!(framing("Content-Length: 7\r\n"), Ok(Framing::Length(7)));
+        assert_eq!(
+            framing("Content-Length: 7\r\nContent-Length: 7\r\n"),
+            Ok(Framing::Length(7))
+        );
+        assert_eq!(framing(""), Ok(Framing::None));
+        assert_eq!(
+            framing("Transfer-Encoding: Chunked\r\n"),
+            Ok(Framing::Chunked)
+        );
+        for (headers, status) in [
+            ("Content-Length: 7\r\nContent-Length: 8\r\n", 400),
+            ("Content-Length: -1\r\n", 400),
+            ("Content-Length: 99999999999999999999999\r\n", 400),
+            ("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", 400),
+            ("Transfer-Encoding: gzip, chunked\r\n", 501),
+        ] {
+            assert_eq!(
+                status_of(framing(headers).unwrap_err()),
+                status,
+                "{headers}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_head_is_431() {
+        let text = format!(
+            "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
+        assert_eq!(status_of(head_of(&text).unwrap_err()), 431);
+    }
+
+    #[test]
+    fn absolute_targets_become_paths() {
+        assert_eq!(
+            origin_form("http://h:1/metrics?a").as_deref(),
+            Some("/metrics?a")
+        );
+        assert_eq!(origin_form("http://h?a").as_deref(), Some("/?a"));
+        assert_eq!(origin_form("http://h").as_deref(), Some("/"));
+        assert_eq!(origin_form("*"), None);
+    }
+
+    #[test]
+    fn dates_are_imf_fixdate() {
+        let at = |seconds| http_date(UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(at(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+    }
+
+    #[test]
+    fn answers_carry_framing_and_connection_headers() {
+        let head = |status, keep_alive, version| {
+            let head = ResponseHead {
+                status,
+                content_type: "text/plain",
+                headers: &[("Allow", "GET".into())],
+                body_length: 3,
+                version,
+                keep_alive,
+            };
+            String::from_utf8(head.to_bytes()).unwrap()
+        };
+        let ok = head(200, true, Version::Http11);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\nDate: "), "{ok}");
+        assert!(
+            ok.contains("\r\nContent-Length: 3\r\nAllow: GET\r\n\r\n"),
+            "{ok}"
+        );
+        assert!(head(204, true, Version::Http11)
+            .find("Content-Length")
+            .is_none());
+        assert!(head(400, false, Version::Http11).contains("Connection: close\r\n"));
+        assert!(head(200, true, Version::Http10).contains("Connection: keep-alive\r\n"));
+    }
+}
