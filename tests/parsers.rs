@@ -2,38 +2,9 @@
 //! metrics`) and Python's `prometheus_client`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
 
 use crate::support::cadvisor::{self, Expected, FAMILIES};
-use crate::support::{find_tool, now_ms, Exporter};
-
-fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn promtool_check(page: &str) -> (Option<i32>, String) {
-    let output = run_with_stdin(&find_tool("promtool"), &["check", "metrics"], page);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
-}
+use crate::support::{now_ms, promtool_check, run_with_stdin, Exporter};
 
 /// A JSON string as Python's `json.dumps(..., ensure_ascii=False)` writes it.
 fn python_json_string(text: &str) -> String {

@@ -3,6 +3,7 @@
 mod chain;
 mod connections;
 mod exposition;
+mod hostile;
 mod operations;
 mod parsers;
 mod remote_write;

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -387,4 +387,33 @@ pub fn find_tool(name: &str) -> String {
         .unwrap_or_else(|| {
             panic!("{name} is not installed; `make test` installs it (see `make deps`)")
         })
+}
+
+/// Runs `program` with `input` on its standard input and collects what it printed.
+pub fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `promtool check metrics` on `page`: its exit code and everything it printed.
+pub fn promtool_check(page: &str) -> (Option<i32>, String) {
+    let output = run_with_stdin(&find_tool("promtool"), &["check", "metrics"], page);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
 }
