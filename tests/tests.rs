@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real binary on a loopback port and drives it over HTTP.
 
 mod chain;
+mod concurrency;
 mod connections;
 mod exposition;
 mod hostile;

@@ -129,12 +129,7 @@ impl Exporter {
 
     /// POSTs a snappy-compressed `WriteRequest` with the headers Prometheus sends.
     pub fn write(&self, write_request: &WriteRequest) -> HttpResponse {
-        self.request(
-            "POST",
-            "/write",
-            &REMOTE_WRITE_HEADERS,
-            &snappy(&write_request.encode_to_vec()),
-        )
+        write_to(&self.address, write_request)
     }
 
     /// The `/metrics` page as text.
@@ -197,6 +192,17 @@ pub const REMOTE_WRITE_HEADERS: [(&str, &str); 3] = [
     ("Content-Encoding", "snappy"),
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
+
+/// POSTs `write_request` to the exporter at `address` as Prometheus would.
+pub fn write_to(address: &str, write_request: &WriteRequest) -> HttpResponse {
+    request(
+        address,
+        "POST",
+        "/write",
+        &REMOTE_WRITE_HEADERS,
+        &snappy(&write_request.encode_to_vec()),
+    )
+}
 
 pub fn snappy(data: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new()
