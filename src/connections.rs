@@ -19,10 +19,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::auth::CHALLENGE;
 use crate::http::{self, App, Reply, Request};
 use crate::http1::{Connection, Framing, Head, ReadError, ResponseHead, Transport, Version};
 use crate::log::{self, RateLimited};
 use crate::telemetry::{ConnectionStats, HttpError};
+use crate::tls::{self, HandshakeError};
+use crate::webconfig::WebConfig;
 use crate::workers::{AnswerSlot, Workers};
 
 /// Stack of a connection thread: it parses and copies bytes, and handlers run elsewhere.
@@ -55,6 +58,7 @@ pub struct Connections {
     app: Arc<App>,
     workers: Workers,
     limits: Limits,
+    web: WebConfig,
     in_flight: AtomicUsize,
     stopping: AtomicBool,
 }
@@ -82,7 +86,12 @@ enum Outcome {
 }
 
 impl Connections {
-    pub fn new(app: Arc<App>, workers: Workers, limits: Limits) -> Arc<Connections> {
+    pub fn new(
+        app: Arc<App>,
+        workers: Workers,
+        limits: Limits,
+        web: WebConfig,
+    ) -> Arc<Connections> {
         app.telemetry
             .connections
             .limit
@@ -91,6 +100,7 @@ impl Connections {
             app,
             workers,
             limits,
+            web,
             in_flight: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
         })
@@ -175,7 +185,22 @@ impl Connections {
     fn serve(&self, stream: TcpStream) {
         let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
-        self.serve_requests(&mut Connection::new(stream), accepted);
+        let Some(tls_config) = &self.web.tls else {
+            return self.serve_requests(&mut Connection::new(stream), accepted);
+        };
+        match tls::accept(tls_config, stream, accepted + self.limits.read_timeout) {
+            Ok(stream) => self.serve_requests(&mut Connection::new(stream), accepted),
+            Err(error) => {
+                self.stats().record(HttpError::TlsHandshake);
+                if let HandshakeError::Failed(reason) = error {
+                    log::log(
+                        log::Level::Debug,
+                        "TLS handshake failed",
+                        &[("err", &reason)],
+                    );
+                }
+            }
+        }
     }
 
     /// Answers requests on one connection until it closes, breaks, idles out or must close.
@@ -241,6 +266,21 @@ impl Connections {
         };
         let mut keep_alive = head.keep_alive();
         body.clear();
+        if let Some(auth) = &self.web.basic_auth {
+            // Liveness probes cannot always send credentials, and "ok" tells nobody anything.
+            if head.path() != "/healthz" && !auth.admits(head.header("Authorization")) {
+                self.stats().record(HttpError::Unauthorized);
+                let mut reply =
+                    Reply::text(401, "unauthorized: valid basic-auth credentials needed");
+                reply
+                    .headers
+                    .push(("WWW-Authenticate", CHALLENGE.to_owned()));
+                return Outcome::Answer {
+                    reply,
+                    keep_alive: keep_alive && framing == Framing::None,
+                };
+            }
+        }
         match http::body_limit(&self.app, &head) {
             // An unread body would be taken for the next request: close after answering.
             Err(reply) => {

@@ -37,6 +37,11 @@ pub struct Flags {
     #[argh(switch)]
     pub web_expose_timestamps: bool,
 
+    /// web configuration file for TLS and basic auth, in the format of Prometheus exporters
+    /// (exporter-toolkit); without it, plain HTTP and no auth
+    #[argh(option)]
+    pub web_config_file: Option<String>,
+
     /// most connections open at once; more get 503 and are closed (default 512)
     #[argh(option, default = "512")]
     pub web_max_connections: usize,
@@ -100,12 +105,13 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 16] = [
+pub const FLAG_NAMES: [(&str, bool); 17] = [
     ("web.listen-address", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
     ("web.threads", true),
     ("web.expose-timestamps", false),
+    ("web.config.file", true),
     ("web.max-connections", true),
     ("web.read-timeout", true),
     ("web.write-timeout", true),

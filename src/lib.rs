@@ -5,6 +5,7 @@
 //! [`telemetry`] counts what happened, and [`server`] runs the process.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod connections;
 pub mod decode;
 pub mod exposition;
@@ -23,6 +24,8 @@ pub mod proto;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod units;
+pub mod webconfig;
 pub mod wire;
 pub mod workers;

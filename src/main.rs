@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use k8s_exporter::flags::{Exit, Flags};
+use k8s_exporter::webconfig::{self, WebConfig};
 use k8s_exporter::{log, server, telemetry};
 
 fn main() {
@@ -27,5 +28,12 @@ fn main() {
         return;
     }
     log::init(flags.log_level, flags.log_format);
-    std::process::exit(server::run(&flags));
+    let web = match &flags.web_config_file {
+        None => WebConfig::none(),
+        Some(path) => webconfig::load(std::path::Path::new(path)).unwrap_or_else(|line| {
+            eprintln!("k8s_exporter: --web.config.file: {line}");
+            std::process::exit(2);
+        }),
+    };
+    std::process::exit(server::run(&flags, web));
 }

@@ -24,13 +24,14 @@ use crate::log;
 use crate::store::Store;
 use crate::telemetry::{REVISION, VERSION};
 use crate::units::format_duration;
+use crate::webconfig::WebConfig;
 use crate::workers::Workers;
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the server until a stop signal; returns the process exit code.
-pub fn run(flags: &Flags) -> i32 {
+pub fn run(flags: &Flags, web: WebConfig) -> i32 {
     let listener = match bind(&flags.web_listen_address) {
         Ok(listener) => listener,
         Err(message) => {
@@ -49,7 +50,9 @@ pub fn run(flags: &Flags) -> i32 {
     let store = Arc::new(Store::new(flags.series_max));
     let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
     let workers = Workers::start(threads, Arc::clone(&app));
-    let connections = Connections::new(Arc::clone(&app), workers, limits(flags));
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    let basic_auth = web.basic_auth.is_some();
+    let connections = Connections::new(Arc::clone(&app), workers, limits(flags), web);
     if let Err(e) = connections.spawn_acceptor(listener) {
         log::error("cannot start accepting connections", &[("err", &e)]);
         return 1;
@@ -67,6 +70,8 @@ pub fn run(flags: &Flags) -> i32 {
             ("version", &VERSION),
             ("revision", &REVISION),
             ("address", &address),
+            ("scheme", &scheme),
+            ("basic_auth", &basic_auth),
             ("threads", &threads),
             ("max_connections", &flags.web_max_connections),
             ("series_max", &flags.series_max),

@@ -91,15 +91,21 @@ pub enum HttpError {
     ConnectionLimit,
     /// `accept()` failed, for example for lack of file descriptors.
     AcceptFailed,
+    /// A TLS handshake failed or did not finish in time, or the client spoke plain HTTP.
+    TlsHandshake,
+    /// A request without valid basic-auth credentials (answered 401).
+    Unauthorized,
 }
 
 impl HttpError {
-    pub const ALL: [HttpError; 5] = [
+    pub const ALL: [HttpError; 7] = [
         HttpError::BadRequest,
         HttpError::ReadTimeout,
         HttpError::WriteTimeout,
         HttpError::ConnectionLimit,
         HttpError::AcceptFailed,
+        HttpError::TlsHandshake,
+        HttpError::Unauthorized,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +115,8 @@ impl HttpError {
             HttpError::WriteTimeout => "write_timeout",
             HttpError::ConnectionLimit => "connection_limit",
             HttpError::AcceptFailed => "accept_failed",
+            HttpError::TlsHandshake => "tls_handshake",
+            HttpError::Unauthorized => "unauthorized",
         }
     }
 }

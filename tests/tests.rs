@@ -10,3 +10,4 @@ mod parsers;
 mod remote_write;
 mod scratch;
 mod support;
+mod web_config;

@@ -1,0 +1,214 @@
+//! `--web.config.file`: TLS and basic auth, in the format every Prometheus exporter reads
+//! (prometheus/exporter-toolkit's web configuration), so that an operator's existing file works.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt          # relative paths are relative to this file
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven
+//!   client_ca_file: ca.crt
+//!   min_version: TLS12              # TLS12 or TLS13: either way TLS 1.3 is what is served
+//! basic_auth_users:
+//!   prometheus: $2y$10$...          # bcrypt hashes, as htpasswd -nBC 10 writes them
+//! ```
+//!
+//! Only TLS 1.3 is served (see `crate::tls` for why), so `max_version: TLS12` is refused.
+//! Unknown keys are errors, as in exporter-toolkit. Keys for Go's TLS tuning
+//! (`cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`, `http_server_config`)
+//! are read and ignored: rustls offers only suites and curves considered safe, and this server
+//! speaks HTTP/1.1. `RequestClientCert`, `RequireAnyClientCert` (a certificate nobody checks)
+//! and `client_allowed_sans` are refused rather than silently weakened or ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::auth::BasicAuth;
+use crate::tls::{self, ClientAuth, TlsVersion};
+
+/// What the file asks for; `None` parts are off.
+pub struct WebConfig {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+impl WebConfig {
+    /// Plain HTTP without authentication: no `--web.config.file`.
+    pub fn none() -> WebConfig {
+        WebConfig {
+            tls: None,
+            basic_auth: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    tls_server_config: Option<TlsSection>,
+    http_server_config: Option<HttpSection>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    client_allowed_sans: Option<Vec<String>>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    #[serde(rename = "cipher_suites")]
+    _cipher_suites: Option<Vec<String>>,
+    #[serde(rename = "curve_preferences")]
+    _curve_preferences: Option<Vec<String>>,
+    #[serde(rename = "prefer_server_cipher_suites")]
+    _prefer_server_cipher_suites: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    #[serde(rename = "http2")]
+    _http2: Option<bool>,
+}
+
+/// Reads and checks the file; the error is one line, for `--web.config.file: <error>`.
+pub fn load(path: &Path) -> Result<WebConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: File = if text.trim().is_empty() {
+        File::default()
+    } else {
+        serde_yaml_ng::from_str(&text)
+            .map_err(|e| format!("{}: {}", path.display(), one_line(&e.to_string())))?
+    };
+    let _http = file.http_server_config;
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let tls = file
+        .tls_server_config
+        .map(|section| tls_config(section, directory))
+        .transpose()?
+        .map(Arc::new);
+    let basic_auth = if file.basic_auth_users.is_empty() {
+        None
+    } else {
+        Some(BasicAuth::new(file.basic_auth_users)?)
+    };
+    Ok(WebConfig { tls, basic_auth })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn tls_config(section: TlsSection, directory: &Path) -> Result<rustls::ServerConfig, String> {
+    let (Some(cert_file), Some(key_file)) = (section.cert_file, section.key_file) else {
+        return Err("tls_server_config: cert_file and key_file are both required".into());
+    };
+    if section.client_allowed_sans.is_some() {
+        return Err("tls_server_config: client_allowed_sans is not supported".into());
+    }
+    let client_auth = match section.client_auth_type.as_deref() {
+        None | Some("NoClientCert") => ClientAuth::None,
+        Some("VerifyClientCertIfGiven") => ClientAuth::VerifyIfGiven,
+        Some("RequireAndVerifyClientCert") => ClientAuth::Require,
+        Some(other @ ("RequestClientCert" | "RequireAnyClientCert")) => {
+            return Err(format!(
+                "tls_server_config: client_auth_type {other} accepts certificates nobody verifies; \
+                 use VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+            ))
+        }
+        Some(other) => {
+            return Err(format!(
+                "tls_server_config: invalid client_auth_type {other:?}"
+            ))
+        }
+    };
+    let client_ca = match (&client_auth, section.client_ca_file) {
+        (ClientAuth::None, _) => None,
+        (_, Some(file)) => Some(directory.join(file)),
+        (_, None) => {
+            return Err(
+                "tls_server_config: client_ca_file is required to verify client certificates"
+                    .into(),
+            )
+        }
+    };
+    let version = |key: &str, value: Option<String>, default| -> Result<TlsVersion, String> {
+        match value.as_deref() {
+            None => Ok(default),
+            Some("TLS12") => Ok(TlsVersion::Tls12),
+            Some("TLS13") => Ok(TlsVersion::Tls13),
+            Some(other @ ("TLS10" | "TLS11")) => Err(format!(
+                "tls_server_config: {key} {other} is not supported; TLS12 is the oldest"
+            )),
+            Some(other) => Err(format!("tls_server_config: invalid {key} {other:?}")),
+        }
+    };
+    let min = version("min_version", section.min_version, TlsVersion::Tls12)?;
+    let max = version("max_version", section.max_version, TlsVersion::Tls13)?;
+    tls::server_config(&tls::Settings {
+        cert_file: directory.join(cert_file),
+        key_file: directory.join(key_file),
+        client_auth,
+        client_ca_file: client_ca,
+        min_version: min,
+        max_version: max,
+    })
+    .map_err(|e| format!("tls_server_config: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<WebConfig, String> {
+        let dir = std::env::temp_dir().join(format!("webconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "{:x}.yml",
+            text.len() * 31 + text.as_bytes()[0] as usize
+        ));
+        std::fs::write(&path, text).unwrap();
+        let result = load(&path);
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    #[test]
+    fn empty_file_means_plain_http_without_auth() {
+        let config = load_text("\n").unwrap();
+        assert!(config.tls.is_none() && config.basic_auth.is_none());
+    }
+
+    #[test]
+    fn mistakes_are_one_line_errors() {
+        for (text, needle) in [
+            ("basic_auth_user:\n  a: b\n", "unknown field"),
+            ("tls_server_config:\n  cert_file: a\n", "cert_file and key_file"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
+                "nobody verifies",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n",
+                "client_ca_file is required",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n",
+                "TLS12 is the oldest",
+            ),
+            ("tls_server_config:\n  cert_file: a\n  key_file: b\n", "a:"),
+            ("basic_auth_users:\n  alice: plaintext\n", "alice"),
+        ] {
+            let error = load_text(text).err().unwrap_or_else(|| panic!("{text} loaded"));
+            assert!(error.contains(needle), "{error:?} lacks {needle:?}");
+            assert!(!error.contains('\n'), "{error:?}");
+        }
+    }
+}

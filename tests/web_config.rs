@@ -1,0 +1,261 @@
+//! `--web.config.file`: TLS with client certificates and basic auth, against our own client and
+//! against the real Prometheus sending remote write (and scraping) over TLS with basic auth.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::json;
+
+use crate::support::peers::{prometheus, query, TempDir};
+use crate::support::{eventually, parse_response, sample_value, Exporter, HttpResponse};
+
+const USER: &str = "prometheus";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()]);
+        let (client_cert, client_key) = leaf(vec!["prometheus-client".into()]);
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        Pki {
+            ca: write("ca.crt", &ca_cert.pem()),
+            server_cert: write("server.crt", &server_cert),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.crt", &client_cert),
+            client_key: write("client.key", &client_key),
+        }
+    }
+
+    /// A TLS client trusting our CA, presenting the client certificate if `with_cert`.
+    fn client(&self, with_cert: bool) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = if with_cert {
+            let chain = CertificateDer::pem_file_iter(&self.client_cert)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(&self.client_key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        Arc::new(config)
+    }
+}
+
+/// An exporter serving TLS that requires client certificates, with one basic-auth user.
+fn secured_exporter(dir: &Path, pki: &Pki) -> Exporter {
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    // The server's files are named relative to the configuration file, the CA's absolutely.
+    let relative = |path: &Path| path.file_name().unwrap().to_str().unwrap().to_owned();
+    let config = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n  min_version: TLS12\nbasic_auth_users:\n  {USER}: {hash}\n",
+        relative(&pki.server_cert),
+        relative(&pki.server_key),
+        pki.ca.display(),
+    );
+    let path = dir.join("web.yml");
+    std::fs::write(&path, config).unwrap();
+    Exporter::start(&[&format!("--web.config.file={}", path.display())])
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// One request over TLS with `Connection: close`; `Err` if the handshake or the read fails.
+fn https_get(
+    exporter: &Exporter,
+    client: &Arc<rustls::ClientConfig>,
+    path: &str,
+    authorization: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let socket = TcpStream::connect(&exporter.address)?;
+    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::clone(client), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some(value) = authorization {
+        head.push_str(&format!("Authorization: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // The server closes without close_notify after `Connection: close`; what came is whole.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(parse_response(&raw))
+}
+
+#[test]
+fn tls_client_certificates_and_basic_auth_guard_every_endpoint_but_healthz() {
+    let dir = TempDir::new("tls");
+    let pki = Pki::new(&dir.0);
+    let exporter = secured_exporter(&dir.0, &pki);
+    let client = pki.client(true);
+    let good = basic(USER, PASSWORD);
+
+    let healthz = https_get(&exporter, &client, "/healthz", None).unwrap();
+    assert_eq!((healthz.status, healthz.text().as_str()), (200, "ok\n"));
+    for path in ["/metrics", "/metrics/exporter", "/", "/write"] {
+        for authorization in [
+            None,
+            Some(basic(USER, "wrong")),
+            Some(basic("mallory", PASSWORD)),
+        ] {
+            let response = https_get(&exporter, &client, path, authorization.as_deref()).unwrap();
+            assert_eq!(response.status, 401, "{path} {authorization:?}");
+            assert_eq!(
+                response.header("WWW-Authenticate"),
+                Some("Basic realm=\"k8s_exporter\", charset=\"UTF-8\"")
+            );
+            assert_eq!(response.text().lines().count(), 1);
+        }
+    }
+    let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        sample_value(
+            &page.text(),
+            "k8s_exporter_http_errors_total{reason=\"unauthorized\"}"
+        ),
+        Some(12.0)
+    );
+
+    // No client certificate: the handshake fails, and is counted.
+    assert!(https_get(&exporter, &pki.client(false), "/healthz", None).is_err());
+    // Plain HTTP to the TLS port: told so, as Go's servers do, then closed.
+    let mut plain = TcpStream::connect(&exporter.address).unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    plain.read_to_end(&mut raw).unwrap();
+    let response = parse_response(&raw);
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("HTTP request to an HTTPS server"));
+
+    drop(plain);
+    // Counted once the server has let go of each connection.
+    eventually(
+        Duration::from_secs(10),
+        "two failed handshakes counted",
+        || {
+            let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).ok()?;
+            let series = "k8s_exporter_http_errors_total{reason=\"tls_handshake\"}";
+            (sample_value(&page.text(), series) == Some(2.0)).then_some(())
+        },
+    );
+}
+
+#[test]
+fn prometheus_remote_writes_and_scrapes_over_tls_with_basic_auth() {
+    let dir = TempDir::new("tls-prometheus");
+    let pki = Pki::new(&dir.0);
+    let exporter = secured_exporter(&dir.0, &pki);
+    let tls_config = json!({
+        "ca_file": pki.ca,
+        "cert_file": pki.client_cert,
+        "key_file": pki.client_key,
+        "server_name": "127.0.0.1",
+    });
+    let basic_auth = json!({"username": USER, "password": PASSWORD});
+    let config = json!({
+        "global": {"scrape_interval": "1s", "external_labels": {"sender": "tls"}},
+        "scrape_configs": [
+            {
+                "job_name": "bridge",
+                "honor_labels": true,
+                "scheme": "https",
+                "tls_config": tls_config,
+                "basic_auth": basic_auth,
+                "static_configs": [{"targets": [exporter.address]}],
+            },
+        ],
+        "remote_write": [{
+            "url": format!("https://{}/write", exporter.address),
+            "tls_config": tls_config,
+            "basic_auth": basic_auth,
+            "queue_config": {"batch_send_deadline": "200ms", "min_backoff": "50ms", "max_backoff": "200ms"},
+        }],
+    });
+    let prometheus = prometheus("sender", &config, &dir.0);
+
+    let client = pki.client(true);
+    let good = basic(USER, PASSWORD);
+    // Prometheus scrapes the exporter over TLS with basic auth...
+    eventually(Duration::from_secs(30), "the scrape over TLS", || {
+        let up = query(&prometheus, "up{job=\"bridge\"}");
+        (up.values().next().map(String::as_str) == Some("1")).then_some(())
+    });
+    // ...and that scrape's `up` comes back by remote write, over TLS with basic auth.
+    eventually(Duration::from_secs(30), "remote write over TLS", || {
+        let page = https_get(&exporter, &client, "/metrics", Some(&good)).ok()?;
+        let up = format!(
+            "up{{instance=\"{}\",job=\"bridge\",sender=\"tls\"}}",
+            exporter.address
+        );
+        (sample_value(&page.text(), &up) == Some(1.0)).then_some(())
+    });
+    let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).unwrap();
+    let text = page.text();
+    assert_eq!(
+        sample_value(&text, "k8s_exporter_write_requests_total{code=\"400\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample_value(
+            &text,
+            "k8s_exporter_http_errors_total{reason=\"unauthorized\"}"
+        ),
+        Some(0.0)
+    );
+    assert!(sample_value(&text, "k8s_exporter_write_requests_total{code=\"204\"}") > Some(0.0));
+}
