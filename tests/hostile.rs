@@ -5,7 +5,7 @@ use k8s_exporter::proto::{Label, TimeSeries, WriteRequest};
 use prost::Message;
 
 use crate::support::{
-    metadata, now_ms, promtool_check, run_with_stdin, sample_value, series, snappy, write_request,
+    metadata, now_ms, promtool_check, python_parse, sample_value, series, snappy, write_request,
     Exporter, HttpResponse, REMOTE_WRITE_HEADERS,
 };
 
@@ -180,14 +180,7 @@ fn a_megabyte_label_value_and_twenty_thousand_labels_are_stored_and_rendered() {
     // promtool takes minutes over a line of 20,000 labels (its check is quadratic in them), so
     // this page is read back by the Python parser.
     let page = assert_answered(&exporter, &response, 204);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parse_exposition.py");
-    let parsed = run_with_stdin("python3", &[script], &page);
-    assert!(
-        parsed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&parsed.stderr)
-    );
-    let parsed = String::from_utf8(parsed.stdout).unwrap();
+    let parsed = python_parse(&page);
     let wide_sample = parsed.lines().find(|l| l.starts_with("S\twide\t")).unwrap();
     assert_eq!(wide_sample.matches("\":\"").count(), 20_000);
     assert!(parsed.contains(&format!("S\tlong\t{{\"v\":\"{huge_value}\"}}\t1\n")));

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::support::cadvisor::{self, Expected, FAMILIES};
-use crate::support::{now_ms, promtool_check, run_with_stdin, Exporter};
+use crate::support::{now_ms, promtool_check, python_parse, Exporter};
 
 /// A JSON string as Python's `json.dumps(..., ensure_ascii=False)` writes it.
 fn python_json_string(text: &str) -> String {
@@ -92,14 +92,7 @@ fn promtool_notices_a_broken_page() {
 fn python_prometheus_client_reads_back_every_series_type_and_help() {
     let (exporter, expected) = load_realistic();
     let page = exporter.metrics();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parse_exposition.py");
-    let output = run_with_stdin("python3", &[script], &page);
-    assert!(
-        output.status.success(),
-        "python parser failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let parsed = String::from_utf8(output.stdout).unwrap();
+    let parsed = python_parse(&page);
 
     let mut samples: HashMap<(String, String), String> = HashMap::new();
     let mut families: HashMap<String, (String, String)> = HashMap::new();

@@ -423,3 +423,16 @@ pub fn promtool_check(page: &str) -> (Option<i32>, String) {
     );
     (output.status.code(), text)
 }
+
+/// Python's `prometheus_client` parser over `page` (tests/parse_exposition.py): its output, one
+/// line per family and per sample.
+pub fn python_parse(page: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parse_exposition.py");
+    let output = run_with_stdin("python3", &[script], page);
+    assert!(
+        output.status.success(),
+        "python parser failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
