@@ -14,6 +14,7 @@
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::net::TcpStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -173,7 +174,9 @@ impl Connections {
             .name("connection".into())
             .stack_size(CONNECTION_STACK_BYTES)
             .spawn(move || {
-                connections.serve(stream);
+                // Nothing a client sends should panic here; if something does, the panic hook
+                // logs it and the connection still stops counting against the cap.
+                let _ = catch_unwind(AssertUnwindSafe(|| connections.serve(stream)));
                 connections.stats().open.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
