@@ -48,7 +48,8 @@ impl WebConfig {
 #[serde(deny_unknown_fields)]
 struct File {
     tls_server_config: Option<TlsSection>,
-    http_server_config: Option<HttpSection>,
+    #[serde(rename = "http_server_config")]
+    _http_server_config: Option<HttpSection>,
     #[serde(default)]
     basic_auth_users: BTreeMap<String, String>,
 }
@@ -87,7 +88,6 @@ pub fn load(path: &Path) -> Result<WebConfig, String> {
         serde_yaml_ng::from_str(&text)
             .map_err(|e| format!("{}: {}", path.display(), one_line(&e.to_string())))?
     };
-    let _http = file.http_server_config;
     let directory = path.parent().unwrap_or(Path::new("."));
     let tls = file
         .tls_server_config
@@ -183,6 +183,8 @@ mod tests {
     #[test]
     fn empty_file_means_plain_http_without_auth() {
         let config = load_text("\n").unwrap();
+        assert!(config.tls.is_none() && config.basic_auth.is_none());
+        let config = load_text("http_server_config:\n  http2: true\n").unwrap();
         assert!(config.tls.is_none() && config.basic_auth.is_none());
     }
 
