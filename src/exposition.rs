@@ -293,14 +293,14 @@ impl FamilyGroup<'_> {
         self.metadata.map_or(MetricKind::Unknown, |m| m.kind)
     }
 
-    /// The family's type; `untyped` also when a member's name does not fit the declared type
-    /// (a bare `x` beside histogram `x`), so that the page still parses.
+    /// The family's type; `untyped` also when a member does not fit the declared type (a bare
+    /// `x` beside histogram `x`, or `le="abc"`), so that the page still parses.
     fn type_word(&self) -> &'static str {
         let kind = self.kind();
         if self
             .members
             .iter()
-            .all(|s| kind.admits(&self.name, s.name()))
+            .all(|s| kind.admits_series(&self.name, s))
         {
             kind.text_type()
         } else {

@@ -61,6 +61,39 @@ impl MetricKind {
             _ => suffix.is_empty(),
         }
     }
+
+    /// Whether `series` may be exposed in a family of this kind named `family`: its name fits,
+    /// and its `le` (in a histogram) or `quantile` (in a summary) is a float, which expfmt
+    /// (promtool, the client libraries) requires of every line of such a family.
+    pub fn admits_series(self, family: &str, series: &SeriesView) -> bool {
+        let bound_label = match self {
+            MetricKind::Histogram => "le",
+            MetricKind::Summary => "quantile",
+            _ => return self.admits(family, series.name()),
+        };
+        self.admits(family, series.name())
+            && series
+                .labels()
+                .all(|(name, value)| name != bound_label || is_float_text(value))
+    }
+}
+
+/// Whether Go's `strconv.ParseFloat`, as expfmt calls it, reads `text` without error: a decimal
+/// within `f64`'s range, an unsigned `NaN`, or an infinity, in any letter case. Hexadecimal
+/// floats, which Go reads but expfmt refuses, are refused here too.
+pub fn is_float_text(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
+        return true;
+    }
+    if unsigned.eq_ignore_ascii_case("nan") {
+        return unsigned.len() == text.len();
+    }
+    let decimal = unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && unsigned
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    decimal && text.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 /// What remote-write metadata says of one family.
@@ -218,6 +251,33 @@ mod tests {
         assert!(!MetricKind::Summary.admits("s", "s_bucket"));
         assert!(MetricKind::Gauge.admits("g", "g"));
         assert!(!MetricKind::Gauge.admits("g", "g_sum"));
+    }
+
+    #[test]
+    fn bounds_must_be_floats_that_go_reads() {
+        for good in [
+            "0.5", "+Inf", "-inf", "Infinity", "NaN", "nan", "1e3", "1E-3", ".5", "5.", "-0",
+        ] {
+            assert!(is_float_text(good), "{good}");
+        }
+        for bad in [
+            "", "+NaN", "-nan", "1e500", "0x1p3", "1_000", "abc", ".", "e5", "1e", "inf1",
+        ] {
+            assert!(!is_float_text(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bound_that_is_no_float_keeps_a_series_out_of_its_typed_family() {
+        let summary = MetricKind::Summary;
+        assert!(summary.admits_series("s", &view("s", &[("quantile", "0.99")])));
+        assert!(!summary.admits_series("s", &view("s", &[("quantile", "+NaN")])));
+        assert!(!summary.admits_series("s", &view("s_sum", &[("quantile", "x")])));
+        let histogram = MetricKind::Histogram;
+        assert!(histogram.admits_series("h", &view("h_bucket", &[("le", "+Inf")])));
+        assert!(!histogram.admits_series("h", &view("h_bucket", &[("le", "1e500")])));
+        assert!(histogram.admits_series("h", &view("h_sum", &[("quantile", "x")])));
+        assert!(MetricKind::Gauge.admits_series("g", &view("g", &[("le", "x")])));
     }
 
     #[test]
