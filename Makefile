@@ -9,7 +9,7 @@ ARGS ?=
 # apt-get needs root; use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 
-.PHONY: run build static image deps test bench lint clean
+.PHONY: run build static image deps test bench fuzz lint clean
 
 run:
 	cargo run --release -- $(ARGS)
@@ -55,6 +55,23 @@ bench: deps static
 	cargo build --release
 	cargo bench --bench load -- --compare-prometheus $(BENCH_ARGS)
 	cargo bench --bench load -- --binary $(STATIC_BINARY) $(BENCH_ARGS)
+
+# Coverage-guided fuzzing (tests/fuzz) of request decoding and ingest, and of the exposition,
+# each for FUZZ_SECONDS. On the stable toolchain, without sanitizers (the exporter has no unsafe
+# code of its own); FUZZ_FLAGS='--sanitizer address' with a nightly toolchain adds them. New
+# inputs go to target/fuzz-corpus; a find stops the run and lands in tests/fuzz/artifacts: copy
+# it to tests/fuzz/regressions/<target>/, where `make test` replays it.
+FUZZ_SECONDS ?= 120
+FUZZ_FLAGS ?= --sanitizer none
+FUZZ_TARGETS := write_request exposition
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$target && \
+		cargo fuzz run --fuzz-dir tests/fuzz $(FUZZ_FLAGS) $$target \
+			target/fuzz-corpus/$$target tests/fuzz/corpus/$$target \
+			-- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 lint:
 	cargo fmt --check

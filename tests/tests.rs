@@ -4,6 +4,7 @@ mod chain;
 mod concurrency;
 mod connections;
 mod exposition;
+mod fuzz_replay;
 mod hostile;
 mod operations;
 mod parsers;

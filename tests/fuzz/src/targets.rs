@@ -1,0 +1,367 @@
+//! The fuzz targets' bodies, shared by `cargo fuzz` (fuzz_targets/) and by the integration test
+//! that replays the committed corpus and every past find on the stable toolchain.
+//!
+//! Both drive the real request handler ([`k8s_exporter::http::handle`]) in process and then
+//! check what a client would see: every answer is one of the expected ones, a stored series a
+//! request did not name is untouched, and `/metrics` parses strictly and holds exactly what
+//! the store holds. A panic anywhere aborts the fuzzer, even though the handler would have
+//! caught it and answered 500.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::text_format::{self, sorted};
+use k8s_exporter::http::{handle, App, Request, Settings};
+use k8s_exporter::http1::{Head, Version};
+use k8s_exporter::log;
+use k8s_exporter::proto::{MetricMetadata, TimeSeries, WriteRequest};
+use k8s_exporter::store::{is_stale_marker, Store, STALE_NAN_BITS};
+use prost::Message;
+
+/// Series a fuzzed store may hold: small, so that the series limit is reached too.
+const MAX_SERIES: usize = 48;
+const MAX_DECODED_BYTES: usize = 1 << 20;
+const SENTINEL: &str = "fuzz_sentinel";
+
+/// Input: one flag byte, then a request body. Flag bit 0 set: the rest is the body as sent
+/// (fuzzing snappy); clear: the rest is the protobuf, snappy-compressed here (fuzzing the
+/// protobuf and everything after it). Bit 1 chooses whether `/metrics` shows timestamps.
+pub fn write_request(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let app = app(flags & 2 != 0);
+    let sentinel_value = 42.5;
+    let sentinel = WriteRequest {
+        timeseries: vec![TimeSeries::from_pairs(
+            &[("__name__", SENTINEL), ("job", "fuzz")],
+            &[(sentinel_value, now_ms())],
+        )],
+        ..Default::default()
+    };
+    assert_eq!(post(&app, &snappy(&sentinel.encode_to_vec())).status, 204);
+
+    let (body, protobuf) = if flags & 1 != 0 {
+        let protobuf = snap::raw::Decoder::new().decompress_vec(rest).ok();
+        (rest.to_vec(), protobuf)
+    } else {
+        (snappy(rest), Some(rest.to_vec()))
+    };
+    let sent_at = now_ms();
+    let reply = post(&app, &body);
+    assert!(
+        matches!(reply.status, 204 | 400),
+        "unexpected status {}",
+        reply.status
+    );
+    assert_one_line(&reply.body);
+
+    let names_sentinel = protobuf
+        .as_deref()
+        .is_some_and(|p| p.windows(SENTINEL.len()).any(|w| w == SENTINEL.as_bytes()));
+    if !names_sentinel {
+        let held = held_series(&app);
+        let sentinel_held = held
+            .iter()
+            .find(|s| s.name == SENTINEL)
+            .expect("the sentinel series survives a request that does not name it");
+        assert_eq!(sentinel_held.value, sentinel_value);
+    }
+    if reply.status == 204 {
+        let request = protobuf
+            .as_deref()
+            .map(WriteRequest::decode)
+            .expect("a 204 came from a snappy body")
+            .expect("prost decodes what the server accepted");
+        assert_accepted_series_held(&app, &request, sent_at);
+    }
+    check_pages(&app);
+}
+
+/// Input: a little program that builds write requests (series with names and labels from
+/// small pools or from the input, values and timestamps, metadata of every type) and sends
+/// them; then the pages are checked. Reaches the exposition's corners that random protobuf
+/// seldom does: families split over `_bucket`, `_sum`, `_count` and `_total`, odd `le` and
+/// `quantile` values, escapes, and metadata for names that are also series.
+pub fn exposition(data: &[u8]) {
+    let mut input = Input(data);
+    let app = app(input.byte() & 1 != 0);
+    let mut request = WriteRequest::default();
+    for _ in 0..64 {
+        if input.0.is_empty() {
+            break;
+        }
+        match input.byte() % 8 {
+            0..=4 => request.timeseries.push(input.series()),
+            5 | 6 => request.metadata.push(input.metadata()),
+            _ => send(&app, &mut request),
+        }
+    }
+    send(&app, &mut request);
+    check_pages(&app);
+}
+
+fn send(app: &App, request: &mut WriteRequest) {
+    let reply = post(app, &snappy(&request.encode_to_vec()));
+    assert!(
+        matches!(reply.status, 204 | 400),
+        "unexpected status {}",
+        reply.status
+    );
+    assert_one_line(&reply.body);
+    *request = WriteRequest::default();
+}
+
+/// Reads names, labels and numbers off the front of the fuzzer's bytes; zeros once they run out.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> u8 {
+        let Some((&first, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        first
+    }
+
+    fn text(&mut self) -> String {
+        let len = (self.byte() % 16) as usize;
+        let (taken, rest) = self.0.split_at(len.min(self.0.len()));
+        self.0 = rest;
+        String::from_utf8_lossy(taken).into_owned()
+    }
+
+    fn pick(&mut self, pool: &[&str]) -> String {
+        let choice = self.byte() as usize;
+        match pool.get(choice % (pool.len() + 1)) {
+            Some(word) => (*word).to_owned(),
+            None => self.text(),
+        }
+    }
+
+    fn family_name(&mut self) -> String {
+        self.pick(&[
+            "x",
+            "x_bucket",
+            "x_sum",
+            "x_count",
+            "x_total",
+            "x_sum_bucket",
+            "up",
+            "a:b",
+        ])
+    }
+
+    fn number(&mut self) -> f64 {
+        match self.byte() % 8 {
+            0 => f64::NAN,
+            1 => f64::from_bits(STALE_NAN_BITS),
+            2 => f64::INFINITY,
+            3 => -0.0,
+            4 => f64::from(self.byte()) / 4.0,
+            _ => {
+                let mut bits = [0; 8];
+                bits.iter_mut().for_each(|b| *b = self.byte());
+                f64::from_le_bytes(bits)
+            }
+        }
+    }
+
+    fn series(&mut self) -> TimeSeries {
+        let mut labels = vec![("__name__".to_owned(), self.family_name())];
+        for _ in 0..self.byte() % 5 {
+            let name = self.pick(&["le", "quantile", "job", "instance", "_x", "__name__"]);
+            let value = match name.as_str() {
+                "le" | "quantile" => {
+                    self.pick(&["0.5", "+Inf", "1e500", "-inf", "NaN", "+NaN", "0x1p3", ""])
+                }
+                _ => self.pick(&["a", "\\", "\"", "\n", "ü", "a\\nb"]),
+            };
+            labels.push((name, value));
+        }
+        if self.byte() & 1 == 0 {
+            labels.reverse();
+        }
+        let now = now_ms();
+        let samples: Vec<(f64, i64)> = (0..=self.byte() % 2)
+            .map(|_| {
+                let timestamp = match self.byte() % 4 {
+                    0 => now,
+                    1 => now - i64::from(self.byte()) * 1000,
+                    2 => now + 3_600_000,
+                    _ => -i64::from(self.byte()),
+                };
+                (self.number(), timestamp)
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        TimeSeries::from_pairs(&pairs, &samples)
+    }
+
+    fn metadata(&mut self) -> MetricMetadata {
+        MetricMetadata {
+            r#type: i32::from(self.byte() % 9),
+            metric_family_name: self.family_name().into_bytes().into(),
+            help: self
+                .pick(&["", "a\\b", "line\nbreak", "# TYPE x gauge"])
+                .into_bytes()
+                .into(),
+            unit: self.text().into_bytes().into(),
+        }
+    }
+}
+
+fn app(expose_timestamps: bool) -> App {
+    // Refused writes are logged at warn; a fuzzer refuses thousands a second.
+    log::init(log::Level::Error, log::Format::Logfmt);
+    let settings = Settings {
+        telemetry_path: "/metrics".into(),
+        exporter_telemetry_path: "/metrics/exporter".into(),
+        expose_timestamps,
+        max_bytes: MAX_DECODED_BYTES,
+        max_decoded_bytes: MAX_DECODED_BYTES,
+        ttl: Duration::from_secs(300),
+        flags_in_effect: Vec::new(),
+    };
+    App::new(Arc::new(Store::new(MAX_SERIES)), settings)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn snappy(bytes: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(bytes)
+        .expect("snappy compresses any input")
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Request {
+    Request {
+        head: Head {
+            method: method.into(),
+            target: path.into(),
+            version: Version::Http11,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        },
+        body,
+    }
+}
+
+fn post(app: &App, body: &[u8]) -> k8s_exporter::http::Reply {
+    let headers = [
+        ("Content-Encoding", "snappy"),
+        ("Content-Type", "application/x-protobuf"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    handle(app, &request("POST", "/write", &headers, body.to_vec()))
+}
+
+fn assert_one_line(body: &[u8]) {
+    let newlines = body.iter().filter(|b| **b == b'\n').count();
+    assert!(
+        body.is_empty() || (newlines == 1 && body.ends_with(b"\n")),
+        "answer is not one line: {:?}",
+        String::from_utf8_lossy(body)
+    );
+}
+
+/// `/metrics` as read back by the strict reader.
+fn held_series(app: &App) -> Vec<text_format::Sample> {
+    let reply = handle(app, &request("GET", "/metrics", &[], Vec::new()));
+    assert_eq!(reply.status, 200);
+    text_format::parse(&reply.body).unwrap_or_else(|problem| {
+        panic!(
+            "/metrics does not parse: {problem}\n{}",
+            String::from_utf8_lossy(&reply.body)
+        )
+    })
+}
+
+/// Both pages parse; `/metrics` shows every stored series once, with its labels and value.
+fn check_pages(app: &App) {
+    let shown = held_series(app);
+    let snapshot = app.store.snapshot();
+    assert_eq!(shown.len(), snapshot.series.len(), "one line per series");
+    let mut stored: Vec<_> = snapshot
+        .series
+        .iter()
+        .map(|s| {
+            let labels: Vec<(String, String)> = s
+                .labels()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect();
+            (
+                (s.name().to_owned(), sorted(&labels)),
+                (s.value, s.timestamp_ms),
+            )
+        })
+        .collect();
+    stored.sort_by(|a, b| a.0.cmp(&b.0));
+    let timestamps = app.settings.expose_timestamps;
+    for sample in &shown {
+        let key = (sample.name.clone(), sorted(&sample.labels));
+        let index = stored
+            .binary_search_by(|s| s.0.cmp(&key))
+            .unwrap_or_else(|_| panic!("{key:?} is shown but not stored"));
+        let (value, timestamp_ms) = stored[index].1;
+        assert!(
+            sample.value == value || (sample.value.is_nan() && value.is_nan()),
+            "{key:?} shows {} but holds {value}",
+            sample.value
+        );
+        assert_eq!(sample.timestamp_ms, timestamps.then_some(timestamp_ms));
+    }
+    let reply = handle(app, &request("GET", "/metrics/exporter", &[], Vec::new()));
+    assert_eq!(reply.status, 200);
+    if let Err(problem) = text_format::parse(&reply.body) {
+        panic!("/metrics/exporter does not parse: {problem}");
+    }
+}
+
+/// Every series of an accepted request is held, unless its newest sample removed it, or the
+/// request names the same series twice (then which sample wins is not this check's business).
+fn assert_accepted_series_held(app: &App, request: &WriteRequest, sent_at: i64) {
+    let key_of = |series: &TimeSeries| {
+        // Lossy: a series without samples is not validated, so it may carry any bytes; one
+        // with samples was validated, and a lossy key would then not be found.
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut name = String::new();
+        let mut labels = Vec::new();
+        for label in &series.labels {
+            let (n, v) = (text(&label.name), text(&label.value));
+            if n == "__name__" {
+                name = v;
+            } else if !v.is_empty() {
+                labels.push((n, v));
+            }
+        }
+        (name, sorted(&labels))
+    };
+    let keys: Vec<_> = request.timeseries.iter().map(key_of).collect();
+    let held: Vec<_> = held_series(app)
+        .into_iter()
+        .map(|s| (s.name.clone(), sorted(&s.labels)))
+        .collect();
+    for (series, key) in request.timeseries.iter().zip(&keys) {
+        // The sample the server applies: the last of those with the greatest timestamp.
+        // Series with a sample near the server's future horizon are left out.
+        if series.samples.iter().any(|s| s.timestamp > sent_at) {
+            continue;
+        }
+        let newest = series.samples.iter().max_by_key(|s| s.timestamp);
+        let Some(newest) = newest else { continue };
+        if is_stale_marker(newest.value) || keys.iter().filter(|k| *k == key).count() > 1 {
+            continue;
+        }
+        assert!(held.contains(key), "accepted series {key:?} is not held");
+    }
+}
