@@ -10,6 +10,8 @@
 //! - `--web.idle-timeout`: how long a kept-alive connection may wait for its next request.
 //! - `--web.write-timeout`: how long a client may take to receive one whole answer.
 //! - `--web.max-connections`: beyond it, a new connection gets 503 and is closed.
+//! - `--web.max-bytes-in-flight`: write bodies being read and answers being written hold
+//!   memory against it ([`crate::budget`]); a request that would pass it gets 503.
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -21,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::auth::CHALLENGE;
+use crate::budget::Budget;
 use crate::http::{self, App, Reply, Request};
 use crate::http1::{Connection, Framing, Head, ReadError, ResponseHead, Transport, Version};
 use crate::log::{self, RateLimited};
@@ -32,8 +35,9 @@ use crate::workers::{AnswerSlot, Workers};
 /// Stack of a connection thread: it parses and copies bytes, and handlers run elsewhere.
 const CONNECTION_STACK_BYTES: usize = 256 << 10;
 
-/// A body buffer a connection keeps for its next request; larger ones are given back.
-const KEPT_BODY_BYTES: usize = 1 << 20;
+/// A body buffer a connection keeps for its next request; larger ones are given back. It is
+/// outside `--web.max-bytes-in-flight`, so it is small: at most this much per open connection.
+const KEPT_BODY_BYTES: usize = 64 << 10;
 
 /// How long to wait before accepting again after `accept()` failed (for example with no file
 /// descriptor left), so that the failure does not spin a core.
@@ -52,6 +56,7 @@ pub struct Limits {
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
+    pub max_bytes_in_flight: usize,
 }
 
 /// What the acceptor and every connection thread share.
@@ -61,6 +66,7 @@ pub struct Connections {
     limits: Limits,
     web: WebConfig,
     in_flight: AtomicUsize,
+    bytes_in_flight: Budget,
     stopping: AtomicBool,
 }
 
@@ -103,6 +109,7 @@ impl Connections {
             limits,
             web,
             in_flight: AtomicUsize::new(0),
+            bytes_in_flight: Budget::new(limits.max_bytes_in_flight),
             stopping: AtomicBool::new(false),
         })
     }
@@ -227,6 +234,17 @@ impl Connections {
                     Outcome::Broken(error) => return self.break_off(connection, error),
                 };
             let keep_alive = keep_alive && !self.stopping.load(Ordering::SeqCst);
+            // A page held for a slow scraper counts until it is written; small answers, which
+            // go out in one write, need no reservation (nor can a write's answer be lost to one).
+            let small = reply.body.len() <= SMALL_ANSWER_BYTES;
+            let held_reply = (!small)
+                .then(|| self.bytes_in_flight.reserve(reply.body.len()))
+                .flatten();
+            let (reply, keep_alive) = if small || held_reply.is_some() {
+                (reply, keep_alive)
+            } else {
+                (self.over_budget(), false)
+            };
             let write_deadline = Instant::now() + limits.write_timeout;
             let written = write_reply(
                 connection,
@@ -269,6 +287,8 @@ impl Connections {
         };
         let mut keep_alive = head.keep_alive();
         body.clear();
+        // Held until the worker has given the body back.
+        let mut held_body = None;
         if let Some(auth) = &self.web.basic_auth {
             // Liveness probes cannot always send credentials, and "ok" tells nobody anything.
             if head.path() != "/healthz" && !auth.admits(head.header("Authorization")) {
@@ -303,6 +323,19 @@ impl Connections {
                         };
                     }
                 }
+                // A chunked body does not say how large it will be: it may take the limit.
+                let expected = match framing {
+                    Framing::Length(length) => length as usize,
+                    Framing::Chunked => limit,
+                    Framing::None => 0,
+                };
+                let Some(held) = self.bytes_in_flight.reserve(expected) else {
+                    return Outcome::Answer {
+                        reply: self.over_budget(),
+                        keep_alive: false,
+                    };
+                };
+                held_body = Some(held);
                 if head.expects_continue() && framing != Framing::None {
                     let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
                     if connection.write_by(deadline, interim).is_err() {
@@ -335,7 +368,21 @@ impl Connections {
         if request.body.capacity() <= KEPT_BODY_BYTES {
             *body = request.body;
         }
+        drop(held_body);
         Outcome::Answer { reply, keep_alive }
+    }
+
+    /// The 503 for a request that would pass `--web.max-bytes-in-flight`; Prometheus's remote
+    /// write retries it.
+    fn over_budget(&self) -> Reply {
+        self.stats().record(HttpError::BytesInFlightLimit);
+        let reason = format!(
+            "too many bytes in flight (--web.max-bytes-in-flight={}); retry later",
+            self.bytes_in_flight.limit()
+        );
+        let mut reply = Reply::text(503, &reason);
+        reply.headers.push(("Retry-After", "1".to_owned()));
+        reply
     }
 
     /// Ends a connection whose request could not be read: says why when a request had begun.

@@ -46,6 +46,11 @@ pub struct Flags {
     #[argh(option, default = "512")]
     pub web_max_connections: usize,
 
+    /// most bytes held at once by write bodies being received and answers being sent; beyond
+    /// it, 503 (default 256MiB)
+    #[argh(option, default = "256 << 20", from_str_fn(parse_size))]
+    pub web_max_bytes_in_flight: usize,
+
     /// time for a whole request to arrive, from its first byte, and for the first one on a
     /// new connection (default 30s)
     #[argh(
@@ -105,7 +110,7 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 17] = [
+pub const FLAG_NAMES: [(&str, bool); 18] = [
     ("web.listen-address", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
@@ -113,6 +118,7 @@ pub const FLAG_NAMES: [(&str, bool); 17] = [
     ("web.expose-timestamps", false),
     ("web.config.file", true),
     ("web.max-connections", true),
+    ("web.max-bytes-in-flight", true),
     ("web.read-timeout", true),
     ("web.write-timeout", true),
     ("web.idle-timeout", true),
@@ -198,6 +204,9 @@ impl Flags {
         }
         if self.web_max_connections == 0 {
             return Err("--web.max-connections: must be at least 1".into());
+        }
+        if self.web_max_bytes_in_flight == 0 {
+            return Err("--web.max-bytes-in-flight: must be more than 0".into());
         }
         for (flag, timeout) in [
             ("--web.read-timeout", self.web_read_timeout),
@@ -319,6 +328,7 @@ mod tests {
         assert!(!flags.web_expose_timestamps);
         assert!(flags.threads() >= 2);
         assert_eq!(flags.web_max_connections, 512);
+        assert_eq!(flags.web_max_bytes_in_flight, 256 << 20);
         assert_eq!(flags.web_read_timeout, Duration::from_secs(30));
         assert_eq!(flags.web_write_timeout, Duration::from_secs(60));
         assert_eq!(flags.web_idle_timeout, Duration::from_secs(300));
@@ -368,6 +378,10 @@ mod tests {
             (vec!["--series.max=0"], "--series.max"),
             (vec!["--web.read-timeout=0s"], "--web.read-timeout"),
             (vec!["--web.max-connections=0"], "--web.max-connections"),
+            (
+                vec!["--web.max-bytes-in-flight=0"],
+                "--web.max-bytes-in-flight",
+            ),
             (
                 vec!["--web.exporter-telemetry-path=/write"],
                 "--web.exporter-telemetry-path",

@@ -74,6 +74,7 @@ pub fn run(flags: &Flags, web: WebConfig) -> i32 {
             ("basic_auth", &basic_auth),
             ("threads", &threads),
             ("max_connections", &flags.web_max_connections),
+            ("max_bytes_in_flight", &flags.web_max_bytes_in_flight),
             ("series_max", &flags.series_max),
             ("series_ttl", &format_duration(flags.series_ttl)),
             ("write_max_bytes", &flags.write_max_bytes),
@@ -183,6 +184,7 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 fn limits(flags: &Flags) -> Limits {
     Limits {
         max_connections: flags.web_max_connections,
+        max_bytes_in_flight: flags.web_max_bytes_in_flight,
         read_timeout: flags.web_read_timeout,
         idle_timeout: flags.web_idle_timeout,
         write_timeout: flags.web_write_timeout,
@@ -203,6 +205,10 @@ fn settings(flags: &Flags) -> Settings {
             flags.web_expose_timestamps.to_string(),
         ),
         ("web.max-connections", flags.web_max_connections.to_string()),
+        (
+            "web.max-bytes-in-flight",
+            flags.web_max_bytes_in_flight.to_string(),
+        ),
         ("web.read-timeout", format_duration(flags.web_read_timeout)),
         (
             "web.write-timeout",

@@ -89,6 +89,8 @@ pub enum HttpError {
     WriteTimeout,
     /// A connection refused because `--web.max-connections` were open.
     ConnectionLimit,
+    /// A request refused (503) because `--web.max-bytes-in-flight` were held.
+    BytesInFlightLimit,
     /// `accept()` failed, for example for lack of file descriptors.
     AcceptFailed,
     /// A TLS handshake failed or did not finish in time, or the client spoke plain HTTP.
@@ -98,11 +100,12 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    pub const ALL: [HttpError; 7] = [
+    pub const ALL: [HttpError; 8] = [
         HttpError::BadRequest,
         HttpError::ReadTimeout,
         HttpError::WriteTimeout,
         HttpError::ConnectionLimit,
+        HttpError::BytesInFlightLimit,
         HttpError::AcceptFailed,
         HttpError::TlsHandshake,
         HttpError::Unauthorized,
@@ -114,6 +117,7 @@ impl HttpError {
             HttpError::ReadTimeout => "read_timeout",
             HttpError::WriteTimeout => "write_timeout",
             HttpError::ConnectionLimit => "connection_limit",
+            HttpError::BytesInFlightLimit => "bytes_in_flight_limit",
             HttpError::AcceptFailed => "accept_failed",
             HttpError::TlsHandshake => "tls_handshake",
             HttpError::Unauthorized => "unauthorized",

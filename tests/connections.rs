@@ -298,3 +298,65 @@ fn a_client_that_stops_reading_is_cut_off_at_the_write_timeout() {
     });
     assert_eq!(exporter.get("/healthz").status, 200);
 }
+
+#[test]
+fn bodies_and_pages_in_flight_are_capped_in_bytes() {
+    let exporter = Exporter::start(&["--web.max-bytes-in-flight=64KiB"]);
+    // Alone, a page larger than the cap is still served.
+    let many: Vec<_> = (0..2000)
+        .map(|i| {
+            let pod = format!("pod-{i:04}-with-a-long-enough-name");
+            series(&[("__name__", "big"), ("pod", &pod)], &[(1.0, now_ms())])
+        })
+        .collect();
+    assert_eq!(exporter.write(&write_request(many)).status, 204);
+    let page = exporter.get("/metrics");
+    assert_eq!(page.status, 200);
+    assert!(page.body.len() > 64 << 10, "{} bytes", page.body.len());
+
+    // A write announcing 60 KiB holds them while it trickles in.
+    let mut holder = connect(&exporter);
+    let announced = vec![0u8; 60 << 10];
+    holder
+        .write_all(write_head(&announced, "").as_bytes())
+        .unwrap();
+    holder.write_all(&announced[..10]).unwrap();
+    let small = snappy(&gauge_series("squeezed", 1.0).encode_to_vec());
+    // Until the holder's head has been read, the probe is taken (and refused as bad snappy).
+    let probe = vec![0u8; 8 << 10];
+    let refused = eventually(Duration::from_secs(10), "a write refused", || {
+        let mut stream = connect(&exporter);
+        stream.write_all(write_head(&probe, "").as_bytes()).ok()?;
+        stream.write_all(&probe).ok()?;
+        let response = read_response(&mut BufReader::new(stream)).ok()?;
+        (response.status == 503).then_some(response)
+    });
+    assert!(refused.text().contains("--web.max-bytes-in-flight=65536"));
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert_eq!(
+        exporter.get("/metrics").status,
+        503,
+        "the page no longer fits"
+    );
+    assert_eq!(
+        exporter.get("/healthz").status,
+        200,
+        "small answers need no room"
+    );
+    assert_eq!(
+        http_error_count(&exporter, "bytes_in_flight_limit"),
+        2.0,
+        "the write and the page"
+    );
+
+    // Once the holder is gone, its bytes are free again.
+    drop(holder);
+    eventually(Duration::from_secs(10), "the write accepted", || {
+        let mut stream = connect(&exporter);
+        stream.write_all(write_head(&small, "").as_bytes()).ok()?;
+        stream.write_all(&small).ok()?;
+        let response = read_response(&mut BufReader::new(stream)).ok()?;
+        (response.status == 204).then_some(())
+    });
+    assert_eq!(sample_value(&exporter.metrics(), "squeezed"), Some(1.0));
+}
