@@ -287,6 +287,8 @@ impl<'a> Reader<'a> {
             None => return Err(WireError::Truncated),
             Some(_) => {}
         }
+        // Bits of a tenth byte beyond 64 are dropped, as Prometheus's own (gogo) decoder and
+        // C++ protobuf drop them; prost and Go's protowire refuse such a varint instead.
         let mut value: u64 = 0;
         for (i, &byte) in bytes.iter().take(10).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
