@@ -25,15 +25,19 @@ use std::time::{Duration, Instant};
 use crate::auth::CHALLENGE;
 use crate::budget::Budget;
 use crate::http::{self, App, Reply, Request};
-use crate::http1::{Connection, Framing, Head, ReadError, ResponseHead, Transport, Version};
+use crate::http1::{
+    Connection, Framing, Head, ReadError, ResponseHead, StreamedBody, Transport, Version,
+};
 use crate::log::{self, RateLimited};
 use crate::telemetry::{ConnectionStats, HttpError};
 use crate::tls::{self, HandshakeError};
 use crate::webconfig::WebConfig;
 use crate::workers::{AnswerSlot, Workers};
 
-/// Stack of a connection thread: it parses and copies bytes, and handlers run elsewhere.
-const CONNECTION_STACK_BYTES: usize = 256 << 10;
+/// Stack of a connection thread: it parses and copies bytes and renders pages (gzip's state is
+/// built on the stack in debug builds, some 230 KiB); handlers run elsewhere. Only the part
+/// used becomes resident.
+const CONNECTION_STACK_BYTES: usize = 1 << 20;
 
 /// A body buffer a connection keeps for its next request; larger ones are given back. It is
 /// outside `--web.max-bytes-in-flight`, so it is small: at most this much per open connection.
@@ -233,9 +237,13 @@ impl Connections {
                     Outcome::Answer { reply, keep_alive } => (reply, keep_alive),
                     Outcome::Broken(error) => return self.break_off(connection, error),
                 };
-            let keep_alive = keep_alive && !self.stopping.load(Ordering::SeqCst);
-            // A page held for a slow scraper counts until it is written; small answers, which
-            // go out in one write, need no reservation (nor can a write's answer be lost to one).
+            // An HTTP/1.0 client learns where a streamed page ends from the close.
+            let streamed_to_close = reply.page.is_some() && version == Version::Http10;
+            let keep_alive =
+                keep_alive && !streamed_to_close && !self.stopping.load(Ordering::SeqCst);
+            // A large answer held for a slow client counts until it is written. Small ones,
+            // which go out in one write, need no reservation (nor can a write's answer be lost
+            // to one); neither do pages, which hold 64 KiB at a time as they are rendered.
             let small = reply.body.len() <= SMALL_ANSWER_BYTES;
             let held_reply = (!small)
                 .then(|| self.bytes_in_flight.reserve(reply.body.len()))
@@ -247,8 +255,9 @@ impl Connections {
             };
             let write_deadline = Instant::now() + limits.write_timeout;
             let written = write_reply(
+                &self.app,
                 connection,
-                &reply,
+                reply,
                 version,
                 keep_alive,
                 head_only,
@@ -407,20 +416,39 @@ impl Connections {
             }
         };
         let deadline = Instant::now() + FAREWELL_TIMEOUT;
-        let _ = write_reply(connection, &reply, Version::Http11, false, false, deadline);
+        let _ = write_reply(
+            &self.app,
+            connection,
+            reply,
+            Version::Http11,
+            false,
+            false,
+            deadline,
+        );
     }
 }
 
-/// Writes an answer before `deadline`: small ones in one piece, a large body after its head.
+/// Writes an answer before `deadline`: small ones in one piece, a large body after its head,
+/// a page as it is rendered.
 fn write_reply<S: Transport>(
+    app: &App,
     connection: &mut Connection<S>,
-    reply: &Reply,
+    reply: Reply,
     version: Version,
     keep_alive: bool,
     head_only: bool,
     deadline: Instant,
 ) -> std::io::Result<()> {
-    let mut bytes = response_head(reply, version, keep_alive);
+    let body_length = reply.page.is_none().then_some(reply.body.len());
+    let mut bytes = response_head(&reply, version, keep_alive, body_length);
+    if let Some(page) = reply.page {
+        connection.write_by(deadline, &bytes)?;
+        if head_only {
+            return Ok(());
+        }
+        let body = StreamedBody::new(connection, version, deadline);
+        return http::write_page(app, *page, body)?.finish();
+    }
     let body = if head_only { &[][..] } else { &reply.body[..] };
     if body.len() <= SMALL_ANSWER_BYTES {
         bytes.extend_from_slice(body);
@@ -430,12 +458,17 @@ fn write_reply<S: Transport>(
     connection.write_by(deadline, body)
 }
 
-fn response_head(reply: &Reply, version: Version, keep_alive: bool) -> Vec<u8> {
+fn response_head(
+    reply: &Reply,
+    version: Version,
+    keep_alive: bool,
+    body_length: Option<usize>,
+) -> Vec<u8> {
     ResponseHead {
         status: reply.status,
         content_type: reply.content_type,
         headers: &reply.headers,
-        body_length: reply.body.len(),
+        body_length,
         version,
         keep_alive,
     }
@@ -444,7 +477,7 @@ fn response_head(reply: &Reply, version: Version, keep_alive: bool) -> Vec<u8> {
 
 /// Writes `reply` to a connection that will not be served, without waiting on the client.
 fn refuse(mut stream: TcpStream, reply: &Reply) {
-    let mut bytes = response_head(reply, Version::Http11, false);
+    let mut bytes = response_head(reply, Version::Http11, false, Some(reply.body.len()));
     bytes.extend_from_slice(&reply.body);
     if stream.set_nonblocking(true).is_ok() {
         let _ = stream.write_all(&bytes);

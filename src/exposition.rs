@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use crate::family::{compare_in_family, compare_plain, family_of, Metadata, MetricKind};
@@ -347,14 +347,44 @@ pub fn family_count(snapshot: &Snapshot) -> usize {
     group_families(snapshot).len()
 }
 
+/// Whether expfmt would read a `# HELP` or `# TYPE` line for `name` as one of summary or
+/// histogram `x`, already written: `x_sum` and `x_count` (and `x_bucket` of a histogram) name
+/// `x` there. Such a family (`x_sum` a histogram beside summary `x`, both from metadata) is
+/// written without HELP and TYPE, so untyped, rather than as a second HELP of `x`, which
+/// would make the whole page unreadable to expfmt.
+fn claimed_by_earlier_family(typed: &HashMap<&str, &str>, name: &str) -> bool {
+    ["_sum", "_count", "_bucket"].iter().any(|suffix| {
+        name.strip_suffix(suffix)
+            .and_then(|base| typed.get(base))
+            .is_some_and(|kind| *suffix != "_bucket" || *kind == "histogram")
+    })
+}
+
 /// Renders every series of the snapshot as the `/metrics` page.
 pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
-    let mut page = Vec::with_capacity(snapshot.series.len() * 160);
-    let mut out = PageWriter::new(&mut page);
+    let page = Vec::with_capacity(snapshot.series.len() * 160);
+    render_to(snapshot, expose_timestamps, page).expect("writing to a Vec cannot fail")
+}
+
+/// Writes the `/metrics` page of the snapshot to `out` as it is made, so that a scrape holds
+/// 16 KiB of it at a time rather than the whole page; stops at the first write error.
+pub fn render_to<W: Write>(snapshot: &Snapshot, expose_timestamps: bool, out: W) -> io::Result<W> {
+    let mut out = PageWriter::new(out);
     let mut blocks = LabelBlocks::default();
-    for group in group_families(snapshot) {
-        let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
-        write_header(&mut out, &group.name, help, group.type_word());
+    let groups = group_families(snapshot);
+    let mut typed: HashMap<&str, &str> = HashMap::new();
+    for group in &groups {
+        if out.failed() {
+            break;
+        }
+        let type_word = group.type_word();
+        if !claimed_by_earlier_family(&typed, &group.name) {
+            let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
+            write_header(&mut out, &group.name, help, type_word);
+            if matches!(type_word, "summary" | "histogram") {
+                typed.insert(&group.name, type_word);
+            }
+        }
         for series in &group.members {
             out.put(series.name().as_bytes());
             out.put(blocks.of(series));
@@ -365,8 +395,7 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
             );
         }
     }
-    drop(out);
-    page
+    out.finish()
 }
 
 #[cfg(test)]
@@ -680,6 +709,27 @@ mod tests {
             false,
         );
         assert_eq!(text, "# TYPE name counter\nname -1.23e-45\n");
+    }
+
+    #[test]
+    fn a_family_that_expfmt_reads_as_part_of_an_earlier_one_has_no_header() {
+        let page = page(
+            vec![
+                view("x", &[("quantile", "0.5")], 1.0, 0),
+                view("x_sum_bucket", &[("le", "+Inf")], 2.0, 0),
+                view("x_count", &[], 3.0, 0),
+            ],
+            &[
+                ("x", meta(MetricKind::Summary, "a summary")),
+                ("x_sum", meta(MetricKind::Histogram, "a histogram")),
+            ],
+            false,
+        );
+        assert_eq!(
+            page,
+            "# HELP x a summary\n# TYPE x summary\nx{quantile=\"0.5\"} 1\nx_count 3\n\
+             x_sum_bucket{le=\"+Inf\"} 2\n"
+        );
     }
 
     #[test]

@@ -1,22 +1,23 @@
 //! The HTTP layer: routes requests to handlers, answers, and counts.
 //!
-//! Handlers build a complete [`Reply`] in memory (pages are rendered from a snapshot, with no
-//! lock held) before a byte goes to the socket, so a slow client never holds up the store. They
-//! run on the worker pool ([`crate::workers`]); [`crate::connections`] reads the requests.
+//! Handlers build a complete [`Reply`] in memory before a byte goes to the socket, so a slow
+//! client never holds up the store or a worker; a scrape's reply is a snapshot of references,
+//! which the connection renders as it writes ([`write_page`]), with no lock held. Handlers run
+//! on the worker pool ([`crate::workers`]); [`crate::connections`] reads the requests.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::decode::{check_headers, decode, Rejection};
-use crate::exposition::{render, TEXT_CONTENT_TYPE};
+use crate::exposition::{render_to, TEXT_CONTENT_TYPE};
 use crate::http1::Head;
 use crate::ingest::ingest;
 use crate::landing::{landing_page, LandingFacts};
 use crate::log::{self, RateLimited};
 use crate::process;
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 use crate::telemetry::{Gauges, Telemetry};
 use crate::wire::WriteBatch;
 use flate2::write::GzEncoder;
@@ -64,6 +65,17 @@ pub struct Reply {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// A `/metrics` page, written as it is rendered instead of `body` ([`write_page`]).
+    pub page: Option<Box<Page>>,
+}
+
+/// A `/metrics` page still to be rendered: the snapshot it shows, and how to write it.
+#[derive(Debug)]
+pub struct Page {
+    snapshot: Snapshot,
+    expose_timestamps: bool,
+    gzip: bool,
+    started: Instant,
 }
 
 impl Reply {
@@ -76,6 +88,7 @@ impl Reply {
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
             body,
+            page: None,
         }
     }
 
@@ -85,6 +98,7 @@ impl Reply {
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
             body: Vec::new(),
+            page: None,
         }
     }
 
@@ -207,7 +221,7 @@ fn route(app: &App, request: &Request) -> Reply {
     }
     let accept_encoding = head.header("Accept-Encoding");
     if path == settings.telemetry_path {
-        scrape(app).gzip_if_accepted(accept_encoding)
+        scrape(app, accept_encoding)
     } else if path == settings.exporter_telemetry_path {
         exporter_metrics(app).gzip_if_accepted(accept_encoding)
     } else if path == "/healthz" {
@@ -285,18 +299,42 @@ fn receive(app: &App, body: &[u8]) -> Result<Reply, Rejection> {
     })
 }
 
-fn scrape(app: &App) -> Reply {
+/// Answers a scrape with the snapshot to render: the connection renders it as it writes (see
+/// [`write_page`]), so a scrape holds references to the series, not a copy of the page.
+fn scrape(app: &App, accept_encoding: Option<&str>) -> Reply {
     let started = Instant::now();
-    let snapshot = app.store.snapshot();
-    let body = render(&snapshot, app.settings.expose_timestamps);
-    drop(snapshot);
-    app.telemetry.record_scrape(started.elapsed());
+    let gzip = accepts_gzip(accept_encoding);
+    let mut headers = Vec::new();
+    if gzip {
+        headers.push(("Content-Encoding", "gzip".into()));
+    }
+    headers.push(("Vary", "Accept-Encoding".into()));
     Reply {
         status: 200,
         content_type: TEXT_CONTENT_TYPE,
-        headers: Vec::new(),
-        body,
+        headers,
+        body: Vec::new(),
+        page: Some(Box::new(Page {
+            snapshot: app.store.snapshot(),
+            expose_timestamps: app.settings.expose_timestamps,
+            gzip,
+            started,
+        })),
     }
+}
+
+/// Renders `page` into `out` as it goes (compressed when the scraper takes gzip), and counts
+/// the scrape; returns `out`, or the first write error.
+pub fn write_page<W: Write>(app: &App, page: Page, out: W) -> std::io::Result<W> {
+    let written = if page.gzip {
+        let encoder = GzEncoder::new(out, Compression::fast());
+        render_to(&page.snapshot, page.expose_timestamps, encoder).and_then(GzEncoder::finish)
+    } else {
+        render_to(&page.snapshot, page.expose_timestamps, out)
+    };
+    drop(page.snapshot);
+    app.telemetry.record_scrape(page.started.elapsed());
+    written
 }
 
 fn exporter_metrics(app: &App) -> Reply {
@@ -307,6 +345,7 @@ fn exporter_metrics(app: &App) -> Reply {
         content_type: TEXT_CONTENT_TYPE,
         headers: Vec::new(),
         body,
+        page: None,
     }
 }
 
@@ -324,6 +363,7 @@ fn landing(app: &App) -> Reply {
         content_type: "text/html; charset=utf-8",
         headers: Vec::new(),
         body,
+        page: None,
     }
 }
 

@@ -352,6 +352,83 @@ impl<S: Transport> Connection<S> {
     }
 }
 
+/// Bytes a streamed body gathers before it writes them, as one chunk.
+const STREAM_CHUNK_BYTES: usize = 64 << 10;
+
+/// Room for a chunk's size line, written when the chunk is full: eight hex digits (leading
+/// zeros are allowed) and CRLF.
+const CHUNK_SIZE_LINE: &[u8; 10] = b"00000000\r\n";
+
+/// A response body written as it is made, before `deadline`: in chunks for HTTP/1.1, raw up
+/// to the close for HTTP/1.0 (whose head must then say `Connection: close`). Bytes are gathered
+/// into 64 KiB pieces, each one write.
+pub struct StreamedBody<'c, S> {
+    connection: &'c mut Connection<S>,
+    deadline: Instant,
+    chunked: bool,
+    pending: Vec<u8>,
+}
+
+impl<'c, S: Transport> StreamedBody<'c, S> {
+    pub fn new(
+        connection: &'c mut Connection<S>,
+        version: Version,
+        deadline: Instant,
+    ) -> StreamedBody<'c, S> {
+        StreamedBody {
+            connection,
+            deadline,
+            chunked: version == Version::Http11,
+            pending: Vec::with_capacity(STREAM_CHUNK_BYTES + CHUNK_SIZE_LINE.len() + 2),
+        }
+    }
+
+    /// Writes what is gathered, and ends a chunked body with its last, empty chunk.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.emit()?;
+        if self.chunked {
+            self.connection.write_by(self.deadline, b"0\r\n\r\n")?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.chunked {
+            let size = self.pending.len() - CHUNK_SIZE_LINE.len();
+            let digits = format!("{size:08x}");
+            self.pending[..8].copy_from_slice(digits.as_bytes());
+            self.pending.extend_from_slice(b"\r\n");
+        }
+        let written = self.connection.write_by(self.deadline, &self.pending);
+        self.pending.clear();
+        written
+    }
+}
+
+impl<S: Transport> Write for StreamedBody<'_, S> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        // An empty chunk would end the body.
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        if self.chunked && self.pending.is_empty() {
+            self.pending.extend_from_slice(CHUNK_SIZE_LINE);
+        }
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= STREAM_CHUNK_BYTES {
+            self.emit()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl ReadError {
     fn midway(self, midway: bool) -> ReadError {
         match self {
@@ -492,7 +569,8 @@ pub struct ResponseHead<'a> {
     pub status: u16,
     pub content_type: &'a str,
     pub headers: &'a [(&'static str, String)],
-    pub body_length: usize,
+    /// `None`: a body written as it is made, chunked (HTTP/1.1) or up to the close (1.0).
+    pub body_length: Option<usize>,
     pub version: Version,
     pub keep_alive: bool,
 }
@@ -510,11 +588,14 @@ impl ResponseHead<'_> {
         );
         // RFC 9110 forbids a body and Content-Length in 1xx and 204 answers.
         if self.status != 204 && self.status >= 200 {
-            let _ = write!(
-                out,
-                "Content-Type: {}\r\nContent-Length: {}\r\n",
-                self.content_type, self.body_length
-            );
+            let _ = write!(out, "Content-Type: {}\r\n", self.content_type);
+            match (self.body_length, self.version) {
+                (Some(length), _) => {
+                    let _ = write!(out, "Content-Length: {length}\r\n");
+                }
+                (None, Version::Http11) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+                (None, Version::Http10) => {}
+            }
         }
         for (name, value) in self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
@@ -795,7 +876,7 @@ mod tests {
                 status,
                 content_type: "text/plain",
                 headers: &[("Allow", "GET".into())],
-                body_length: 3,
+                body_length: Some(3),
                 version,
                 keep_alive,
             };

@@ -4,7 +4,7 @@
 //! copies each through the C library's `memcpy`; glibc's is quick for short pieces, musl's
 //! (a `rep movsq` with byte-wise head and tail) is not, and the static build uses musl.
 //! `PageWriter` gathers pieces in a stack buffer with fixed-size moves the compiler inlines,
-//! and hands the buffer to the page in 16 KiB copies.
+//! and hands the buffer on in 16 KiB writes: to a `Vec`, or to a socket as the page is made.
 
 /// Something exposition text can be appended to.
 pub trait Sink {
@@ -22,42 +22,61 @@ impl Sink for Vec<u8> {
     }
 }
 
+use std::io::{self, Write};
+
 const BUFFER_BYTES: usize = 16 << 10;
 
-/// Appends to a page through a stack buffer; the buffer is flushed when dropped.
-pub struct PageWriter<'a> {
-    page: &'a mut Vec<u8>,
+/// Writes a page to `out` through a stack buffer. The first write error is kept, and nothing
+/// is written after it; [`PageWriter::finish`] flushes the buffer and returns that error.
+pub struct PageWriter<W: Write> {
+    out: W,
     buffer: [u8; BUFFER_BYTES],
     len: usize,
+    error: Option<io::Error>,
 }
 
-impl<'a> PageWriter<'a> {
-    pub fn new(page: &'a mut Vec<u8>) -> PageWriter<'a> {
+impl<W: Write> PageWriter<W> {
+    pub fn new(out: W) -> PageWriter<W> {
         PageWriter {
-            page,
+            out,
             buffer: [0; BUFFER_BYTES],
             len: 0,
+            error: None,
+        }
+    }
+
+    /// Whether a write failed, so that the rest of the page need not be made.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Writes what is buffered; gives back `out`, or the first error.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.flush();
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.out),
         }
     }
 
     fn flush(&mut self) {
-        self.page.extend_from_slice(&self.buffer[..self.len]);
-        self.len = 0;
+        let len = std::mem::take(&mut self.len);
+        self.write_out(|out, buffer| out.write_all(&buffer[..len]));
+    }
+
+    fn write_out(&mut self, write: impl FnOnce(&mut W, &[u8; BUFFER_BYTES]) -> io::Result<()>) {
+        if self.error.is_none() {
+            self.error = write(&mut self.out, &self.buffer).err();
+        }
     }
 }
 
-impl Drop for PageWriter<'_> {
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
-impl Sink for PageWriter<'_> {
+impl<W: Write> Sink for PageWriter<W> {
     fn put(&mut self, bytes: &[u8]) {
         if bytes.len() > BUFFER_BYTES - self.len {
             self.flush();
             if bytes.len() > BUFFER_BYTES {
-                self.page.extend_from_slice(bytes);
+                self.write_out(|out, _| out.write_all(bytes));
                 return;
             }
         }
@@ -112,19 +131,38 @@ mod tests {
     fn page_gets_every_byte_in_order_across_flushes() {
         let piece: Vec<u8> = (0..97u8).collect();
         let mut expected = Vec::new();
-        let mut page = Vec::new();
-        {
-            let mut writer = PageWriter::new(&mut page);
-            for i in 0..1000 {
-                writer.put(&piece[..i % 97]);
-                writer.put_byte(b'\n');
-                expected.extend_from_slice(&piece[..i % 97]);
-                expected.push(b'\n');
-            }
-            let big = vec![7u8; BUFFER_BYTES + 5];
-            writer.put(&big);
-            expected.extend_from_slice(&big);
+        let mut writer = PageWriter::new(Vec::new());
+        for i in 0..1000 {
+            writer.put(&piece[..i % 97]);
+            writer.put_byte(b'\n');
+            expected.extend_from_slice(&piece[..i % 97]);
+            expected.push(b'\n');
         }
-        assert_eq!(page, expected);
+        let big = vec![7u8; BUFFER_BYTES + 5];
+        writer.put(&big);
+        expected.extend_from_slice(&big);
+        assert_eq!(writer.finish().unwrap(), expected);
+    }
+
+    #[test]
+    fn the_first_write_error_stops_the_page_and_is_returned() {
+        struct Failing(usize);
+        impl Write for Failing {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                self.0 += 1;
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut writer = PageWriter::new(Failing(0));
+        for _ in 0..3 {
+            writer.put(&[1u8; BUFFER_BYTES]);
+        }
+        assert!(writer.failed());
+        assert_eq!(writer.out.0, 1, "nothing is written after the error");
+        let error = writer.finish().err().expect("the error is returned");
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
     }
 }

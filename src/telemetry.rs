@@ -347,7 +347,7 @@ impl Telemetry {
         self.scrape_duration.write(
             &mut out,
             "k8s_exporter_scrape_duration_seconds",
-            "Time taken to render the bridged series page.",
+            "Time taken to render and send the bridged series page.",
         );
         counter(
             &mut out,

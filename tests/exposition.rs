@@ -29,6 +29,13 @@ fn metrics_page_has_the_text_format_content_type() {
 #[test]
 fn gzip_is_sent_when_the_scraper_asks_for_it() {
     let exporter = Exporter::start(&[]);
+    // An empty page is still a whole gzip stream.
+    let empty = exporter.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], &[]);
+    let mut unzipped = String::new();
+    GzDecoder::new(&empty.body[..])
+        .read_to_string(&mut unzipped)
+        .expect("valid gzip of an empty page");
+    assert_eq!(unzipped, "");
     let now = now_ms();
     let many = (0..200).map(|i| {
         series(

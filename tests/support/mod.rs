@@ -267,8 +267,8 @@ pub fn try_request(
     Ok(parse_response(&raw))
 }
 
-/// Reads one answer framed by `Content-Length` (or none, for 1xx and 204) from a connection that
-/// stays open, so that keep-alive and pipelining can be observed.
+/// Reads one answer framed by `Content-Length` or chunked (or none, for 1xx and 204) from a
+/// connection that stays open, so that keep-alive and pipelining can be observed.
 pub fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<HttpResponse> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -279,6 +279,22 @@ pub fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<HttpR
         }
     }
     let mut response = parse_response(&head);
+    if response
+        .header("Transfer-Encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            let size = usize::from_str_radix(size_line.trim(), 16).expect("hex chunk size");
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                return Ok(response);
+            }
+            response.body.extend_from_slice(&chunk[..size]);
+        }
+    }
     let length = response
         .header("Content-Length")
         .map_or(0, |v| v.parse().expect("numeric Content-Length"));
@@ -310,7 +326,8 @@ pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let chunked = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("Transfer-Encoding") && v.contains("chunked"));
-    if chunked {
+    // A head read alone (by `read_response`) has no body yet.
+    if chunked && !body.is_empty() {
         body = dechunk(&body);
     }
     HttpResponse {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::text_format::{self, sorted};
-use k8s_exporter::http::{handle, App, Request, Settings};
+use k8s_exporter::http::{handle, write_page, App, Request, Settings};
 use k8s_exporter::http1::{Head, Version};
 use k8s_exporter::log;
 use k8s_exporter::proto::{MetricMetadata, TimeSeries, WriteRequest};
@@ -285,10 +285,12 @@ fn assert_one_line(body: &[u8]) {
 fn held_series(app: &App) -> Vec<text_format::Sample> {
     let reply = handle(app, &request("GET", "/metrics", &[], Vec::new()));
     assert_eq!(reply.status, 200);
-    text_format::parse(&reply.body).unwrap_or_else(|problem| {
+    let page = reply.page.expect("/metrics is rendered as it is written");
+    let body = write_page(app, *page, Vec::new()).expect("a Vec takes any page");
+    text_format::parse(&body).unwrap_or_else(|problem| {
         panic!(
             "/metrics does not parse: {problem}\n{}",
-            String::from_utf8_lossy(&reply.body)
+            String::from_utf8_lossy(&body)
         )
     })
 }
