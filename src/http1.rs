@@ -150,10 +150,13 @@ impl Head {
         if !lengths.iter().all(|v| valid(v) && v == first) {
             return Err(bad(400, format!("invalid Content-Length {first:?}")));
         }
-        first
-            .parse()
-            .map(Framing::Length)
-            .map_err(|_| bad(400, format!("Content-Length {first} is out of range")))
+        // `Content-Length: 0`, which some clients send with every GET, is no body at all: it
+        // must not close a kept-alive connection the way an unread body does.
+        match first.parse() {
+            Ok(0) => Ok(Framing::None),
+            Ok(length) => Ok(Framing::Length(length)),
+            Err(_) => Err(bad(400, format!("Content-Length {first} is out of range"))),
+        }
     }
 }
 
@@ -821,6 +824,7 @@ mod tests {
             Ok(Framing::Length(7))
         );
         assert_eq!(framing(""), Ok(Framing::None));
+        assert_eq!(framing("Content-Length: 0\r\n"), Ok(Framing::None));
         assert_eq!(
             framing("Transfer-Encoding: Chunked\r\n"),
             Ok(Framing::Chunked)
