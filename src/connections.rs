@@ -26,7 +26,8 @@ use crate::auth::CHALLENGE;
 use crate::budget::Budget;
 use crate::http::{self, App, Reply, Request};
 use crate::http1::{
-    Connection, Framing, Head, ReadError, ResponseHead, StreamedBody, Transport, Version,
+    close_after_answer, AnyTransport, Connection, Framing, Head, ReadError, ResponseHead,
+    StreamedBody, Transport, Version,
 };
 use crate::log::{self, RateLimited};
 use crate::telemetry::{ConnectionStats, HttpError};
@@ -200,10 +201,10 @@ impl Connections {
         let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
         let Some(tls_config) = &self.web.tls else {
-            return self.serve_requests(&mut Connection::new(stream), accepted);
+            return self.serve_requests(&mut Connection::new(Box::new(stream)), accepted);
         };
         match tls::accept(tls_config, stream, accepted + self.limits.read_timeout) {
-            Ok(stream) => self.serve_requests(&mut Connection::new(stream), accepted),
+            Ok(stream) => self.serve_requests(&mut Connection::new(Box::new(stream)), accepted),
             Err(error) => {
                 self.stats().record(HttpError::TlsHandshake);
                 if let HandshakeError::Failed(reason) = error {
@@ -218,7 +219,7 @@ impl Connections {
     }
 
     /// Answers requests on one connection until it closes, breaks, idles out or must close.
-    fn serve_requests<S: Transport>(&self, connection: &mut Connection<S>, accepted: Instant) {
+    fn serve_requests(&self, connection: &mut Connection<AnyTransport>, accepted: Instant) {
         let limits = self.limits;
         let slot = AnswerSlot::default();
         let mut body = Vec::new();
@@ -229,7 +230,7 @@ impl Connections {
                 Ok(read) => read,
                 Err(error) => return self.break_off(connection, error),
             };
-            let _in_flight = Counted::new(&self.in_flight);
+            let in_flight = Counted::new(&self.in_flight);
             let (version, head_only) = (head.version, head.method == "HEAD");
             let deadline = started + limits.read_timeout;
             let (reply, keep_alive) =
@@ -275,16 +276,18 @@ impl Connections {
                 return;
             }
             if !keep_alive {
-                return;
+                // The answer is out: a graceful stop need not wait for the drain.
+                drop(in_flight);
+                return close_after_answer(connection.stream().socket());
             }
             idle_deadline = Instant::now() + limits.idle_timeout;
         }
     }
 
     /// Reads the body the endpoint takes, if any, and has the request answered by a worker.
-    fn answer<S: Transport>(
+    fn answer(
         &self,
-        connection: &mut Connection<S>,
+        connection: &mut Connection<AnyTransport>,
         head: Head,
         deadline: Instant,
         body: &mut Vec<u8>,
@@ -395,7 +398,7 @@ impl Connections {
     }
 
     /// Ends a connection whose request could not be read: says why when a request had begun.
-    fn break_off<S: Transport>(&self, connection: &mut Connection<S>, error: ReadError) {
+    fn break_off(&self, connection: &mut Connection<AnyTransport>, error: ReadError) {
         let reply = match error {
             ReadError::Closed | ReadError::TimedOut { midway: false } => return,
             ReadError::TimedOut { midway: true } => {
@@ -425,14 +428,15 @@ impl Connections {
             false,
             deadline,
         );
+        close_after_answer(connection.stream().socket());
     }
 }
 
 /// Writes an answer before `deadline`: small ones in one piece, a large body after its head,
 /// a page as it is rendered.
-fn write_reply<S: Transport>(
+fn write_reply(
     app: &App,
-    connection: &mut Connection<S>,
+    connection: &mut Connection<AnyTransport>,
     reply: Reply,
     version: Version,
     keep_alive: bool,
@@ -446,8 +450,9 @@ fn write_reply<S: Transport>(
         if head_only {
             return Ok(());
         }
-        let body = StreamedBody::new(connection, version, deadline);
-        return http::write_page(app, *page, body)?.finish();
+        let mut body = StreamedBody::new(connection, version, deadline);
+        http::write_page(app, *page, &mut body)?;
+        return body.finish();
     }
     let body = if head_only { &[][..] } else { &reply.body[..] };
     if body.len() <= SMALL_ANSWER_BYTES {

@@ -114,13 +114,13 @@ impl Reply {
         if !accepts_gzip(accept_encoding) {
             return self;
         }
-        let mut encoder =
-            GzEncoder::new(Vec::with_capacity(self.body.len() / 8), Compression::fast());
-        if encoder.write_all(&self.body).is_ok() {
-            if let Ok(compressed) = encoder.finish() {
-                self.body = compressed;
-                self.headers.push(("Content-Encoding", "gzip".into()));
-            }
+        let mut compressed = Vec::with_capacity(self.body.len() / 8);
+        // Through `dyn Write`, as pages are, so that gzip is compiled into the binary once.
+        let mut encoder = GzEncoder::new(&mut compressed as &mut dyn Write, Compression::fast());
+        let written = encoder.write_all(&self.body);
+        if written.and_then(|()| encoder.finish().map(drop)).is_ok() {
+            self.body = compressed;
+            self.headers.push(("Content-Encoding", "gzip".into()));
         }
         self.headers.push(("Vary", "Accept-Encoding".into()));
         self
@@ -324,13 +324,17 @@ fn scrape(app: &App, accept_encoding: Option<&str>) -> Reply {
 }
 
 /// Renders `page` into `out` as it goes (compressed when the scraper takes gzip), and counts
-/// the scrape; returns `out`, or the first write error.
-pub fn write_page<W: Write>(app: &App, page: Page, out: W) -> std::io::Result<W> {
+/// the scrape. `out` is a trait object so that the renderer and gzip are compiled once, not
+/// once per transport: the static binary has a size budget.
+pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result<()> {
+    let render = |out: &mut dyn Write| {
+        render_to(&page.snapshot, page.expose_timestamps, out).map(drop)
+    };
     let written = if page.gzip {
-        let encoder = GzEncoder::new(out, Compression::fast());
-        render_to(&page.snapshot, page.expose_timestamps, encoder).and_then(GzEncoder::finish)
+        let mut encoder = GzEncoder::new(out, Compression::fast());
+        render(&mut encoder).and_then(|()| encoder.finish().map(drop))
     } else {
-        render_to(&page.snapshot, page.expose_timestamps, out)
+        render(out)
     };
     drop(page.snapshot);
     app.telemetry.record_scrape(page.started.elapsed());

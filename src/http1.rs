@@ -34,6 +34,31 @@ impl Transport for TcpStream {
     }
 }
 
+/// How long, and for how many bytes, a connection closed after its answer is drained.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: u64 = 256 << 10;
+
+/// Ends a connection after its last answer. Closing with request bytes unread would reset it,
+/// and the client could lose the answer (a 413 or 503 given before the body was read): so
+/// end our side first, then read and drop what the client still sends, until it closes, for
+/// at most a second and 256 KiB.
+pub fn close_after_answer(socket: &TcpStream) {
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let _ = socket.set_read_timeout(Some(LINGER));
+    let _ = io::copy(&mut socket.take(LINGER_BYTES), &mut io::sink());
+}
+
+/// Either transport behind one type, so that a connection's code is compiled once, not once
+/// per transport: the static binary has a size budget, and a virtual call per read or write
+/// costs nothing beside the system call.
+pub type AnyTransport = Box<dyn Transport>;
+
+impl Transport for AnyTransport {
+    fn socket(&self) -> &TcpStream {
+        (**self).socket()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http10,

@@ -14,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
-use crate::http1::Transport;
+use crate::http1::{close_after_answer, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
@@ -239,11 +239,7 @@ pub fn accept(
             .set_write_timeout(Some(Duration::from_secs(1)))
             .map_err(|e| failed(&e))?;
         let _ = socket.write_all(PLAIN_HTTP_ANSWER);
-        // Closing with the request unread would reset the connection, and the client could
-        // lose the answer: end our side, then read what the client sent until it closes.
-        let _ = socket.shutdown(std::net::Shutdown::Write);
-        let _ = socket.set_read_timeout(Some(Duration::from_secs(1)));
-        let _ = io::copy(&mut (&socket).take(64 << 10), &mut io::sink());
+        close_after_answer(&socket);
         return Err(HandshakeError::PlainHttp);
     }
     let mut connection = ServerConnection::new(Arc::clone(config)).map_err(|e| failed(&e))?;

@@ -286,7 +286,8 @@ fn held_series(app: &App) -> Vec<text_format::Sample> {
     let reply = handle(app, &request("GET", "/metrics", &[], Vec::new()));
     assert_eq!(reply.status, 200);
     let page = reply.page.expect("/metrics is rendered as it is written");
-    let body = write_page(app, *page, Vec::new()).expect("a Vec takes any page");
+    let mut body = Vec::new();
+    write_page(app, *page, &mut body).expect("a Vec takes any page");
     text_format::parse(&body).unwrap_or_else(|problem| {
         panic!(
             "/metrics does not parse: {problem}\n{}",
