@@ -1,4 +1,6 @@
-//! A process-wide cap on the bytes held by request bodies being read and answers being
+//! Bounds on the memory that clients' requests make the server hold.
+//!
+//! [`Budget`]: a process-wide cap on the bytes held by request bodies being read and answers being
 //! written (`--web.max-bytes-in-flight`), so that many connections each sending a large write,
 //! or many slow scrapers each holding a rendered page, cannot exhaust memory. Beyond it a
 //! request gets 503, which Prometheus's remote write retries with backoff. One reservation is
@@ -6,6 +8,9 @@
 //! `/metrics` page) is still served.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::locks::lock;
 
 pub struct Budget {
     limit: usize,
@@ -51,6 +56,41 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// Buffers kept for reuse, at most `count` of them and each at most `max_bytes` in capacity,
+/// so that what is kept stays bounded however many connections come and go.
+pub struct SparePool {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    count: usize,
+    max_bytes: usize,
+}
+
+impl SparePool {
+    pub fn new(count: usize, max_bytes: usize) -> SparePool {
+        SparePool {
+            buffers: Mutex::new(Vec::with_capacity(count)),
+            count,
+            max_bytes,
+        }
+    }
+
+    /// A kept buffer, emptied, or a new one.
+    pub fn take(&self) -> Vec<u8> {
+        lock(&self.buffers).pop().unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for reuse when there is room and it is not too large; drops it otherwise.
+    pub fn give_back(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0 || buffer.capacity() > self.max_bytes {
+            return;
+        }
+        buffer.clear();
+        let mut buffers = lock(&self.buffers);
+        if buffers.len() < self.count {
+            buffers.push(buffer);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +106,27 @@ mod tests {
         let third = budget.reserve(40).expect("fits again");
         drop((first, third));
         assert_eq!(budget.held.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn spare_buffers_are_reused_emptied_and_bounded() {
+        let pool = SparePool::new(2, 100);
+        let mut first = pool.take();
+        first.extend_from_slice(b"abc");
+        let address = first.as_ptr();
+        pool.give_back(first);
+        let again = pool.take();
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (address, 0),
+            "the same buffer, empty"
+        );
+        pool.give_back(Vec::with_capacity(1000));
+        assert_eq!(pool.take().capacity(), 0, "too large a buffer was not kept");
+        for _ in 0..3 {
+            pool.give_back(Vec::with_capacity(10));
+        }
+        assert_eq!(lock(&pool.buffers).len(), 2, "at most two kept");
     }
 
     #[test]

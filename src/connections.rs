@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::auth::CHALLENGE;
-use crate::budget::Budget;
+use crate::budget::{Budget, SparePool};
 use crate::http::{self, App, Reply, Request};
 use crate::http1::{
     close_after_answer, AnyTransport, Connection, Framing, Head, ReadError, ResponseHead,
@@ -40,9 +40,11 @@ use crate::workers::{AnswerSlot, Workers};
 /// used becomes resident.
 const CONNECTION_STACK_BYTES: usize = 1 << 20;
 
-/// A body buffer a connection keeps for its next request; larger ones are given back. It is
-/// outside `--web.max-bytes-in-flight`, so it is small: at most this much per open connection.
-const KEPT_BODY_BYTES: usize = 64 << 10;
+/// Body buffers kept for reuse between requests, and the largest kept: a remote-write body is
+/// typically 100 to 300 KiB, and allocating it afresh per request is slow with musl's
+/// allocator. At most 16 MiB so kept, outside `--web.max-bytes-in-flight`.
+const SPARE_BODIES: usize = 16;
+const SPARE_BODY_BYTES: usize = 1 << 20;
 
 /// How long to wait before accepting again after `accept()` failed (for example with no file
 /// descriptor left), so that the failure does not spin a core.
@@ -72,6 +74,7 @@ pub struct Connections {
     web: WebConfig,
     in_flight: AtomicUsize,
     bytes_in_flight: Budget,
+    spare_bodies: SparePool,
     stopping: AtomicBool,
 }
 
@@ -115,6 +118,7 @@ impl Connections {
             web,
             in_flight: AtomicUsize::new(0),
             bytes_in_flight: Budget::new(limits.max_bytes_in_flight),
+            spare_bodies: SparePool::new(SPARE_BODIES, SPARE_BODY_BYTES),
             stopping: AtomicBool::new(false),
         })
     }
@@ -222,7 +226,6 @@ impl Connections {
     fn serve_requests(&self, connection: &mut Connection<AnyTransport>, accepted: Instant) {
         let limits = self.limits;
         let slot = AnswerSlot::default();
-        let mut body = Vec::new();
         // The first request, and a TLS handshake before it, are due within the read timeout.
         let mut idle_deadline = accepted + limits.read_timeout;
         loop {
@@ -233,11 +236,10 @@ impl Connections {
             let in_flight = Counted::new(&self.in_flight);
             let (version, head_only) = (head.version, head.method == "HEAD");
             let deadline = started + limits.read_timeout;
-            let (reply, keep_alive) =
-                match self.answer(connection, head, deadline, &mut body, &slot) {
-                    Outcome::Answer { reply, keep_alive } => (reply, keep_alive),
-                    Outcome::Broken(error) => return self.break_off(connection, error),
-                };
+            let (reply, keep_alive) = match self.answer(connection, head, deadline, &slot) {
+                Outcome::Answer { reply, keep_alive } => (reply, keep_alive),
+                Outcome::Broken(error) => return self.break_off(connection, error),
+            };
             // An HTTP/1.0 client learns where a streamed page ends from the close.
             let streamed_to_close = reply.page.is_some() && version == Version::Http10;
             let keep_alive =
@@ -290,7 +292,6 @@ impl Connections {
         connection: &mut Connection<AnyTransport>,
         head: Head,
         deadline: Instant,
-        body: &mut Vec<u8>,
         slot: &AnswerSlot,
     ) -> Outcome {
         let framing = match head.framing() {
@@ -298,7 +299,7 @@ impl Connections {
             Err(error) => return Outcome::Broken(error),
         };
         let mut keep_alive = head.keep_alive();
-        body.clear();
+        let mut body = Vec::new();
         // Held until the worker has given the body back.
         let mut held_body = None;
         if let Some(auth) = &self.web.basic_auth {
@@ -354,7 +355,8 @@ impl Connections {
                         return Outcome::Broken(ReadError::Closed);
                     }
                 }
-                match connection.read_body(framing, limit, deadline, body) {
+                body = self.spare_bodies.take();
+                match connection.read_body(framing, limit, deadline, &mut body) {
                     Ok(()) => {}
                     Err(ReadError::TooLarge) => {
                         let reply = http::body_too_large(&self.app, None);
@@ -367,19 +369,14 @@ impl Connections {
                 }
             }
         }
-        let request = Request {
-            head,
-            body: std::mem::take(body),
-        };
+        let request = Request { head, body };
         let Some((reply, request)) = self.workers.answer(request, slot) else {
             return Outcome::Answer {
                 reply: Reply::text(503, "shutting down"),
                 keep_alive: false,
             };
         };
-        if request.body.capacity() <= KEPT_BODY_BYTES {
-            *body = request.body;
-        }
+        self.spare_bodies.give_back(request.body);
         drop(held_body);
         Outcome::Answer { reply, keep_alive }
     }

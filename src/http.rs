@@ -327,9 +327,8 @@ fn scrape(app: &App, accept_encoding: Option<&str>) -> Reply {
 /// the scrape. `out` is a trait object so that the renderer and gzip are compiled once, not
 /// once per transport: the static binary has a size budget.
 pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result<()> {
-    let render = |out: &mut dyn Write| {
-        render_to(&page.snapshot, page.expose_timestamps, out).map(drop)
-    };
+    let render =
+        |out: &mut dyn Write| render_to(&page.snapshot, page.expose_timestamps, out).map(drop);
     let written = if page.gzip {
         let mut encoder = GzEncoder::new(out, Compression::fast());
         render(&mut encoder).and_then(|()| encoder.finish().map(drop))
