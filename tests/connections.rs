@@ -214,6 +214,20 @@ fn http_1_0_clients_are_answered_and_closed_unless_they_ask_to_keep_alive() {
     let response = parse_response(&raw);
     assert_eq!((response.status, response.text().as_str()), (200, "ok\n"));
 
+    // A page, written as it is rendered, ends where the connection does: even asked to keep
+    // alive, the server closes it.
+    assert_eq!(exporter.write(&gauge_series("old_client", 4.0)).status, 204);
+    let mut stream = connect(&exporter);
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let page = parse_response(&raw);
+    assert_eq!(page.header("Transfer-Encoding"), None);
+    assert_eq!(page.header("Connection"), Some("close"));
+    assert_eq!(sample_value(&page.text(), "old_client"), Some(4.0));
+
     let stream = connect(&exporter);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;

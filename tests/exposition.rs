@@ -117,4 +117,9 @@ fn health_landing_and_errors() {
     let head = exporter.request("HEAD", "/healthz", &[], &[]);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
+    // A page is not rendered for HEAD: the head says how it would come, and nothing follows.
+    let head = exporter.request("HEAD", "/bridged", &[], &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Transfer-Encoding"), Some("chunked"));
+    assert!(head.body.is_empty());
 }
