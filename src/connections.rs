@@ -244,18 +244,19 @@ impl Connections {
             let streamed_to_close = reply.page.is_some() && version == Version::Http10;
             let keep_alive =
                 keep_alive && !streamed_to_close && !self.stopping.load(Ordering::SeqCst);
-            // A large answer held for a slow client counts until it is written. Small ones,
-            // which go out in one write, need no reservation (nor can a write's answer be lost
-            // to one); neither do pages, which hold 64 KiB at a time as they are rendered.
-            let small = reply.body.len() <= SMALL_ANSWER_BYTES;
-            let held_reply = (!small)
-                .then(|| self.bytes_in_flight.reserve(reply.body.len()))
-                .flatten();
-            let (reply, keep_alive) = if small || held_reply.is_some() {
-                (reply, keep_alive)
-            } else {
-                (self.over_budget(), false)
+            // What an answer holds while a slow client takes it counts until it is written: a
+            // page's snapshot and chunk, or a large body. Small answers, which go out in one
+            // write, need no reservation (nor can a write's answer be lost to one).
+            let holds = match &reply.page {
+                Some(page) => Some(page.held_bytes()),
+                None => (reply.body.len() > SMALL_ANSWER_BYTES).then_some(reply.body.len()),
             };
+            let reservation = holds.map(|bytes| self.bytes_in_flight.reserve(bytes));
+            let (reply, keep_alive) = match reservation {
+                Some(None) => (self.over_budget(), false),
+                _ => (reply, keep_alive),
+            };
+            let _held_reply = reservation.flatten();
             let write_deadline = Instant::now() + limits.write_timeout;
             let written = write_reply(
                 &self.app,

@@ -17,7 +17,7 @@ use crate::ingest::ingest;
 use crate::landing::{landing_page, LandingFacts};
 use crate::log::{self, RateLimited};
 use crate::process;
-use crate::store::{Snapshot, Store};
+use crate::store::{SeriesView, Snapshot, Store};
 use crate::telemetry::{Gauges, Telemetry};
 use crate::wire::WriteBatch;
 use flate2::write::GzEncoder;
@@ -76,6 +76,14 @@ pub struct Page {
     expose_timestamps: bool,
     gzip: bool,
     started: Instant,
+}
+
+impl Page {
+    /// About what the page holds until it is written: its snapshot, one reference per series,
+    /// and the chunk being filled.
+    pub fn held_bytes(&self) -> usize {
+        self.snapshot.series.len() * std::mem::size_of::<SeriesView>() + (64 << 10)
+    }
 }
 
 impl Reply {
