@@ -5,7 +5,7 @@
 //! `# TYPE`, and values are spelled as Prometheus's `expfmt` spells them.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -347,17 +347,31 @@ pub fn family_count(snapshot: &Snapshot) -> usize {
     group_families(snapshot).len()
 }
 
-/// Whether expfmt would read a `# HELP` or `# TYPE` line for `name` as one of summary or
-/// histogram `x`, already written: `x_sum` and `x_count` (and `x_bucket` of a histogram) name
-/// `x` there. Such a family (`x_sum` a histogram beside summary `x`, both from metadata) is
-/// written without HELP and TYPE, so untyped, rather than as a second HELP of `x`, which
-/// would make the whole page unreadable to expfmt.
-fn claimed_by_earlier_family(typed: &HashMap<&str, &str>, name: &str) -> bool {
-    ["_sum", "_count", "_bucket"].iter().any(|suffix| {
-        name.strip_suffix(suffix)
-            .and_then(|base| typed.get(base))
-            .is_some_and(|kind| *suffix != "_bucket" || *kind == "histogram")
-    })
+/// What expfmt (promtool, client libraries) has made of the page written so far, as far as
+/// it decides whether a later family's `# HELP` and `# TYPE` still parse. expfmt files a line
+/// about `x_sum` or `x_count` (and `x_bucket`) under summary (or histogram) `x` when `x` was
+/// declared so, and makes an untyped family of any other sample name it has not seen. Such
+/// families come only from conflicting metadata (histogram `x_sum` beside summary `x`) or from
+/// a summary or histogram written untyped (its `x_sum` lines then form a family of their own);
+/// a later family of that name is written without HELP and TYPE, so untyped, rather than as
+/// a second HELP or a late TYPE, which would make the whole page unreadable to expfmt.
+#[derive(Default)]
+struct ExpfmtFamilies<'a> {
+    /// Families declared summary or histogram.
+    typed: HashMap<&'a str, &'static str>,
+    /// Families expfmt made of samples alone.
+    implicit: HashSet<&'a str>,
+}
+
+impl<'a> ExpfmtFamilies<'a> {
+    fn header_parses(&self, name: &str) -> bool {
+        let claimed = ["_sum", "_count", "_bucket"].iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .and_then(|base| self.typed.get(base))
+                .is_some_and(|kind| *suffix != "_bucket" || *kind == "histogram")
+        });
+        !claimed && !self.implicit.contains(name)
+    }
 }
 
 /// Renders every series of the snapshot as the `/metrics` page.
@@ -372,20 +386,27 @@ pub fn render_to<W: Write>(snapshot: &Snapshot, expose_timestamps: bool, out: W)
     let mut out = PageWriter::new(out);
     let mut blocks = LabelBlocks::default();
     let groups = group_families(snapshot);
-    let mut typed: HashMap<&str, &str> = HashMap::new();
+    let mut expfmt = ExpfmtFamilies::default();
     for group in &groups {
         if out.failed() {
             break;
         }
         let type_word = group.type_word();
-        if !claimed_by_earlier_family(&typed, &group.name) {
+        let header = expfmt.header_parses(&group.name);
+        if header {
             let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
             write_header(&mut out, &group.name, help, type_word);
-            if matches!(type_word, "summary" | "histogram") {
-                typed.insert(&group.name, type_word);
-            }
         }
+        let typed = header && matches!(type_word, "summary" | "histogram");
+        if typed {
+            expfmt.typed.insert(&group.name, type_word);
+        }
+        // Members named apart from their family exist only in histograms and summaries.
+        let apart = !typed && matches!(group.kind(), MetricKind::Histogram | MetricKind::Summary);
         for series in &group.members {
+            if apart && series.name() != group.name {
+                expfmt.implicit.insert(series.name());
+            }
             out.put(series.name().as_bytes());
             out.put(blocks.of(series));
             write_value(
@@ -729,6 +750,25 @@ mod tests {
             page,
             "# HELP x a summary\n# TYPE x summary\nx{quantile=\"0.5\"} 1\nx_count 3\n\
              x_sum_bucket{le=\"+Inf\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn a_family_after_the_same_name_in_an_untyped_summary_has_no_header() {
+        let page = page(
+            vec![
+                view("x_sum", &[("quantile", "not a float")], 1.0, 0),
+                view("x_sum_bucket", &[("le", "+Inf")], 2.0, 0),
+            ],
+            &[
+                ("x", meta(MetricKind::Summary, "")),
+                ("x_sum", meta(MetricKind::Histogram, "a histogram")),
+            ],
+            false,
+        );
+        assert_eq!(
+            page,
+            "# TYPE x untyped\nx_sum{quantile=\"not a float\"} 1\nx_sum_bucket{le=\"+Inf\"} 2\n"
         );
     }
 
