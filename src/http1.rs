@@ -389,7 +389,7 @@ const CHUNK_SIZE_LINE: &[u8; 10] = b"00000000\r\n";
 
 /// A response body written as it is made, before `deadline`: in chunks for HTTP/1.1, raw up
 /// to the close for HTTP/1.0 (whose head must then say `Connection: close`). Bytes are gathered
-/// into 64 KiB pieces, each one write.
+/// into pieces of up to 64 KiB (a single larger write is its own piece), each one write.
 pub struct StreamedBody<'c, S> {
     connection: &'c mut Connection<S>,
     deadline: Instant,
@@ -442,13 +442,13 @@ impl<S: Transport> Write for StreamedBody<'_, S> {
         if bytes.is_empty() {
             return Ok(0);
         }
+        if self.pending.len() + bytes.len() > CHUNK_SIZE_LINE.len() + STREAM_CHUNK_BYTES {
+            self.emit()?;
+        }
         if self.chunked && self.pending.is_empty() {
             self.pending.extend_from_slice(CHUNK_SIZE_LINE);
         }
         self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= STREAM_CHUNK_BYTES {
-            self.emit()?;
-        }
         Ok(bytes.len())
     }
 
@@ -723,6 +723,59 @@ mod tests {
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(2)
+    }
+
+    /// What a client reads of a body streamed in `pieces`, for `version`.
+    fn streamed(version: Version, pieces: &[Vec<u8>]) -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut connection = Connection::new(listener.accept().unwrap().0);
+        let reader = thread::spawn(move || {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).unwrap();
+            received
+        });
+        let mut body = StreamedBody::new(&mut connection, version, soon());
+        for piece in pieces {
+            body.write_all(piece).unwrap();
+        }
+        body.finish().unwrap();
+        connection
+            .stream()
+            .shutdown(std::net::Shutdown::Both)
+            .unwrap();
+        reader.join().unwrap()
+    }
+
+    #[test]
+    fn streamed_bodies_arrive_whole_in_chunks_of_at_most_64_kib() {
+        let pieces: Vec<Vec<u8>> = [0, 5, 16 << 10, 0, 60 << 10, 100 << 10, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| vec![b'a' + i as u8; len])
+            .collect();
+        let expected = pieces.concat();
+        let mut raw = &streamed(Version::Http11, &pieces)[..];
+        let mut body = Vec::new();
+        let mut sizes = Vec::new();
+        loop {
+            let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap(), 16).unwrap();
+            raw = &raw[line_end + 2..];
+            if size == 0 {
+                assert_eq!(raw, b"\r\n", "the last chunk ends the body");
+                break;
+            }
+            body.extend_from_slice(&raw[..size]);
+            assert_eq!(&raw[size..size + 2], b"\r\n");
+            raw = &raw[size + 2..];
+            sizes.push(size);
+        }
+        assert_eq!(body, expected);
+        assert_eq!(sizes, [5 + (16 << 10), 60 << 10, 100 << 10, 3]);
+        // HTTP/1.0: the bytes as they are, ended by the close.
+        assert_eq!(streamed(Version::Http10, &pieces), expected);
     }
 
     fn head_of(text: &str) -> Result<Head, ReadError> {
