@@ -10,7 +10,6 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use crate::family::{compare_in_family, compare_plain, family_of, Metadata, MetricKind};
-use crate::intern::Atom;
 use crate::page::{PageWriter, Sink};
 use crate::store::{SeriesView, Snapshot};
 
@@ -335,19 +334,61 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
     for group in &mut groups {
         let kind = group.kind();
         let members = &mut group.members;
-        if matches!(kind, MetricKind::Histogram | MetricKind::Summary) {
-            members.sort_unstable_by(|a, b| compare_in_family(a, b));
+        let order = if matches!(kind, MetricKind::Histogram | MetricKind::Summary) {
+            Order::InFamily
         } else if members
             .iter()
             .all(|s| Arc::ptr_eq(&s.schema, &members[0].schema))
         {
-            // One schema, as nearly every family has: `compare_plain` orders by value tuple.
-            members.sort_unstable_by_key(|s| ranks[&tuple_address(s)]);
+            // One schema, as nearly every family has: `compare_plain` orders by value tuple,
+            // and each tuple is there once, so the series can be put straight in their places.
+            if members.len() * 4 >= ranks.len() && place_by_rank(members, &ranks) {
+                continue;
+            }
+            Order::TupleRank(&ranks)
         } else {
-            members.sort_unstable_by(|a, b| compare_plain(a, b));
-        }
+            Order::Plain
+        };
+        sort_series(members, &order);
     }
     groups
+}
+
+/// Puts series of one schema in the order of their tuples' ranks by placing each in its slot,
+/// without comparing; returns false, leaving `members` as they were, if two share a tuple.
+fn place_by_rank(members: &mut Vec<&SeriesView>, ranks: &hashbrown::HashMap<usize, usize>) -> bool {
+    let mut slots: Vec<Option<&SeriesView>> = vec![None; ranks.len()];
+    for series in members.iter() {
+        let slot = &mut slots[ranks[&tuple_address(series)]];
+        if slot.replace(series).is_some() {
+            return false;
+        }
+    }
+    members.clear();
+    members.extend(slots.into_iter().flatten());
+    true
+}
+
+/// How series are put in order. One comparator for every case, so that the sort is compiled
+/// once: the static binary has a size budget.
+enum Order<'r> {
+    /// Histograms and summaries: `compare_in_family`.
+    InFamily,
+    /// `compare_plain`.
+    Plain,
+    /// Series of one schema, by their tuple's rank: the same order as `compare_plain`.
+    TupleRank(&'r hashbrown::HashMap<usize, usize>),
+    /// By value tuple.
+    Values,
+}
+
+fn sort_series(series: &mut [&SeriesView], order: &Order) {
+    series.sort_unstable_by(|a, b| match order {
+        Order::InFamily => compare_in_family(a, b),
+        Order::Plain => compare_plain(a, b),
+        Order::TupleRank(ranks) => ranks[&tuple_address(a)].cmp(&ranks[&tuple_address(b)]),
+        Order::Values => a.values.iter().cmp(b.values.iter()),
+    });
 }
 
 fn tuple_address(series: &SeriesView) -> usize {
@@ -358,20 +399,20 @@ fn tuple_address(series: &SeriesView) -> usize {
 /// interned and shared by all the metrics of a container, so a few thousand tuples are
 /// compared once, and then families of one schema are sorted by these integers instead of
 /// by comparing tuples afresh in every family, an indirection and a cache miss each time.
-fn tuple_ranks(snapshot: &Snapshot) -> hashbrown::HashMap<usize, u32> {
-    let mut distinct: hashbrown::HashMap<usize, &[Atom]> = hashbrown::HashMap::new();
+fn tuple_ranks(snapshot: &Snapshot) -> hashbrown::HashMap<usize, usize> {
+    let mut ranks = hashbrown::HashMap::new();
+    let mut tuples = Vec::new();
     for series in &snapshot.series {
-        distinct
-            .entry(tuple_address(series))
-            .or_insert(&series.values);
+        ranks.entry(tuple_address(series)).or_insert_with(|| {
+            tuples.push(series);
+            0
+        });
     }
-    let mut tuples: Vec<(usize, &[Atom])> = distinct.into_iter().collect();
-    tuples.sort_unstable_by(|a, b| a.1.cmp(b.1));
-    tuples
-        .iter()
-        .enumerate()
-        .map(|(rank, (address, _))| (*address, rank as u32))
-        .collect()
+    sort_series(&mut tuples, &Order::Values);
+    for (rank, series) in tuples.iter().enumerate() {
+        ranks.insert(tuple_address(series), rank);
+    }
+    ranks
 }
 
 /// How many families `/metrics` shows for this snapshot.
@@ -827,13 +868,57 @@ mod tests {
                 });
             }
         }
+        // A family with few series among many tuples (2 of 10) is sorted, not placed.
+        let lone = Arc::new(Schema::new("o", &["a", "b"]));
+        let many = Arc::new(Schema::new("p", &["a", "b"]));
+        for (schema, values) in [
+            (&lone, tuple("w", "9")),
+            (&lone, tuple("a", "0")),
+            (&many, tuple("p", "4")),
+            (&many, tuple("p", "3")),
+            (&many, tuple("p", "2")),
+            (&many, tuple("p", "1")),
+        ] {
+            series.push(SeriesView {
+                schema: Arc::clone(schema),
+                values,
+                value: 1.0,
+                timestamp_ms: 0,
+            });
+        }
         let page = page(series, &[], false);
         let lines: Vec<&str> = page.lines().filter(|l| !l.starts_with('#')).collect();
+        let line = |name: &str, (a, b): (&str, &str)| format!("{name}{{a=\"{a}\",b=\"{b}\"}} 1");
         let expected = |name: &str| {
-            [("", "z"), ("x", "10"), ("x", "2"), ("y", "1")]
-                .map(|(a, b)| format!("{name}{{a=\"{a}\",b=\"{b}\"}} 1"))
+            [("", "z"), ("x", "10"), ("x", "2"), ("y", "1")].map(|pair| line(name, pair))
         };
-        assert_eq!(lines, [expected("m"), expected("n")].concat());
+        let lone_lines = [line("o", ("a", "0")), line("o", ("w", "9"))];
+        let many_lines = ["1", "2", "3", "4"].map(|b| line("p", ("p", b)));
+        assert_eq!(
+            lines,
+            [&expected("m")[..], &expected("n"), &lone_lines, &many_lines].concat()
+        );
+    }
+
+    #[test]
+    fn series_sharing_a_tuple_are_not_placed_over_each_other() {
+        let schema = Arc::new(Schema::new("m", &["a"]));
+        let values: Arc<[Atom]> = [Atom::new("v")].into();
+        let series: Vec<SeriesView> = (0..2)
+            .map(|i| SeriesView {
+                schema: Arc::clone(&schema),
+                values: Arc::clone(&values),
+                value: f64::from(i),
+                timestamp_ms: 0,
+            })
+            .collect();
+        let ranks = tuple_ranks(&Snapshot {
+            series: series.clone(),
+            families: HashMap::new(),
+        });
+        let mut members: Vec<&SeriesView> = series.iter().collect();
+        assert!(!place_by_rank(&mut members, &ranks));
+        assert_eq!(members.len(), 2, "left as they were");
     }
 
     #[test]
