@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::decode::{check_headers, decode, Rejection};
 use crate::exposition::{render_to, TEXT_CONTENT_TYPE};
-use crate::http1::Head;
+use crate::http1::{Head, STREAM_CHUNK_BYTES};
 use crate::ingest::ingest;
 use crate::landing::{landing_page, LandingFacts};
 use crate::log::{self, RateLimited};
@@ -82,7 +82,7 @@ impl Page {
     /// About what the page holds until it is written: its snapshot, one reference per series,
     /// and the chunk being filled.
     pub fn held_bytes(&self) -> usize {
-        self.snapshot.series.len() * std::mem::size_of::<SeriesView>() + (64 << 10)
+        self.snapshot.series.len() * std::mem::size_of::<SeriesView>() + STREAM_CHUNK_BYTES
     }
 }
 

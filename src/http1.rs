@@ -381,7 +381,7 @@ impl<S: Transport> Connection<S> {
 }
 
 /// Bytes a streamed body gathers before it writes them, as one chunk.
-const STREAM_CHUNK_BYTES: usize = 64 << 10;
+pub const STREAM_CHUNK_BYTES: usize = 64 << 10;
 
 /// Room for a chunk's size line, written when the chunk is full: eight hex digits (leading
 /// zeros are allowed) and CRLF.
