@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+use crate::bytes;
 use crate::family::{Metadata, MetricKind};
 use crate::store::{Applied, RawSeriesKey, Sample, SeriesKey, Store};
 use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
@@ -322,7 +323,7 @@ fn raw_key<'a>(
     let mut previous: &[u8] = b"";
     for label in labels {
         let (label_name, value) = (batch.bytes(label.name), batch.bytes(label.value));
-        if label_name <= previous {
+        if bytes::order(label_name, previous).is_le() {
             return None;
         }
         previous = label_name;

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod bytes;
 pub mod connections;
 pub mod decode;
 pub mod exposition;

@@ -21,6 +21,7 @@ use std::time::Instant;
 use hashbrown::hash_table::{Entry, OccupiedEntry};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::bytes;
 use crate::exposition::series_prefixes;
 use crate::family::Metadata;
 use crate::intern::{Atom, Interner};
@@ -68,13 +69,13 @@ impl Schema {
     }
 
     fn matches(&self, key: &impl KeyBytes) -> bool {
-        self.name.as_bytes() == key.name()
+        bytes::same(self.name.as_bytes(), key.name())
             && self.label_names.len() == key.label_count()
             && self
                 .label_names
                 .iter()
                 .enumerate()
-                .all(|(i, stored)| stored.as_bytes() == key.label(i).0)
+                .all(|(i, stored)| bytes::same(stored.as_bytes(), key.label(i).0))
     }
 }
 
@@ -168,7 +169,7 @@ impl Series {
                 .values
                 .iter()
                 .enumerate()
-                .all(|(i, stored)| stored.as_bytes() == key.label(i).1)
+                .all(|(i, stored)| bytes::same(stored.as_bytes(), key.label(i).1))
     }
 }
 
@@ -388,7 +389,7 @@ impl Store {
                 && tuple
                     .iter()
                     .zip(items.clone())
-                    .all(|(stored, item)| **stored == *item)
+                    .all(|(stored, item)| bytes::same(stored.as_bytes(), item.as_bytes()))
         };
         let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| &**v));
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
