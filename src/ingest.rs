@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::bytes;
 use crate::family::{Metadata, MetricKind};
-use crate::store::{Applied, RawSeriesKey, Sample, SeriesKey, Store};
+use crate::store::{Applied, Sample, SeriesKey, Store};
 use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
@@ -188,10 +188,19 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
 /// Label lists reused from one series to the next within a request.
 #[derive(Default)]
 struct LabelScratch<'a> {
+    /// The labels as sent, when they can be matched as they are (see [`raw_key`]).
     raw: Vec<(&'a [u8], &'a [u8])>,
-    valid: Vec<(&'a str, &'a str)>,
+    /// The labels once their names are checked: sorted, without `__name__` and empty values.
+    checked: Vec<(&'a [u8], &'a [u8])>,
 }
 
+/// Stores the newest usable sample of one series.
+///
+/// Labels sent the way Prometheus sends them are matched as they are, byte for byte, against
+/// what the store holds: when it holds the series, or a series of the same metric name and
+/// label names, those names were checked when it was made, and label values are checked for
+/// UTF-8 by the store only when it meets them for the first time. Only the first series of a
+/// shape, and labels sent unsorted or with empty values, are checked here.
 fn ingest_series<'a>(
     store: &Store,
     batch: &'a WriteBatch,
@@ -208,70 +217,106 @@ fn ingest_series<'a>(
     }
     let labels = batch.labels_of(series);
     let (newest, in_time) = newest_in_time(samples, now_ms.saturating_add(MAX_FUTURE_MS));
-    let too_new = samples.len() - in_time;
-    let too_new_problem = |name: &str| {
-        format!("a sample of {name} is more than 10m ahead of this server's clock ({now_ms} ms)")
+    let outcome = Outcome {
+        samples: samples.len(),
+        in_time,
+        now_ms,
     };
-    // A series that exists matches the request byte for byte, and its bytes were validated
-    // when it was made: appends skip validation.
-    let mut missed = None;
-    let existing = newest.and_then(|sample| {
-        let name = raw_key(batch, labels, &mut scratch.raw)?;
-        let key = RawSeriesKey {
+    let mut raw = None;
+    if let (Some(name), Some(sample)) = (raw_key(batch, labels, &mut scratch.raw), newest) {
+        let key = SeriesKey {
             name,
             labels: &scratch.raw,
         };
-        match store.apply_existing(&key, sample, tick) {
-            Ok(applied) => Some((applied, name)),
-            Err(hash) => {
-                missed = Some((name, hash));
-                None
-            }
+        let hash = store.hash(&key);
+        if let Some(applied) = store.apply_existing(&key, hash, sample, tick) {
+            return outcome.record(report, store, name, applied);
         }
-    });
-    if let Some((applied, name)) = existing {
-        report.drop_samples(DropReason::TooFarInFuture, too_new, || {
-            too_new_problem(&String::from_utf8_lossy(name))
-        });
-        // Only new series meet the series limit, so no reason is needed for it here.
-        return record(report, applied, in_time, String::new);
+        if store.holds_shape(&key, hash) {
+            let applied = store.apply(&key, hash, sample, tick);
+            return outcome.record(report, store, name, applied);
+        }
+        raw = Some((name, hash));
     }
-    let name = match validate_labels(batch, labels, &mut scratch.valid) {
+    let name = match validate_labels(batch, labels, &mut scratch.checked) {
         Ok(name) => name,
         Err((reason, problem)) => return report.drop_samples(reason, samples.len(), || problem),
     };
-    report.drop_samples(DropReason::TooFarInFuture, too_new, || {
-        too_new_problem(name)
-    });
-    let Some(sample) = newest else { return };
     let key = SeriesKey {
         name,
-        labels: &scratch.valid,
+        labels: &scratch.checked,
     };
-    // Labels that arrived sorted validate to the very slices the raw look-up hashed.
-    let applied = match missed {
-        Some((raw_name, hash)) if same_key(raw_name, &scratch.raw, &key) => {
-            store.apply_hashed(&key, hash, sample, tick)
-        }
-        _ => store.apply(&key, sample, tick),
+    let Some(sample) = newest else {
+        return outcome.drop_too_new(report, name);
     };
-    record(report, applied, in_time, || {
-        format!(
-            "series limit --series.max={} reached, new series {name} dropped",
-            store.max_series()
-        )
-    });
+    // Labels that came sorted are checked into the very slices the raw look-up hashed.
+    let hash = match raw {
+        Some((raw_name, hash)) if same_key(raw_name, &scratch.raw, &key) => hash,
+        _ => store.hash(&key),
+    };
+    let applied = store.apply(&key, hash, sample, tick);
+    outcome.record(report, store, name, applied);
 }
 
-/// Whether a validated key is made of exactly the same slices of the request as a raw one.
+/// Whether a checked key is made of exactly the same slices of the request as a raw one.
 fn same_key(raw_name: &[u8], raw_labels: &[(&[u8], &[u8])], key: &SeriesKey) -> bool {
-    let same = |a: &[u8], b: &str| std::ptr::eq(a, b.as_bytes());
+    let same = |a: &[u8], b: &[u8]| std::ptr::eq(a, b);
     same(raw_name, key.name)
         && raw_labels.len() == key.labels.len()
         && raw_labels
             .iter()
             .zip(key.labels)
             .all(|((n, v), (name, value))| same(n, name) && same(v, value))
+}
+
+/// How the samples of one series divide, for counting what applying its newest one did.
+struct Outcome {
+    samples: usize,
+    /// Samples not too far in the future; the others are dropped whatever happens.
+    in_time: usize,
+    now_ms: i64,
+}
+
+impl Outcome {
+    fn drop_too_new(&self, report: &mut Report, name: &[u8]) {
+        report.drop_samples(
+            DropReason::TooFarInFuture,
+            self.samples - self.in_time,
+            || {
+                format!(
+                    "a sample of {} is more than 10m ahead of this server's clock ({} ms)",
+                    String::from_utf8_lossy(name),
+                    self.now_ms
+                )
+            },
+        );
+    }
+
+    fn record(&self, report: &mut Report, store: &Store, name: &[u8], applied: Applied) {
+        let name_text = || String::from_utf8_lossy(name);
+        if applied == Applied::NotText {
+            return report.drop_samples(DropReason::InvalidUtf8, self.samples, || {
+                format!("a label value of {} is not valid UTF-8", name_text())
+            });
+        }
+        self.drop_too_new(report, name);
+        let in_time = self.in_time;
+        match applied {
+            Applied::Created => report.series_created += 1,
+            Applied::Updated | Applied::StaleUnknown | Applied::NotText => {}
+            Applied::Removed => report.removed_by_stale_marker += 1,
+            Applied::OutOfOrder => {
+                report.drop_samples(DropReason::OutOfOrder, in_time, String::new)
+            }
+            Applied::LimitReached => report.drop_samples(DropReason::SeriesLimit, in_time, || {
+                format!(
+                    "series limit --series.max={} reached, new series {} dropped",
+                    store.max_series(),
+                    name_text()
+                )
+            }),
+        }
+    }
 }
 
 /// The newest sample not too far in the future (of equal timestamps the last one sent), and
@@ -292,27 +337,9 @@ fn newest_in_time(samples: &[WireSample], horizon: i64) -> (Option<Sample>, usiz
     (newest, in_time)
 }
 
-/// Counts what applying the newest of `in_time` samples did.
-fn record(
-    report: &mut Report,
-    applied: Applied,
-    in_time: usize,
-    limit_problem: impl FnOnce() -> String,
-) {
-    match applied {
-        Applied::Created => report.series_created += 1,
-        Applied::Updated | Applied::StaleUnknown => {}
-        Applied::Removed => report.removed_by_stale_marker += 1,
-        Applied::OutOfOrder => report.drop_samples(DropReason::OutOfOrder, in_time, String::new),
-        Applied::LimitReached => {
-            report.drop_samples(DropReason::SeriesLimit, in_time, limit_problem)
-        }
-    }
-}
-
-/// The request's labels as a raw key, or `None` when they are not strictly sorted by name (an
-/// existing series cannot match them then) or carry no `__name__`; `out` gets the labels
-/// without `__name__` and empty values.
+/// The request's labels as they are, when they can be matched against stored bytes without
+/// checking: strictly sorted by name, with a `__name__` and no empty value, as Prometheus sends
+/// them. `out` gets the labels other than `__name__`; the metric name is returned.
 fn raw_key<'a>(
     batch: &'a WriteBatch,
     labels: &[LabelSpan],
@@ -323,75 +350,82 @@ fn raw_key<'a>(
     let mut previous: &[u8] = b"";
     for label in labels {
         let (label_name, value) = (batch.bytes(label.name), batch.bytes(label.value));
-        if bytes::order(label_name, previous).is_le() {
+        if bytes::order(label_name, previous).is_le() || value.is_empty() {
             return None;
         }
         previous = label_name;
         if label_name == b"__name__" {
             name = Some(value);
-        } else if !value.is_empty() {
+        } else {
             out.push((label_name, value));
         }
     }
     name
 }
 
-/// Checks the labels of one series and leaves them in `out`, sorted by name, without
-/// `__name__` and empty values; returns the metric name.
+/// Checks the metric name and label names of one series and leaves its labels in `out`,
+/// sorted by name, without `__name__` and empty values; returns the metric name. Label values
+/// are left to the store, which checks those it does not hold yet for UTF-8.
 fn validate_labels<'a>(
     batch: &'a WriteBatch,
     labels: &[LabelSpan],
-    out: &mut Vec<(&'a str, &'a str)>,
-) -> Result<&'a str, (DropReason, String)> {
+    out: &mut Vec<(&'a [u8], &'a [u8])>,
+) -> Result<&'a [u8], (DropReason, String)> {
     out.clear();
     let mut name = None;
     for label in labels {
-        let (Ok(label_name), Ok(value)) = (
-            std::str::from_utf8(batch.bytes(label.name)),
-            std::str::from_utf8(batch.bytes(label.value)),
-        ) else {
-            return Err((
-                DropReason::InvalidUtf8,
-                "label name or value is not valid UTF-8".into(),
-            ));
-        };
+        let (label_name, value) = (batch.bytes(label.name), batch.bytes(label.value));
         out.push((label_name, value));
-        if label_name == "__name__" {
+        if label_name == b"__name__" {
             name = Some(value);
         } else if !is_label_name(label_name) {
-            return Err((
+            return Err(invalid_name(
                 DropReason::InvalidLabelName,
-                format!("invalid label name {}", quoted(label_name)),
+                "invalid label name",
+                label_name,
             ));
         }
     }
     // Prometheus sends labels sorted; others may not.
-    if !out.is_sorted_by_key(|(name, _)| *name) {
-        out.sort_unstable_by_key(|(name, _)| *name);
+    if !out.is_sorted_by(|a, b| bytes::order(a.0, b.0).is_le()) {
+        out.sort_unstable_by(|a, b| bytes::order(a.0, b.0));
     }
-    if let Some(pair) = out.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        return Err((
+    if let Some(pair) = out
+        .windows(2)
+        .find(|pair| bytes::same(pair[0].0, pair[1].0))
+    {
+        return Err(invalid_name(
             DropReason::DuplicateLabelName,
-            format!("duplicate label name {}", quoted(pair[0].0)),
+            "duplicate label name",
+            pair[0].0,
         ));
     }
     let name = match name {
-        None | Some("") => {
+        None | Some(b"") => {
             return Err((
                 DropReason::MissingMetricName,
                 "series without a metric name (__name__)".into(),
             ))
         }
         Some(name) if !is_metric_name(name) => {
-            return Err((
+            return Err(invalid_name(
                 DropReason::InvalidMetricName,
-                format!("invalid metric name {}", quoted(name)),
+                "invalid metric name",
+                name,
             ))
         }
         Some(name) => name,
     };
-    out.retain(|(label_name, value)| *label_name != "__name__" && !value.is_empty());
+    out.retain(|(label_name, value)| *label_name != b"__name__" && !value.is_empty());
     Ok(name)
+}
+
+/// Why a name was refused, in words; a name that is not even UTF-8 is counted as such.
+fn invalid_name(reason: DropReason, what: &str, name: &[u8]) -> (DropReason, String) {
+    match std::str::from_utf8(name) {
+        Ok(text) => (reason, format!("{what} {}", quoted(text))),
+        Err(_) => (DropReason::InvalidUtf8, format!("{what}: not valid UTF-8")),
+    }
 }
 
 fn utf8_text(bytes: &[u8]) -> Result<&str, String> {
@@ -403,7 +437,7 @@ fn validate_metadata<'a>(
     entry: &MetadataEntry,
 ) -> Result<(&'a str, Metadata), String> {
     let family = utf8_text(batch.bytes(entry.family))?;
-    if !is_metric_name(family) {
+    if !is_metric_name(family.as_bytes()) {
         return Err(format!(
             "metadata for invalid metric name {}",
             quoted(family)
@@ -418,15 +452,15 @@ fn validate_metadata<'a>(
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-pub fn is_metric_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
+pub fn is_metric_name(name: &[u8]) -> bool {
+    let mut bytes = name.iter().copied();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':'))
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b':'))
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn is_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
+pub fn is_label_name(name: &[u8]) -> bool {
+    let mut bytes = name.iter().copied();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_'))
 }
@@ -752,6 +786,48 @@ mod tests {
     }
 
     #[test]
+    fn new_series_of_a_known_shape_are_checked_where_they_are_new() {
+        let store = Store::new(100);
+        let send = |series: TimeSeries| apply(&store, &request(vec![series]), NOW, 0);
+        assert_eq!(
+            send(series(&[("__name__", "m"), ("a", "1")], &[(1.0, NOW)])).series_created,
+            1
+        );
+        // A held shape with new values: made without checking the names again.
+        assert_eq!(
+            send(series(&[("__name__", "m"), ("a", "2")], &[(1.0, NOW)])).series_created,
+            1
+        );
+        // A new value is still checked for UTF-8.
+        let mut broken = series(&[("__name__", "m")], &[(1.0, NOW)]);
+        broken.labels.push(Label {
+            name: "a".as_bytes().to_vec().into(),
+            value: vec![b'x', 0xff].into(),
+        });
+        let report = send(broken);
+        assert_eq!(report.dropped(DropReason::InvalidUtf8), 1);
+        assert!(
+            report
+                .summary()
+                .contains("first: a label value of m is not valid UTF-8"),
+            "{}",
+            report.summary()
+        );
+        // A bad label name is refused even beside a held series, and even with an empty value.
+        for bad in [("bad-name", "x"), ("bad-name", "")] {
+            let report = send(series(
+                &[("__name__", "m"), ("a", "1"), bad],
+                &[(2.0, NOW + 1)],
+            ));
+            assert_eq!(report.dropped(DropReason::InvalidLabelName), 1, "{bad:?}");
+        }
+        assert_eq!(
+            stored(&store),
+            [format!("m{{a=1}} 1 @{NOW}"), format!("m{{a=2}} 1 @{NOW}")]
+        );
+    }
+
+    #[test]
     fn appends_follow_the_same_rules_whichever_path_they_take() {
         let store = Store::new(100);
         let labels = [("__name__", "m"), ("a", "1"), ("b", "2")];
@@ -834,12 +910,12 @@ mod tests {
     #[test]
     fn name_rules() {
         for good in ["up", "a:b_c", "_x", "Container_1"] {
-            assert!(is_metric_name(good), "{good}");
+            assert!(is_metric_name(good.as_bytes()), "{good}");
         }
         for bad in ["", "1a", "a-b", "a.b", "é"] {
-            assert!(!is_metric_name(bad), "{bad}");
+            assert!(!is_metric_name(bad.as_bytes()), "{bad}");
         }
-        assert!(is_label_name("le") && is_label_name("_a1"));
-        assert!(!is_label_name("a:b") && !is_label_name("0") && !is_label_name(""));
+        assert!(is_label_name(b"le") && is_label_name(b"_a1"));
+        assert!(!is_label_name(b"a:b") && !is_label_name(b"0") && !is_label_name(b""));
     }
 }

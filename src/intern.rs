@@ -4,14 +4,15 @@
 //! each distinct string is stored once and shared by reference count. Strings no series uses
 //! any more are released by `purge_unused`, run by the housekeeping thread.
 
-use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-use hashbrown::{DefaultHashBuilder, HashSet};
+use hashbrown::hash_table::Entry;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::bytes;
 use crate::locks::lock;
 
 const SHARDS: usize = 16;
@@ -55,12 +56,6 @@ impl Deref for Atom {
     }
 }
 
-impl Borrow<str> for Atom {
-    fn borrow(&self) -> &str {
-        self
-    }
-}
-
 impl PartialEq for Atom {
     fn eq(&self, other: &Atom) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || **self == **other
@@ -84,12 +79,6 @@ impl Ord for Atom {
     }
 }
 
-impl Hash for Atom {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (**self).hash(state)
-    }
-}
-
 impl fmt::Debug for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
@@ -104,7 +93,7 @@ impl fmt::Display for Atom {
 
 pub struct Interner {
     hasher: DefaultHashBuilder,
-    shards: Box<[Mutex<HashSet<Atom>>]>,
+    shards: Box<[Mutex<HashTable<Atom>>]>,
 }
 
 impl Default for Interner {
@@ -117,16 +106,21 @@ impl Default for Interner {
 }
 
 impl Interner {
-    /// The shared copy of `text`, made on first use.
-    pub fn intern(&self, text: &str) -> Atom {
-        let shard = &self.shards[self.hasher.hash_one(text) as usize % SHARDS];
-        let mut strings = lock(shard);
-        if let Some(existing) = strings.get(text) {
-            return existing.clone();
+    /// The shared copy of `bytes`, made on first use; `None` when they are not UTF-8. Only a
+    /// string met for the first time is checked: one already held is equal to checked text.
+    pub fn intern(&self, text: &[u8]) -> Option<Atom> {
+        let hash = self.hasher.hash_one(text);
+        // The table takes the low and top bits of the hash; the shard takes middle ones.
+        let mut strings = lock(&self.shards[(hash >> 32) as usize % SHARDS]);
+        let rehash = |atom: &Atom| self.hasher.hash_one(atom.as_bytes());
+        match strings.entry(hash, |atom| bytes::same(atom.as_bytes(), text), rehash) {
+            Entry::Occupied(entry) => Some(entry.get().clone()),
+            Entry::Vacant(entry) => {
+                let shared = Atom::new(std::str::from_utf8(text).ok()?);
+                entry.insert(shared.clone());
+                Some(shared)
+            }
         }
-        let shared = Atom::new(text);
-        strings.insert(shared.clone());
-        shared
     }
 
     /// Drops every string that only the interner still holds; returns how many.
@@ -136,7 +130,7 @@ impl Interner {
             .map(|shard| {
                 let mut strings = lock(shard);
                 let before = strings.len();
-                strings.retain(Atom::is_shared);
+                strings.retain(|atom| atom.is_shared());
                 before - strings.len()
             })
             .sum()
@@ -155,8 +149,10 @@ mod tests {
     #[test]
     fn equal_strings_share_one_copy() {
         let interner = Interner::default();
-        let a = interner.intern("kube-system");
-        let b = interner.intern(&String::from("kube-system"));
+        let a = interner.intern(b"kube-system").unwrap();
+        let b = interner
+            .intern(String::from("kube-system").as_bytes())
+            .unwrap();
         assert!(Arc::ptr_eq(&a.0, &b.0));
         assert_eq!(interner.len(), 1);
     }
@@ -164,10 +160,25 @@ mod tests {
     #[test]
     fn unused_strings_are_purged_and_used_ones_kept() {
         let interner = Interner::default();
-        let kept = interner.intern("namespace");
-        drop(interner.intern("pod-1234"));
+        let kept = interner.intern(b"namespace").unwrap();
+        drop(interner.intern(b"pod-1234"));
         assert_eq!(interner.purge_unused(), 1);
         assert_eq!(interner.len(), 1);
-        assert!(Arc::ptr_eq(&kept.0, &interner.intern("namespace").0));
+        assert!(Arc::ptr_eq(
+            &kept.0,
+            &interner.intern(b"namespace").unwrap().0
+        ));
+    }
+
+    #[test]
+    fn only_utf8_is_interned() {
+        let interner = Interner::default();
+        assert!(interner.intern(b"caf\xc3\xa9").is_some());
+        assert!(interner.intern(b"caf\xe9").is_none());
+        assert!(
+            interner.intern(b"\xed\xa0\x80").is_none(),
+            "a surrogate is not UTF-8"
+        );
+        assert_eq!(interner.len(), 1);
     }
 }

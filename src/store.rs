@@ -68,65 +68,35 @@ impl Schema {
         }
     }
 
-    fn matches(&self, key: &impl KeyBytes) -> bool {
-        bytes::same(self.name.as_bytes(), key.name())
-            && self.label_names.len() == key.label_count()
+    fn matches(&self, key: &SeriesKey) -> bool {
+        bytes::same(self.name.as_bytes(), key.name)
+            && self.label_names.len() == key.labels.len()
             && self
                 .label_names
                 .iter()
-                .enumerate()
-                .all(|(i, stored)| bytes::same(stored.as_bytes(), key.label(i).0))
+                .zip(key.labels)
+                .all(|(stored, (name, _))| bytes::same(stored.as_bytes(), name))
     }
 }
 
-/// A validated series identity from a request: the metric name and the other labels, sorted by
-/// name, without `__name__` and without empty values.
+/// A series identity as a request spells it: the metric name and the other labels, sorted by
+/// name, without `__name__` and without empty values. Bytes, not text: a series the store holds
+/// is matched byte for byte, and only strings the store meets for the first time are checked
+/// for UTF-8 (see [`Interner::intern`]).
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesKey<'a> {
-    pub name: &'a str,
-    pub labels: &'a [(&'a str, &'a str)],
-}
-
-/// A series identity as a request spells it, not yet validated: enough to find a series that
-/// exists, whose bytes were validated when it was made. Labels sorted by name, without
-/// `__name__` and empty values.
-#[derive(Debug, Clone, Copy)]
-pub struct RawSeriesKey<'a> {
     pub name: &'a [u8],
     pub labels: &'a [(&'a [u8], &'a [u8])],
 }
 
-/// What matching and hashing read of a key, so that validated and raw keys find the same
-/// series.
-trait KeyBytes {
-    fn name(&self) -> &[u8];
-    fn label_count(&self) -> usize;
-    fn label(&self, index: usize) -> (&[u8], &[u8]);
-}
-
-impl KeyBytes for SeriesKey<'_> {
-    fn name(&self) -> &[u8] {
-        self.name.as_bytes()
-    }
-    fn label_count(&self) -> usize {
-        self.labels.len()
-    }
-    fn label(&self, index: usize) -> (&[u8], &[u8]) {
-        let (name, value) = self.labels[index];
-        (name.as_bytes(), value.as_bytes())
-    }
-}
-
-impl KeyBytes for RawSeriesKey<'_> {
-    fn name(&self) -> &[u8] {
-        self.name
-    }
-    fn label_count(&self) -> usize {
-        self.labels.len()
-    }
-    fn label(&self, index: usize) -> (&[u8], &[u8]) {
-        self.labels[index]
-    }
+/// The hashes of a key: of the whole series, and of the two parts that are shared, its shape
+/// (metric name and label names) and its label values. The series hash is made from the other
+/// two, so a new series finds its schema and value tuple without hashing its labels again.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHash {
+    series: u64,
+    shape: u64,
+    values: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,6 +118,8 @@ pub enum Applied {
     StaleUnknown,
     /// A new series beyond `--series.max`: dropped.
     LimitReached,
+    /// A new series with a label name or value that is not UTF-8: dropped.
+    NotText,
 }
 
 struct Series {
@@ -163,13 +135,13 @@ struct Series {
 }
 
 impl Series {
-    fn matches(&self, key: &impl KeyBytes) -> bool {
+    fn matches(&self, key: &SeriesKey) -> bool {
         self.schema.matches(key)
             && self
                 .values
                 .iter()
-                .enumerate()
-                .all(|(i, stored)| bytes::same(stored.as_bytes(), key.label(i).1))
+                .zip(key.labels)
+                .all(|(stored, (_, value))| bytes::same(stored.as_bytes(), value))
     }
 }
 
@@ -254,23 +226,42 @@ impl Store {
         self.series_count.load(Ordering::Relaxed)
     }
 
-    /// Applies one sample: the newest timestamp wins, a stale marker removes the series, and a
-    /// new series is admitted only while fewer than `max_series` are held (checked and counted
-    /// atomically, so the limit is exact under concurrent writers).
-    pub fn apply(&self, key: &SeriesKey, sample: Sample, now: u32) -> Applied {
-        self.apply_hashed(key, self.hash_key(key), sample, now)
+    /// The hashes by which `key` is found.
+    pub fn hash(&self, key: &SeriesKey) -> KeyHash {
+        let shape = self.hash_shape(key.name, key.labels.iter().map(|(name, _)| *name));
+        let values = self.hash_values(key.labels.iter().map(|(_, value)| *value));
+        // foldhash's folded multiply: every bit of both hashes moves every bit of the result.
+        let product = u128::from(shape) * u128::from(values ^ 0x243f_6a88_85a3_08d3);
+        KeyHash {
+            series: product as u64 ^ (product >> 64) as u64,
+            shape,
+            values,
+        }
     }
 
-    /// `apply` with the key's hash already known: `apply_existing` returns it on a miss, and it
-    /// holds for the validated key when that has the same labels as the raw one.
-    pub fn apply_hashed(&self, key: &SeriesKey, hash: u64, sample: Sample, now: u32) -> Applied {
-        let mut table = write(&self.shards[shard_of(hash)]);
-        match table.entry(hash, |series| series.matches(key), |series| series.hash) {
+    /// Applies one sample to the series `key` names: the newest timestamp wins, a stale marker
+    /// removes the series, and a new series is admitted only while fewer than `max_series`
+    /// are held (checked and counted atomically, so the limit is exact under concurrent
+    /// writers). The names of a new series must have been checked against the naming rules,
+    /// unless [`Store::holds_shape`] says they were checked when its shape was first made.
+    pub fn apply(&self, key: &SeriesKey, hash: KeyHash, sample: Sample, now: u32) -> Applied {
+        let mut table = write(&self.shards[shard_of(hash.series)]);
+        match table.entry(
+            hash.series,
+            |series| series.matches(key),
+            |series| series.hash,
+        ) {
             Entry::Occupied(entry) => self.update(entry, sample, now),
             Entry::Vacant(entry) => {
                 if is_stale_marker(sample.value) {
                     return Applied::StaleUnknown;
                 }
+                let (Some(schema), Some(values)) = (
+                    self.schema_for(key, hash.shape),
+                    self.tuple_of(key.labels.iter().map(|(_, value)| *value), hash.values),
+                ) else {
+                    return Applied::NotText;
+                };
                 let reserved =
                     self.series_count
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
@@ -280,9 +271,9 @@ impl Store {
                     return Applied::LimitReached;
                 }
                 entry.insert(Series {
-                    hash,
-                    schema: self.schema_for(key),
-                    values: self.values_for(key),
+                    hash: hash.series,
+                    schema,
+                    values,
                     value: sample.value,
                     timestamp_ms: sample.timestamp_ms,
                     written_at: now,
@@ -292,20 +283,27 @@ impl Store {
         }
     }
 
-    /// Applies one sample to a series that already exists. When there is no such series, the
-    /// request's labels must be validated and `apply_hashed` called; the error is the key's hash.
+    /// Applies one sample to a series the store holds; `None` when it holds no such series.
+    /// Updating allocates nothing and checks nothing: the request matches the stored bytes,
+    /// which were checked when the series was made.
     pub fn apply_existing(
         &self,
-        key: &RawSeriesKey,
+        key: &SeriesKey,
+        hash: KeyHash,
         sample: Sample,
         now: u32,
-    ) -> Result<Applied, u64> {
-        let hash = self.hash_key(key);
-        let mut table = write(&self.shards[shard_of(hash)]);
-        match table.find_entry(hash, |series| series.matches(key)) {
-            Ok(entry) => Ok(self.update(entry, sample, now)),
-            Err(_) => Err(hash),
-        }
+    ) -> Option<Applied> {
+        let mut table = write(&self.shards[shard_of(hash.series)]);
+        let entry = table.find_entry(hash.series, |series| series.matches(key));
+        Some(self.update(entry.ok()?, sample, now))
+    }
+
+    /// Whether a series of `key`'s metric name and label names was made before (so its names
+    /// were checked then) and some series of that shape is still held.
+    pub fn holds_shape(&self, key: &SeriesKey, hash: KeyHash) -> bool {
+        lock(&self.schemas)
+            .find(hash.shape, |schema| schema.matches(key))
+            .is_some()
     }
 
     /// The newest timestamp wins; a stale marker removes the series.
@@ -374,54 +372,54 @@ impl Store {
         self.interner.purge_unused()
     }
 
-    /// The shared tuple of `key`'s label values, made on first use. When it exists, no value
-    /// needs interning at all.
-    fn values_for(&self, key: &SeriesKey) -> Tuple {
-        self.tuple_of(key.labels.iter().map(|(_, value)| *value))
-    }
-
-    /// The shared tuple of these strings, made on first use. Value tuples and label-name lists
-    /// both live here; when a tuple exists, none of its strings needs interning.
-    fn tuple_of<'a>(&self, items: impl ExactSizeIterator<Item = &'a str> + Clone) -> Tuple {
-        let hash = self.hash_values(items.clone());
+    /// The shared tuple of these strings, made on first use; `None` when one of them is new
+    /// and not UTF-8. Value tuples and label-name lists both live here; when a tuple exists,
+    /// none of its strings needs interning or checking.
+    fn tuple_of<'a>(
+        &self,
+        items: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+        hash: u64,
+    ) -> Option<Tuple> {
         let same = |tuple: &Tuple| {
             tuple.len() == items.len()
                 && tuple
                     .iter()
                     .zip(items.clone())
-                    .all(|(stored, item)| bytes::same(stored.as_bytes(), item.as_bytes()))
+                    .all(|(stored, item)| bytes::same(stored.as_bytes(), item))
         };
-        let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| &**v));
+        let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| v.as_bytes()));
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
         match tuples.entry(hash, same, rehash) {
-            Entry::Occupied(entry) => Arc::clone(entry.get()),
+            Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
                 let tuple: Tuple = items
-                    .clone()
                     .map(|item| self.interner.intern(item))
-                    .collect();
+                    .collect::<Option<_>>()?;
                 entry.insert(Arc::clone(&tuple));
-                tuple
+                Some(tuple)
             }
         }
     }
 
-    fn schema_for(&self, key: &SeriesKey) -> Arc<Schema> {
-        let hash = self.hash_shape(key.name, key.labels.iter().map(|(name, _)| *name));
+    fn schema_for(&self, key: &SeriesKey, hash: u64) -> Option<Arc<Schema>> {
         let rehash = |schema: &Arc<Schema>| {
-            self.hash_shape(&schema.name, schema.label_names.iter().map(|n| &**n))
+            self.hash_shape(
+                schema.name.as_bytes(),
+                schema.label_names.iter().map(|n| n.as_bytes()),
+            )
         };
         let mut schemas = lock(&self.schemas);
         match schemas.entry(hash, |schema| schema.matches(key), rehash) {
-            Entry::Occupied(entry) => Arc::clone(entry.get()),
+            Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
-                let label_names = self.tuple_of(key.labels.iter().map(|(name, _)| *name));
+                let names = key.labels.iter().map(|(name, _)| *name);
+                let label_names = self.tuple_of(names.clone(), self.hash_values(names))?;
                 let schema = Arc::new(Schema::from_atoms(
-                    self.interner.intern(key.name),
+                    self.interner.intern(key.name)?,
                     label_names,
                 ));
                 entry.insert(Arc::clone(&schema));
-                schema
+                Some(schema)
             }
         }
     }
@@ -445,43 +443,22 @@ impl Store {
         Snapshot { series, families }
     }
 
-    fn hash_key(&self, key: &impl KeyBytes) -> u64 {
-        let labels = (0..key.label_count()).map(|i| key.label(i));
-        self.hash_labels(key.name(), labels)
-    }
-
-    fn hash_labels<'a>(
-        &self,
-        name: &[u8],
-        labels: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    ) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        hasher.write(name);
-        for (name, value) in labels {
-            // The 0xff separators cannot occur in UTF-8, so ("ab","c") and ("a","bc") differ.
-            hasher.write_u8(0xff);
-            hasher.write(name);
-            hasher.write_u8(0xff);
-            hasher.write(value);
-        }
-        hasher.finish()
-    }
-
-    fn hash_values<'a>(&self, values: impl Iterator<Item = &'a str>) -> u64 {
+    fn hash_values<'a>(&self, values: impl Iterator<Item = &'a [u8]>) -> u64 {
         let mut hasher = self.hasher.build_hasher();
         for value in values {
-            hasher.write(value.as_bytes());
+            // The 0xff separators cannot occur in UTF-8, so ("ab","c") and ("a","bc") differ.
+            hasher.write(value);
             hasher.write_u8(0xff);
         }
         hasher.finish()
     }
 
-    fn hash_shape<'a>(&self, name: &str, label_names: impl Iterator<Item = &'a str>) -> u64 {
+    fn hash_shape<'a>(&self, name: &[u8], label_names: impl Iterator<Item = &'a [u8]>) -> u64 {
         let mut hasher = self.hasher.build_hasher();
-        hasher.write(name.as_bytes());
+        hasher.write(name);
         for label_name in label_names {
             hasher.write_u8(0xff);
-            hasher.write(label_name.as_bytes());
+            hasher.write(label_name);
         }
         hasher.finish()
     }
@@ -489,6 +466,24 @@ impl Store {
 
 #[cfg(test)]
 impl Store {
+    /// `apply` for a key given as text, for tests.
+    pub(crate) fn apply_text(
+        &self,
+        (name, labels): (&str, &[(&str, &str)]),
+        sample: Sample,
+        now: u32,
+    ) -> Applied {
+        let labels: Vec<(&[u8], &[u8])> = labels
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+            .collect();
+        let key = SeriesKey {
+            name: name.as_bytes(),
+            labels: &labels,
+        };
+        self.apply(&key, self.hash(&key), sample, now)
+    }
+
     /// Every series as `name{label=value,...} value @timestamp`, sorted, for tests.
     pub(crate) fn describe(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -521,8 +516,11 @@ mod tests {
     use super::*;
     use crate::family::MetricKind;
 
-    fn key<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> SeriesKey<'a> {
-        SeriesKey { name, labels }
+    fn key<'a>(
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> (&'a str, &'a [(&'a str, &'a str)]) {
+        (name, labels)
     }
 
     fn sample(value: f64, timestamp_ms: i64) -> Sample {
@@ -544,10 +542,13 @@ mod tests {
     fn newest_sample_wins_and_older_ones_are_ignored() {
         let store = Store::new(10);
         let k = key("up", &[("job", "a")]);
-        assert_eq!(store.apply(&k, sample(1.0, 1000), 0), Applied::Created);
-        assert_eq!(store.apply(&k, sample(2.0, 2000), 0), Applied::Updated);
-        assert_eq!(store.apply(&k, sample(9.0, 1500), 0), Applied::OutOfOrder);
-        assert_eq!(store.apply(&k, sample(3.0, 2000), 0), Applied::Updated);
+        assert_eq!(store.apply_text(k, sample(1.0, 1000), 0), Applied::Created);
+        assert_eq!(store.apply_text(k, sample(2.0, 2000), 0), Applied::Updated);
+        assert_eq!(
+            store.apply_text(k, sample(9.0, 1500), 0),
+            Applied::OutOfOrder
+        );
+        assert_eq!(store.apply_text(k, sample(3.0, 2000), 0), Applied::Updated);
         assert_eq!(values(&store), ["up{job=a} 3 @2000"]);
     }
 
@@ -555,22 +556,22 @@ mod tests {
     fn stale_marker_deletes_series_only_when_not_older() {
         let store = Store::new(10);
         let k = key("up", &[("job", "a")]);
-        store.apply(&k, sample(1.0, 1000), 0);
-        assert_eq!(store.apply(&k, stale(500), 0), Applied::OutOfOrder);
+        store.apply_text(k, sample(1.0, 1000), 0);
+        assert_eq!(store.apply_text(k, stale(500), 0), Applied::OutOfOrder);
         assert_eq!(store.series_count(), 1);
-        assert_eq!(store.apply(&k, stale(1001), 0), Applied::Removed);
+        assert_eq!(store.apply_text(k, stale(1001), 0), Applied::Removed);
         assert_eq!(store.series_count(), 0);
         assert!(values(&store).is_empty());
-        assert_eq!(store.apply(&k, stale(1002), 0), Applied::StaleUnknown);
+        assert_eq!(store.apply_text(k, stale(1002), 0), Applied::StaleUnknown);
     }
 
     #[test]
     fn series_are_told_apart_by_every_label() {
         let store = Store::new(10);
-        store.apply(&key("m", &[("a", "bc")]), sample(1.0, 1), 0);
-        store.apply(&key("m", &[("ab", "c")]), sample(2.0, 1), 0);
-        store.apply(&key("m", &[]), sample(3.0, 1), 0);
-        store.apply(&key("m2", &[]), sample(4.0, 1), 0);
+        store.apply_text(key("m", &[("a", "bc")]), sample(1.0, 1), 0);
+        store.apply_text(key("m", &[("ab", "c")]), sample(2.0, 1), 0);
+        store.apply_text(key("m", &[]), sample(3.0, 1), 0);
+        store.apply_text(key("m2", &[]), sample(4.0, 1), 0);
         assert_eq!(store.series_count(), 4);
     }
 
@@ -578,24 +579,24 @@ mod tests {
     fn series_limit_is_exact_and_updates_still_pass() {
         let store = Store::new(2);
         assert_eq!(
-            store.apply(&key("a", &[]), sample(1.0, 1), 0),
+            store.apply_text(key("a", &[]), sample(1.0, 1), 0),
             Applied::Created
         );
         assert_eq!(
-            store.apply(&key("b", &[]), sample(1.0, 1), 0),
+            store.apply_text(key("b", &[]), sample(1.0, 1), 0),
             Applied::Created
         );
         assert_eq!(
-            store.apply(&key("c", &[]), sample(1.0, 1), 0),
+            store.apply_text(key("c", &[]), sample(1.0, 1), 0),
             Applied::LimitReached
         );
         assert_eq!(
-            store.apply(&key("a", &[]), sample(2.0, 2), 0),
+            store.apply_text(key("a", &[]), sample(2.0, 2), 0),
             Applied::Updated
         );
-        store.apply(&key("b", &[]), stale(5), 0);
+        store.apply_text(key("b", &[]), stale(5), 0);
         assert_eq!(
-            store.apply(&key("c", &[]), sample(1.0, 1), 0),
+            store.apply_text(key("c", &[]), sample(1.0, 1), 0),
             Applied::Created
         );
         assert_eq!(store.series_count(), 2);
@@ -610,7 +611,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..1000 {
                         let name = format!("m_{w}_{i}");
-                        store.apply(&key(&name, &[]), sample(1.0, 1), 0);
+                        store.apply_text(key(&name, &[]), sample(1.0, 1), 0);
                     }
                 })
             })
@@ -625,8 +626,8 @@ mod tests {
     #[test]
     fn expiry_removes_series_written_longer_ago_than_the_ttl() {
         let store = Store::new(10);
-        store.apply(&key("old", &[("pod", "gone")]), sample(1.0, 1), 10);
-        store.apply(&key("new", &[]), sample(1.0, 1), 15);
+        store.apply_text(key("old", &[("pod", "gone")]), sample(1.0, 1), 10);
+        store.apply_text(key("new", &[]), sample(1.0, 1), 15);
         store.set_metadata("old", meta(MetricKind::Gauge), 10);
         assert_eq!(store.expire(20, 5), 1);
         assert_eq!(values(&store), ["new{} 1 @1"]);
@@ -644,8 +645,8 @@ mod tests {
     #[test]
     fn labels_are_interned_across_series() {
         let store = Store::new(10);
-        store.apply(&key("a", &[("namespace", "prod")]), sample(1.0, 1), 0);
-        store.apply(&key("b", &[("namespace", "prod")]), sample(1.0, 1), 0);
+        store.apply_text(key("a", &[("namespace", "prod")]), sample(1.0, 1), 0);
+        store.apply_text(key("b", &[("namespace", "prod")]), sample(1.0, 1), 0);
         let snapshot = store.snapshot();
         let [first, second] = &snapshot.series[..] else {
             panic!("two series expected")
@@ -670,10 +671,10 @@ mod tests {
     fn series_with_the_same_values_share_one_tuple() {
         let store = Store::new(10);
         let labels = [("container", "app"), ("pod", "p1")];
-        store.apply(&key("cpu", &labels), sample(1.0, 1), 0);
-        store.apply(&key("memory", &labels), sample(2.0, 1), 0);
-        store.apply(
-            &key("memory", &[("container", "app"), ("pod", "p2")]),
+        store.apply_text(key("cpu", &labels), sample(1.0, 1), 0);
+        store.apply_text(key("memory", &labels), sample(2.0, 1), 0);
+        store.apply_text(
+            key("memory", &[("container", "app"), ("pod", "p2")]),
             sample(3.0, 1),
             0,
         );
@@ -694,8 +695,8 @@ mod tests {
             &tuple_of("memory", "p2")
         ));
         drop(snapshot);
-        store.apply(
-            &key("memory", &[("container", "app"), ("pod", "p2")]),
+        store.apply_text(
+            key("memory", &[("container", "app"), ("pod", "p2")]),
             stale(5),
             0,
         );
