@@ -30,8 +30,9 @@ pub fn escape_label_value(text: &str) -> Cow<'_, str> {
 }
 
 fn escape(text: &str, quotes: bool) -> Cow<'_, str> {
-    let needs = |c: char| c == '\\' || c == '\n' || (quotes && c == '"');
-    if !text.contains(needs) {
+    // Bytes, not chars: all three are ASCII, which never occurs inside a multi-byte character.
+    let needs = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
+    if !text.bytes().any(needs) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -243,11 +244,7 @@ fn write_label_block(out: &mut Vec<u8>, series: &SeriesView) {
     let prefixes = &series.schema.prefixes;
     for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
         out.extend_from_slice(prefix.as_bytes());
-        if value.is_plain() {
-            out.extend_from_slice(value.as_bytes());
-        } else {
-            out.extend_from_slice(escape_label_value(value).as_bytes());
-        }
+        out.extend_from_slice(escape_label_value(value).as_bytes());
         out.push(b'"');
     }
     if !prefixes.is_empty() {

@@ -17,31 +17,15 @@ use crate::locks::lock;
 
 const SHARDS: usize = 16;
 
-/// An interned string. A thin pointer (8 bytes, where `Arc<str>` takes 16), because a series
-/// holds one per label and memory per series is what this exporter is judged on.
+/// An interned string: one allocation holding the count and the text, so that matching a
+/// request against stored labels follows one pointer per label value, not two.
 #[derive(Clone)]
-pub struct Atom(Arc<AtomText>);
-
-struct AtomText {
-    text: Box<str>,
-    /// Whether the text can go into a label value as it is, found once when it is interned so
-    /// that a scrape need not scan it again.
-    plain: bool,
-}
+pub struct Atom(Arc<str>);
 
 impl Atom {
     /// An atom outside any interner, for tests and one-off values.
     pub fn new(text: &str) -> Atom {
-        let plain = !text.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n'));
-        Atom(Arc::new(AtomText {
-            text: text.into(),
-            plain,
-        }))
-    }
-
-    /// True when the text needs no escaping as a label value.
-    pub fn is_plain(&self) -> bool {
-        self.0.plain
+        Atom(Arc::from(text))
     }
 
     fn is_shared(&self) -> bool {
@@ -52,7 +36,7 @@ impl Atom {
 impl Deref for Atom {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0.text
+        &self.0
     }
 }
 
