@@ -181,7 +181,14 @@ impl WriteBatch {
             samples: self.samples.len() as u32..self.samples.len() as u32,
             ..Default::default()
         };
-        while let Some((field, wire_type)) = reader.key()? {
+        loop {
+            if let Some(label) = reader.usual_label() {
+                self.labels.push(label);
+                continue;
+            }
+            let Some((field, wire_type)) = reader.key()? else {
+                break;
+            };
             match (field, wire_type) {
                 (1, LEN) => self.labels.push(parse_label(reader.sub_message()?)?),
                 (2, LEN) => self.samples.push(parse_sample(reader.sub_message()?)?),
@@ -248,6 +255,24 @@ fn parse_sample(mut reader: Reader) -> Result<WireSample, WireError> {
 
 fn wrong_type(message: &'static str, field: u32) -> WireError {
     WireError::WrongWireType { message, field }
+}
+
+/// The field at `at` in `message` when its key is the single byte `key` and its length fits in
+/// two bytes: where its contents lie, and where the next field starts.
+fn short_field(message: &[u8], at: usize, key: u8) -> Option<(Range<usize>, usize)> {
+    let (&first, &second) = (message.get(at + 1)?, message.get(at + 2)?);
+    if message[at] != key {
+        return None;
+    }
+    let (len, start) = if first < 0x80 {
+        (usize::from(first), at + 2)
+    } else if second < 0x80 {
+        (usize::from(first & 0x7f) | usize::from(second) << 7, at + 3)
+    } else {
+        return None;
+    };
+    let end = start + len;
+    (end <= message.len()).then_some((start..end, end))
 }
 
 const VARINT: u8 = 0;
@@ -330,6 +355,29 @@ impl<'a> Reader<'a> {
             start: start as u32,
             end: self.position as u32,
         })
+    }
+
+    /// A `TimeSeries` label field (field 1) as every encoder writes one: the name (field 1),
+    /// then the value (field 2), and nothing else, each shorter than 16 KiB. Read without the
+    /// general loop, since labels are most of a request; `None` leaves anything else to it.
+    fn usual_label(&mut self) -> Option<LabelSpan> {
+        let rest = &self.buffer[self.position..self.end];
+        let (message, after) = short_field(rest, 0, 0x0a)?;
+        let (name, after_name) = short_field(rest, message.start, 0x0a)?;
+        let (value, end) = short_field(rest, after_name, 0x12)?;
+        if end != message.end {
+            return None;
+        }
+        let at = |range: Range<usize>| Span {
+            start: (self.position + range.start) as u32,
+            end: (self.position + range.end) as u32,
+        };
+        let label = LabelSpan {
+            name: at(name),
+            value: at(value),
+        };
+        self.position += after;
+        Some(label)
     }
 
     /// A length-delimited field, as a reader of the message inside it.
@@ -444,6 +492,61 @@ mod tests {
             ),
             (&b"h"[..], &b"help"[..], &b"seconds"[..])
         );
+    }
+
+    /// Labels as prost reads them, name and value of each.
+    fn prost_labels(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let request = WriteRequest::decode(bytes).expect("prost reads it");
+        let labels = &request.timeseries[0].labels;
+        labels
+            .iter()
+            .map(|l| (l.name.to_vec(), l.value.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_written_unusually_are_read_as_prost_reads_them() {
+        // A series holding one label message, `label`.
+        let series = |label: &[u8]| {
+            let mut series = vec![0x0a, label.len() as u8];
+            series.extend_from_slice(label);
+            let mut request = vec![0x0a, series.len() as u8];
+            request.extend(series);
+            request
+        };
+        let long = vec![b'v'; 20_000];
+        let mut long_label = vec![0x0a, 0x01, b'n', 0x12, 0xa0, 0x9c, 0x01];
+        long_label.extend_from_slice(&long);
+        let long_series = {
+            let mut series = vec![0x0a, 0xa7, 0x9c, 0x01];
+            series.extend_from_slice(&long_label);
+            let mut request = vec![0x0a, 0xab, 0x9c, 0x01];
+            request.extend(series);
+            request
+        };
+        for bytes in [
+            series(&[0x12, 0x01, b'v', 0x0a, 0x01, b'n']), // value first
+            series(&[0x0a, 0x01, b'x', 0x0a, 0x01, b'n', 0x12, 0x01, b'v']), // name twice
+            series(&[0x0a, 0x01, b'n', 0x12, 0x01, b'v', 0x18, 0x07]), // an unknown field after
+            series(&[0x0a, 0x01, b'n', 0x12, 0x00]),       // empty value, at the end
+            series(&[0x0a, 0x01, b'n']),                   // no value
+            series(&[0x0a, 0x81, 0x00, b'n', 0x12, 0x01, b'v']), // a length in two bytes
+            series(&[]),                                   // an empty label
+            long_series,                                   // a length in three bytes
+        ] {
+            let batch = parse(&bytes).unwrap();
+            let labels: Vec<(Vec<u8>, Vec<u8>)> = batch
+                .labels
+                .iter()
+                .map(|l| (batch.bytes(l.name).to_vec(), batch.bytes(l.value).to_vec()))
+                .collect();
+            assert_eq!(
+                labels,
+                prost_labels(&bytes),
+                "{:02x?}",
+                &bytes[..bytes.len().min(16)]
+            );
+        }
     }
 
     #[test]
