@@ -229,11 +229,7 @@ fn ingest_series<'a>(
             labels: &scratch.raw,
         };
         let hash = store.hash(&key);
-        if let Some(applied) = store.apply_existing(&key, hash, sample, tick) {
-            return outcome.record(report, store, name, applied);
-        }
-        if store.holds_shape(&key, hash) {
-            let applied = store.apply(&key, hash, sample, tick);
+        if let Some(applied) = store.apply_unchecked(&key, hash, sample, tick) {
             return outcome.record(report, store, name, applied);
         }
         raw = Some((name, hash));
@@ -338,8 +334,10 @@ fn newest_in_time(samples: &[WireSample], horizon: i64) -> (Option<Sample>, usiz
 }
 
 /// The request's labels as they are, when they can be matched against stored bytes without
-/// checking: strictly sorted by name, with a `__name__` and no empty value, as Prometheus sends
-/// them. `out` gets the labels other than `__name__`; the metric name is returned.
+/// checking: one `__name__` and no empty value. `out` gets the labels other than `__name__`;
+/// the metric name is returned. Their order is not checked: stored label names are strictly
+/// sorted, so labels in any other order, or with a name twice, match nothing held and are
+/// checked (and sorted) before anything is made of them.
 fn raw_key<'a>(
     batch: &'a WriteBatch,
     labels: &[LabelSpan],
@@ -347,15 +345,15 @@ fn raw_key<'a>(
 ) -> Option<&'a [u8]> {
     out.clear();
     let mut name = None;
-    let mut previous: &[u8] = b"";
     for label in labels {
         let (label_name, value) = (batch.bytes(label.name), batch.bytes(label.value));
-        if bytes::order(label_name, previous).is_le() || value.is_empty() {
+        if value.is_empty() {
             return None;
         }
-        previous = label_name;
         if label_name == b"__name__" {
-            name = Some(value);
+            if name.replace(value).is_some() {
+                return None;
+            }
         } else {
             out.push((label_name, value));
         }
@@ -867,15 +865,23 @@ mod tests {
         )
         .is_clean());
         assert_eq!(stored(&store), [format!("m{{a=1,b=2}} 4 @{}", NOW + 3)]);
-        // A duplicate label never reaches the existing series.
-        let duplicate = [("__name__", "m"), ("a", "1"), ("a", "1"), ("b", "2")];
-        let report = apply(
-            &store,
-            &request(vec![series(&duplicate, &[(5.0, NOW + 4)])]),
-            NOW,
-            0,
-        );
-        assert_eq!(report.dropped(DropReason::DuplicateLabelName), 1);
+        // A duplicate label never reaches the existing series, nor does a second metric name.
+        for duplicate in [
+            [("__name__", "m"), ("a", "1"), ("a", "1"), ("b", "2")],
+            [("__name__", "x"), ("__name__", "m"), ("a", "1"), ("b", "2")],
+        ] {
+            let report = apply(
+                &store,
+                &request(vec![series(&duplicate, &[(5.0, NOW + 4)])]),
+                NOW,
+                0,
+            );
+            assert_eq!(
+                report.dropped(DropReason::DuplicateLabelName),
+                1,
+                "{duplicate:?}"
+            );
+        }
         // Older samples, far-future ones and stale markers keep their rules on the fast path.
         let report = apply(
             &store,

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use hashbrown::hash_table::{Entry, OccupiedEntry};
+use hashbrown::hash_table::{Entry, OccupiedEntry, VacantEntry};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::bytes;
@@ -242,8 +242,8 @@ impl Store {
     /// Applies one sample to the series `key` names: the newest timestamp wins, a stale marker
     /// removes the series, and a new series is admitted only while fewer than `max_series`
     /// are held (checked and counted atomically, so the limit is exact under concurrent
-    /// writers). The names of a new series must have been checked against the naming rules,
-    /// unless [`Store::holds_shape`] says they were checked when its shape was first made.
+    /// writers). The metric name and label names must have been checked against the naming
+    /// rules; label values are checked here, for UTF-8, when the store meets them first.
     pub fn apply(&self, key: &SeriesKey, hash: KeyHash, sample: Sample, now: u32) -> Applied {
         let mut table = write(&self.shards[shard_of(hash.series)]);
         match table.entry(
@@ -252,41 +252,16 @@ impl Store {
             |series| series.hash,
         ) {
             Entry::Occupied(entry) => self.update(entry, sample, now),
-            Entry::Vacant(entry) => {
-                if is_stale_marker(sample.value) {
-                    return Applied::StaleUnknown;
-                }
-                let (Some(schema), Some(values)) = (
-                    self.schema_for(key, hash.shape),
-                    self.tuple_of(key.labels.iter().map(|(_, value)| *value), hash.values),
-                ) else {
-                    return Applied::NotText;
-                };
-                let reserved =
-                    self.series_count
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
-                            (count < self.max_series).then_some(count + 1)
-                        });
-                if reserved.is_err() {
-                    return Applied::LimitReached;
-                }
-                entry.insert(Series {
-                    hash: hash.series,
-                    schema,
-                    values,
-                    value: sample.value,
-                    timestamp_ms: sample.timestamp_ms,
-                    written_at: now,
-                });
-                Applied::Created
-            }
+            Entry::Vacant(entry) => self.create(entry, key, hash, sample, now, || {
+                self.schema_for(key, hash.shape)
+            }),
         }
     }
 
-    /// Applies one sample to a series the store holds; `None` when it holds no such series.
-    /// Updating allocates nothing and checks nothing: the request matches the stored bytes,
-    /// which were checked when the series was made.
-    pub fn apply_existing(
+    /// `apply` for names nobody checked: done when the store holds the series, or a series of
+    /// the same metric name and label names, since those names were checked when it was made.
+    /// `None` when the shape is new: check the names, then call `apply`.
+    pub fn apply_unchecked(
         &self,
         key: &SeriesKey,
         hash: KeyHash,
@@ -294,16 +269,58 @@ impl Store {
         now: u32,
     ) -> Option<Applied> {
         let mut table = write(&self.shards[shard_of(hash.series)]);
-        let entry = table.find_entry(hash.series, |series| series.matches(key));
-        Some(self.update(entry.ok()?, sample, now))
+        match table.entry(
+            hash.series,
+            |series| series.matches(key),
+            |series| series.hash,
+        ) {
+            Entry::Occupied(entry) => Some(self.update(entry, sample, now)),
+            Entry::Vacant(entry) => {
+                let schema = lock(&self.schemas)
+                    .find(hash.shape, |schema| schema.matches(key))
+                    .map(Arc::clone)?;
+                Some(self.create(entry, key, hash, sample, now, || Some(schema)))
+            }
+        }
     }
 
-    /// Whether a series of `key`'s metric name and label names was made before (so its names
-    /// were checked then) and some series of that shape is still held.
-    pub fn holds_shape(&self, key: &SeriesKey, hash: KeyHash) -> bool {
-        lock(&self.schemas)
-            .find(hash.shape, |schema| schema.matches(key))
-            .is_some()
+    /// Makes a new series in `entry`, unless the sample is a stale marker, the limit is
+    /// reached, or a name or value is not UTF-8 (`schema` is `None` then).
+    fn create(
+        &self,
+        entry: VacantEntry<'_, Series>,
+        key: &SeriesKey,
+        hash: KeyHash,
+        sample: Sample,
+        now: u32,
+        schema: impl FnOnce() -> Option<Arc<Schema>>,
+    ) -> Applied {
+        if is_stale_marker(sample.value) {
+            return Applied::StaleUnknown;
+        }
+        let (Some(schema), Some(values)) = (
+            schema(),
+            self.tuple_of(key.labels.iter().map(|(_, value)| *value), hash.values),
+        ) else {
+            return Applied::NotText;
+        };
+        let reserved =
+            self.series_count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                    (count < self.max_series).then_some(count + 1)
+                });
+        if reserved.is_err() {
+            return Applied::LimitReached;
+        }
+        entry.insert(Series {
+            hash: hash.series,
+            schema,
+            values,
+            value: sample.value,
+            timestamp_ms: sample.timestamp_ms,
+            written_at: now,
+        });
+        Applied::Created
     }
 
     /// The newest timestamp wins; a stale marker removes the series.
