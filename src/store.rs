@@ -298,6 +298,11 @@ impl Store {
         if is_stale_marker(sample.value) {
             return Applied::StaleUnknown;
         }
+        // Checked before anything is interned, so that series refused at the limit leave no
+        // strings behind; the reservation below keeps the limit exact.
+        if self.series_count() >= self.max_series {
+            return Applied::LimitReached;
+        }
         let (Some(schema), Some(values)) = (
             schema(),
             self.tuple_of(key.labels.iter().map(|(_, value)| *value), hash.values),
@@ -617,6 +622,16 @@ mod tests {
             Applied::Created
         );
         assert_eq!(store.series_count(), 2);
+        let strings = store.interner.len();
+        assert_eq!(
+            store.apply_text(key("d", &[("pod", "new")]), sample(1.0, 1), 0),
+            Applied::LimitReached
+        );
+        assert_eq!(
+            store.interner.len(),
+            strings,
+            "nothing interned for a refused series"
+        );
     }
 
     #[test]
