@@ -90,7 +90,7 @@ impl Default for Interner {
 }
 
 impl Interner {
-    /// The shared copy of `bytes`, made on first use; `None` when they are not UTF-8. Only a
+    /// The shared copy of `text`, made on first use; `None` when it is not UTF-8. Only a
     /// string met for the first time is checked: one already held is equal to checked text.
     pub fn intern(&self, text: &[u8]) -> Option<Atom> {
         let hash = self.hasher.hash_one(text);
