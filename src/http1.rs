@@ -6,7 +6,7 @@
 //! `chunked` transfer coding. Every read has a deadline; a request's head and body must arrive
 //! within one read timeout of its first byte, however slowly the client trickles them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,9 +19,6 @@ const MAX_CHUNK_LINE_BYTES: usize = 1024;
 
 /// Bytes read from the socket at once when the connection buffer is empty.
 const READ_CHUNK_BYTES: usize = 16 << 10;
-
-/// Bytes written at once, so that the write deadline is checked between them.
-const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// A byte stream over a TCP socket: the plain socket, or TLS over it.
 pub trait Transport: Read + Write {
@@ -371,10 +368,26 @@ impl<S: Transport> Connection<S> {
 
     /// Writes all of `bytes` before `deadline`.
     pub fn write_by(&mut self, deadline: Instant, bytes: &[u8]) -> io::Result<()> {
-        for chunk in bytes.chunks(WRITE_CHUNK_BYTES) {
+        self.write_parts_by(deadline, &mut [IoSlice::new(bytes)])
+    }
+
+    /// Writes all of `parts`, one after the other, before `deadline`: together, in as few
+    /// system calls as the socket allows. Each call may block only for the time left.
+    pub fn write_parts_by(
+        &mut self,
+        deadline: Instant,
+        mut parts: &mut [IoSlice],
+    ) -> io::Result<()> {
+        IoSlice::advance_slices(&mut parts, 0);
+        while !parts.is_empty() {
             let left = time_left(deadline)?;
             self.stream.socket().set_write_timeout(Some(left))?;
-            self.stream.write_all(chunk)?;
+            match self.stream.write_vectored(parts) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => IoSlice::advance_slices(&mut parts, written),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
         }
         self.stream.flush()
     }
@@ -383,13 +396,12 @@ impl<S: Transport> Connection<S> {
 /// Bytes a streamed body gathers before it writes them, as one chunk.
 pub const STREAM_CHUNK_BYTES: usize = 64 << 10;
 
-/// Room for a chunk's size line, written when the chunk is full: eight hex digits (leading
-/// zeros are allowed) and CRLF.
-const CHUNK_SIZE_LINE: &[u8; 10] = b"00000000\r\n";
-
 /// A response body written as it is made, before `deadline`: in chunks for HTTP/1.1, raw up
-/// to the close for HTTP/1.0 (whose head must then say `Connection: close`). Bytes are gathered
-/// into pieces of up to 64 KiB (a single larger write is its own piece), each one write.
+/// to the close for HTTP/1.0 (whose head must then say `Connection: close`). Small writes are
+/// gathered into pieces of up to 64 KiB, each one write to the socket; a write of 32 KiB or
+/// more that finds nothing gathered, as a page writer's flush does, goes out as its own piece
+/// straight from the caller's buffer, so that the bytes of a page are copied once, into the
+/// socket.
 pub struct StreamedBody<'c, S> {
     connection: &'c mut Connection<S>,
     deadline: Instant,
@@ -407,7 +419,7 @@ impl<'c, S: Transport> StreamedBody<'c, S> {
             connection,
             deadline,
             chunked: version == Version::Http11,
-            pending: Vec::with_capacity(STREAM_CHUNK_BYTES + CHUNK_SIZE_LINE.len() + 2),
+            pending: Vec::new(),
         }
     }
 
@@ -421,34 +433,55 @@ impl<'c, S: Transport> StreamedBody<'c, S> {
     }
 
     fn emit(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
+        let mut pending = std::mem::take(&mut self.pending);
+        let written = self.write_piece(&pending);
+        pending.clear();
+        self.pending = pending;
+        written
+    }
+
+    /// Writes `bytes` as one piece: a chunk, with its size line and CRLF, when chunked.
+    fn write_piece(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
             return Ok(());
         }
-        if self.chunked {
-            let size = self.pending.len() - CHUNK_SIZE_LINE.len();
-            let digits = format!("{size:08x}");
-            self.pending[..8].copy_from_slice(digits.as_bytes());
-            self.pending.extend_from_slice(b"\r\n");
+        if !self.chunked {
+            return self.connection.write_by(self.deadline, bytes);
         }
-        let written = self.connection.write_by(self.deadline, &self.pending);
-        self.pending.clear();
-        written
+        let mut size_line = [0u8; 18];
+        let mut start = 16;
+        size_line[16..].copy_from_slice(b"\r\n");
+        let mut size = bytes.len();
+        loop {
+            start -= 1;
+            size_line[start] = b"0123456789abcdef"[size % 16];
+            size /= 16;
+            if size == 0 {
+                break;
+            }
+        }
+        let mut parts = [
+            IoSlice::new(&size_line[start..]),
+            IoSlice::new(bytes),
+            IoSlice::new(b"\r\n"),
+        ];
+        self.connection.write_parts_by(self.deadline, &mut parts)
     }
 }
 
 impl<S: Transport> Write for StreamedBody<'_, S> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        // An empty chunk would end the body.
-        if bytes.is_empty() {
-            return Ok(0);
-        }
-        if self.pending.len() + bytes.len() > CHUNK_SIZE_LINE.len() + STREAM_CHUNK_BYTES {
+        if self.pending.len() + bytes.len() > STREAM_CHUNK_BYTES {
             self.emit()?;
         }
-        if self.chunked && self.pending.is_empty() {
-            self.pending.extend_from_slice(CHUNK_SIZE_LINE);
+        if self.pending.is_empty() && bytes.len() >= STREAM_CHUNK_BYTES / 2 {
+            self.write_piece(bytes)?;
+        } else {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(STREAM_CHUNK_BYTES);
+            }
+            self.pending.extend_from_slice(bytes);
         }
-        self.pending.extend_from_slice(bytes);
         Ok(bytes.len())
     }
 
@@ -748,12 +781,22 @@ mod tests {
     }
 
     #[test]
-    fn streamed_bodies_arrive_whole_in_chunks_of_at_most_64_kib() {
-        let pieces: Vec<Vec<u8>> = [0, 5, 16 << 10, 0, 60 << 10, 100 << 10, 3]
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| vec![b'a' + i as u8; len])
-            .collect();
+    fn streamed_bodies_arrive_whole_with_small_writes_gathered() {
+        let pieces: Vec<Vec<u8>> = [
+            0,
+            5,
+            16 << 10,
+            0,
+            60 << 10,
+            100 << 10,
+            64 << 10,
+            3,
+            40 << 10,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| vec![b'a' + i as u8; len])
+        .collect();
         let expected = pieces.concat();
         let mut raw = &streamed(Version::Http11, &pieces)[..];
         let mut body = Vec::new();
@@ -773,7 +816,16 @@ mod tests {
             sizes.push(size);
         }
         assert_eq!(body, expected);
-        assert_eq!(sizes, [5 + (16 << 10), 60 << 10, 100 << 10, 3]);
+        assert_eq!(
+            sizes,
+            [
+                5 + (16 << 10),
+                60 << 10,
+                100 << 10,
+                64 << 10,
+                3 + (40 << 10)
+            ]
+        );
         // HTTP/1.0: the bytes as they are, ended by the close.
         assert_eq!(streamed(Version::Http10, &pieces), expected);
     }

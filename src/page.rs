@@ -4,7 +4,9 @@
 //! copies each through the C library's `memcpy`; glibc's is quick for short pieces, musl's
 //! (a `rep movsq` with byte-wise head and tail) is not, and the static build uses musl.
 //! `PageWriter` gathers pieces in a stack buffer with fixed-size moves the compiler inlines,
-//! and hands the buffer on in 16 KiB writes: to a `Vec`, or to a socket as the page is made.
+//! and hands the buffer on in 64 KiB writes: to a `Vec`, or to a socket as the page is made.
+//! A streamed body sends a write of that size to the socket as it is, as one HTTP chunk
+//! ([`crate::http1::StreamedBody`]), so the page is not copied again on its way out.
 
 /// Something exposition text can be appended to.
 pub trait Sink {
@@ -24,7 +26,7 @@ impl Sink for Vec<u8> {
 
 use std::io::{self, Write};
 
-const BUFFER_BYTES: usize = 16 << 10;
+const BUFFER_BYTES: usize = crate::http1::STREAM_CHUNK_BYTES;
 
 /// Writes a page to `out` through a stack buffer. The first write error is kept, and nothing
 /// is written after it; [`PageWriter::finish`] flushes the buffer and returns that error.
@@ -59,7 +61,16 @@ impl<W: Write> PageWriter<W> {
         }
     }
 
+    /// What has been written to `out`, once the buffer is written too.
+    pub fn written(&mut self) -> &W {
+        self.flush();
+        &self.out
+    }
+
     fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
         let len = std::mem::take(&mut self.len);
         self.write_out(|out, buffer| out.write_all(&buffer[..len]));
     }

@@ -193,6 +193,11 @@ impl Write for TlsStream {
         self.0.write(buf)
     }
 
+    /// A streamed chunk's size line, bytes and CRLF go into one TLS record this way.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
