@@ -58,115 +58,127 @@ pub fn write_float(out: &mut impl Sink, value: f64) {
         out.put(if value > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if value == 0.0 {
         out.put_byte(b'0');
-    } else if value.fract() == 0.0 && value.abs() < MAX_EXACT_INTEGER {
-        write_integer(out, value);
     } else {
-        write_shortest(out, value);
+        let magnitude = value.abs();
+        let decimal = Decimal::of_few_places(magnitude).unwrap_or_else(|| Decimal::ryu(magnitude));
+        decimal.write(out, value < 0.0);
     }
 }
 
-/// Below 2^53 every integer is a float, and its decimal digits (less trailing zeros) are the
-/// shortest that read back to it: no shorter number is within one unit of it.
-const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+/// `10^places` for the places [`Decimal::of_few_places`] tries.
+const POWERS_OF_TEN: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
-/// The integer path of `write_float`, without the float formatting machinery: most values a
-/// cAdvisor scrape holds are byte counts and other integers.
-fn write_integer(out: &mut impl Sink, value: f64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut n = value.abs() as u64;
-    while n > 0 {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    let digits = &digits[start..];
-    if value < 0.0 {
-        out.put_byte(b'-');
-    }
-    if digits.len() <= 6 {
-        out.put(digits);
-        return;
-    }
-    let significant = digits
-        .iter()
-        .rposition(|d| *d != b'0')
-        .map_or(1, |last| last + 1);
-    out.put_byte(digits[0]);
-    if significant > 1 {
-        out.put_byte(b'.');
-        out.put(&digits[1..significant]);
-    }
-    let exponent = digits.len() - 1;
-    out.put(b"e+");
-    out.put_byte(b'0' + (exponent / 10) as u8);
-    out.put_byte(b'0' + (exponent % 10) as u8);
+/// The shortest decimal digits of a positive float, without leading or trailing zeros, and
+/// the decimal exponent of the first: 1234.5 is `12345` and 3, 0.001 is `1` and -3. The
+/// digits are `digits[start..]`.
+struct Decimal {
+    digits: [u8; 24],
+    start: usize,
+    exponent: i32,
 }
 
-fn write_shortest(out: &mut impl Sink, value: f64) {
-    // ryu gives the shortest round-trip digits, as `-0.00123`, `123.456` or `1.5e-7`; they are
-    // taken apart into sign, digits and decimal exponent, and laid out as Go does below.
-    let mut ryu_buffer = ryu::Buffer::new();
-    let text = ryu_buffer.format_finite(value);
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (mantissa, exponent_part) = match text.split_once(['e', 'E']) {
-        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
-        None => (text, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut all_digits = [0u8; 40];
-    let mut count = 0;
-    for digit in whole.bytes().chain(fraction.bytes()).take(all_digits.len()) {
-        all_digits[count] = digit;
-        count += 1;
+impl Decimal {
+    /// `n / 10^places`.
+    fn of_integer(mut n: u64, mut places: i32) -> Decimal {
+        while n != 0 && n.is_multiple_of(10) {
+            (n, places) = (n / 10, places - 1);
+        }
+        let mut decimal = Decimal {
+            digits: [0; 24],
+            start: 24,
+            exponent: -places - 1,
+        };
+        while n > 0 {
+            decimal.start -= 1;
+            decimal.digits[decimal.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            decimal.exponent += 1;
+        }
+        decimal
     }
-    let leading_zeros = all_digits[..count]
-        .iter()
-        .take_while(|d| **d == b'0')
-        .count();
-    let significant = all_digits[..count]
-        .iter()
-        .rposition(|d| *d != b'0')
-        .map_or(count, |last| last + 1);
-    let digits = &all_digits[leading_zeros..significant.max(leading_zeros + 1)];
-    let exponent = exponent_part + whole.len() as i32 - 1 - leading_zeros as i32;
-    if negative {
-        out.put_byte(b'-');
+
+    /// The usual values (integers below 2^53, and fractions of up to nine decimals such as
+    /// `0.25` or `1234.5678`) without ryu, whose layout calls `memcpy` for a few bytes, which
+    /// is slow with musl. `n / 10^k` is the shortest spelling of a float it reads back to when
+    /// `n < 10^15`: two decimals of at most `k` places are then at least `10^-k` apart, more
+    /// than the float's rounding interval (under `0.23 * 10^-k`), so no other, shorter decimal
+    /// reads back to it too. Below 2^53 every integer is a float, shortest the same way.
+    fn of_few_places(magnitude: f64) -> Option<Decimal> {
+        for (places, &power) in POWERS_OF_TEN.iter().enumerate() {
+            let scaled = magnitude * power;
+            let limit = if places == 0 { MAX_EXACT_INTEGER } else { 1e15 };
+            if scaled >= limit {
+                return None;
+            }
+            let n = scaled as u64;
+            if n as f64 == scaled {
+                return (n as f64 / power == magnitude)
+                    .then(|| Decimal::of_integer(n, places as i32));
+            }
+        }
+        None
     }
-    if !(-4..6).contains(&exponent) {
-        out.put_byte(digits[0]);
-        if digits.len() > 1 {
+
+    /// Any other value, from ryu's shortest digits (`123.456`, `1.5e-7`).
+    fn ryu(magnitude: f64) -> Decimal {
+        let mut ryu_buffer = ryu::Buffer::new();
+        let text = ryu_buffer.format_finite(magnitude);
+        let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+            Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut n = 0u64;
+        for digit in whole.bytes().chain(fraction.bytes()) {
+            n = n * 10 + u64::from(digit - b'0');
+        }
+        let mut decimal = Decimal::of_integer(n, fraction.len() as i32);
+        decimal.exponent += exponent;
+        decimal
+    }
+
+    /// Lays the digits out as Go does: with an exponent when it is below -4 or at least 6.
+    fn write(&self, out: &mut impl Sink, negative: bool) {
+        let digits = &self.digits[self.start..];
+        let exponent = self.exponent;
+        if negative {
+            out.put_byte(b'-');
+        }
+        if !(-4..6).contains(&exponent) {
+            out.put_byte(digits[0]);
+            if digits.len() > 1 {
+                out.put_byte(b'.');
+                out.put(&digits[1..]);
+            }
+            out.put_byte(b'e');
+            out.put_byte(if exponent < 0 { b'-' } else { b'+' });
+            let exponent = exponent.unsigned_abs();
+            if exponent >= 100 {
+                out.put_byte(b'0' + (exponent / 100) as u8);
+            }
+            out.put_byte(b'0' + (exponent / 10 % 10) as u8);
+            out.put_byte(b'0' + (exponent % 10) as u8);
+            return;
+        }
+        // Plain decimal: the point goes after `exponent + 1` digits.
+        let point = exponent + 1;
+        if point <= 0 {
+            out.put(b"0.");
+            put_zeros(out, (-point) as usize);
+            out.put(digits);
+        } else if point as usize >= digits.len() {
+            out.put(digits);
+            put_zeros(out, point as usize - digits.len());
+        } else {
+            out.put(&digits[..point as usize]);
             out.put_byte(b'.');
-            out.put(&digits[1..]);
+            out.put(&digits[point as usize..]);
         }
-        out.put_byte(b'e');
-        out.put_byte(if exponent < 0 { b'-' } else { b'+' });
-        let exponent = exponent.unsigned_abs();
-        if exponent >= 100 {
-            out.put_byte(b'0' + (exponent / 100) as u8);
-        }
-        out.put_byte(b'0' + (exponent / 10 % 10) as u8);
-        out.put_byte(b'0' + (exponent % 10) as u8);
-        return;
-    }
-    // Plain decimal: the point goes after `exponent + 1` digits.
-    let point = exponent + 1;
-    if point <= 0 {
-        out.put(b"0.");
-        put_zeros(out, (-point) as usize);
-        out.put(digits);
-    } else if point as usize >= digits.len() {
-        out.put(digits);
-        put_zeros(out, point as usize - digits.len());
-    } else {
-        out.put(&digits[..point as usize]);
-        out.put_byte(b'.');
-        out.put(&digits[point as usize..]);
     }
 }
+
+/// Below 2^53 every integer is a float.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 fn put_zeros(out: &mut impl Sink, count: usize) {
     for _ in 0..count {
@@ -240,29 +252,37 @@ pub fn series_prefixes<'a>(label_names: impl Iterator<Item = &'a str>) -> Box<[B
 
 /// Writes the label block of a series, `{a="x",b="y"}` (nothing when it has no labels), from its
 /// schema's prefixes and its interned values.
-fn write_label_block(out: &mut Vec<u8>, series: &SeriesView) {
+fn write_label_block(out: &mut impl Sink, series: &SeriesView) {
     let prefixes = &series.schema.prefixes;
     for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
-        out.extend_from_slice(prefix.as_bytes());
-        out.extend_from_slice(escape_label_value(value).as_bytes());
-        out.push(b'"');
+        out.put(prefix.as_bytes());
+        out.put(escape_label_value(value).as_bytes());
+        out.put_byte(b'"');
     }
     if !prefixes.is_empty() {
-        out.push(b'}');
+        out.put_byte(b'}');
     }
 }
 
 /// Label blocks rendered once per scrape and copied for every series that has them: all metrics
 /// of a container share their label names and value tuple, so a block is written once and
 /// copied some 25 times.
-#[derive(Default)]
 struct LabelBlocks {
-    bytes: Vec<u8>,
+    /// The blocks, one after the other. A block's two dozen pieces are gathered in the writer's
+    /// buffer and reach the `Vec` as one copy (see [`crate::page`]).
+    bytes: PageWriter<Vec<u8>>,
     /// (label-name list, value tuple), by address, to where the block sits in `bytes`.
     index: HashMap<(usize, usize), (usize, usize)>,
 }
 
 impl LabelBlocks {
+    fn new() -> LabelBlocks {
+        LabelBlocks {
+            bytes: PageWriter::new(Vec::new()),
+            index: HashMap::new(),
+        }
+    }
+
     fn of(&mut self, series: &SeriesView) -> &[u8] {
         let key = (
             Arc::as_ptr(&series.schema.label_names) as *const u8 as usize,
@@ -270,11 +290,11 @@ impl LabelBlocks {
         );
         let bytes = &mut self.bytes;
         let (start, end) = *self.index.entry(key).or_insert_with(|| {
-            let start = bytes.len();
+            let start = bytes.written().len();
             write_label_block(bytes, series);
-            (start, bytes.len())
+            (start, bytes.written().len())
         });
-        &self.bytes[start..end]
+        &self.bytes.written()[start..end]
     }
 }
 
@@ -451,10 +471,10 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
 }
 
 /// Writes the `/metrics` page of the snapshot to `out` as it is made, so that a scrape holds
-/// 16 KiB of it at a time rather than the whole page; stops at the first write error.
+/// 64 KiB of it at a time rather than the whole page; stops at the first write error.
 pub fn render_to<W: Write>(snapshot: &Snapshot, expose_timestamps: bool, out: W) -> io::Result<W> {
     let mut out = PageWriter::new(out);
-    let mut blocks = LabelBlocks::default();
+    let mut blocks = LabelBlocks::new();
     let groups = group_families(snapshot);
     let mut expfmt = ExpfmtFamilies::default();
     for group in &groups {
@@ -572,6 +592,33 @@ mod tests {
             let go_uses_exponent = value != 0.0 && !(-4..6).contains(&exponent);
             assert_eq!(text.contains('e'), go_uses_exponent, "{text} for {value:e}");
         }
+    }
+
+    #[test]
+    fn few_places_are_spelled_as_ryu_spells_them() {
+        let spelled = |decimal: Decimal| {
+            let mut out = Vec::new();
+            decimal.write(&mut out, false);
+            String::from_utf8(out).unwrap()
+        };
+        let mut bits: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut taken = 0;
+        for _ in 0..100_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            let places = (bits % 10) as usize;
+            let decimal = ((bits >> 8) % 10u64.pow(15)) >> (bits >> 60);
+            let value = decimal as f64 / POWERS_OF_TEN[places];
+            // The decimal's float, and its neighbours, which need more digits.
+            for value in [value, value.next_up(), value.next_down()] {
+                if let Some(few) = Decimal::of_few_places(value) {
+                    taken += 1;
+                    assert_eq!(spelled(few), spelled(Decimal::ryu(value)), "{value:e}");
+                }
+            }
+        }
+        assert!(taken > 90_000, "the short path was taken {taken} times");
     }
 
     #[test]
