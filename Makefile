@@ -53,12 +53,13 @@ test: deps static
 	cargo test
 
 # The load benchmark (benches/load.rs) against the glibc build with Prometheus's own receiver
-# beside it, then against the static musl build. Extra arguments: make bench BENCH_ARGS='...'
+# beside it, then the glibc and static musl builds side by side: five trials each, taken in
+# turn, so that this VM's drift falls on both alike. Extra arguments: make bench BENCH_ARGS='...'
 BENCH_ARGS ?=
 bench: deps static
 	cargo build --release
 	cargo bench --bench load -- --compare-prometheus $(BENCH_ARGS)
-	cargo bench --bench load -- --binary $(STATIC_BINARY) $(BENCH_ARGS)
+	cargo bench --bench load -- --versus $(STATIC_BINARY) $(BENCH_ARGS)
 
 # Coverage-guided fuzzing (tests/fuzz) of request decoding and ingest, and of the exposition,
 # each for FUZZ_SECONDS. On the stable toolchain, without sanitizers (the exporter has no unsafe

@@ -20,7 +20,7 @@ use k8s_exporter::proto::{TimeSeries, WriteRequest};
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
-[--scrapes N] [--binary PATH] [--compare-prometheus] [--stages]";
+[--scrapes N] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] [--stages]";
 
 struct Options {
     series: usize,
@@ -30,6 +30,8 @@ struct Options {
     scrapes: usize,
     binary: PathBuf,
     compare_prometheus: bool,
+    versus: Option<PathBuf>,
+    trials: usize,
     stages: bool,
 }
 
@@ -45,6 +47,8 @@ fn options() -> Options {
             "/target/release/k8s_exporter"
         )),
         compare_prometheus: false,
+        versus: None,
+        trials: 5,
         stages: false,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -61,6 +65,8 @@ fn options() -> Options {
             "--scrapes" => options.scrapes = value().parse().expect(USAGE),
             "--binary" => options.binary = PathBuf::from(value()),
             "--compare-prometheus" => options.compare_prometheus = true,
+            "--versus" => options.versus = Some(PathBuf::from(value())),
+            "--trials" => options.trials = value().parse().expect(USAGE),
             "--stages" => options.stages = true,
             _ => panic!("unknown argument {arg}\n{USAGE}"),
         }
@@ -564,9 +570,92 @@ fn print(name: &str, f: &Figures) {
     );
     println!(
         "  slowest write {:>10.1} ms alone, {:.1} ms while scrapes run back to back",
-        f.slowest_write.as_secs_f64() * 1e3,
-        f.slowest_write_while_scraping.as_secs_f64() * 1e3
+        ms(f.slowest_write),
+        ms(f.slowest_write_while_scraping)
     );
+}
+
+impl Figures {
+    /// Each figure by name, and whether more of it is better.
+    fn named(&self) -> [(&'static str, f64, bool); 9] {
+        [
+            ("new series, samples/s", self.new_rate, true),
+            ("new series, CPU-µs/sample", self.new_cpu_us, false),
+            ("appends, samples/s", self.append_rate, true),
+            ("appends, CPU-µs/sample", self.append_cpu_us, false),
+            ("resident bytes/series", self.bytes_per_series, false),
+            ("scrape, s", self.scrape_seconds, false),
+            ("scrape gzip, s", self.gzip_seconds, false),
+            ("slowest write alone, ms", ms(self.slowest_write), false),
+            (
+                "slowest write during scrapes, ms",
+                ms(self.slowest_write_while_scraping),
+                false,
+            ),
+        ]
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// The median of sorted values.
+fn median(values: &[f64]) -> f64 {
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+/// `--versus`: the load against `--binary` and `other` in turn, `--trials` times, each on a
+/// fresh process, alternating which goes first, so that the machine's drift (this VM's figures
+/// move by a third from one minute to the next) falls on both alike. Prints each figure's
+/// median for both, and how far `other` is from `--binary`.
+fn versus(options: &Options, other: &Path, rounds: &[Vec<Vec<u8>>]) {
+    let binaries = [options.binary.as_path(), other];
+    let mut runs: [Vec<Figures>; 2] = [Vec::new(), Vec::new()];
+    for trial in 0..options.trials {
+        for which in [trial % 2, 1 - trial % 2] {
+            let target = start_exporter(binaries[which]);
+            runs[which].push(measure(&target, options, rounds));
+        }
+    }
+    println!(
+        "median [lowest, highest] of {} trials each, alternating:\n  first:  {}\n  second: {}",
+        options.trials,
+        binaries[0].display(),
+        binaries[1].display()
+    );
+    println!(
+        "  {:<34} {:>24} {:>24} {:>14}",
+        "", "first", "second", "second is"
+    );
+    for (i, (name, _, more_is_better)) in runs[0][0].named().into_iter().enumerate() {
+        let [first, second] = [&runs[0], &runs[1]].map(|figures| {
+            let mut values: Vec<f64> = figures.iter().map(|f| f.named()[i].1).collect();
+            values.sort_by(f64::total_cmp);
+            (median(&values), values[0], values[values.len() - 1])
+        });
+        let worse = if more_is_better {
+            1.0 - second.0 / first.0
+        } else {
+            second.0 / first.0 - 1.0
+        };
+        let verdict = if worse > 0.0 { "worse" } else { "better" };
+        let spread = |(median, low, high): (f64, f64, f64)| {
+            let digits = if median >= 100.0 { 0 } else { 3 };
+            format!("{median:.digits$} [{low:.digits$}, {high:.digits$}]")
+        };
+        println!(
+            "  {name:<34} {:>24} {:>24} {:>7.1}% {verdict}",
+            spread(first),
+            spread(second),
+            worse.abs() * 100.0
+        );
+    }
 }
 
 /// Seconds `work` takes.
@@ -712,6 +801,9 @@ fn main() {
     );
     if options.stages {
         return stages(&options, &rounds);
+    }
+    if let Some(other) = &options.versus {
+        return versus(&options, other, &rounds);
     }
     println!("binary: {}", options.binary.display());
 
