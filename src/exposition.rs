@@ -348,6 +348,7 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
     }
     groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     let ranks = tuple_ranks(snapshot);
+    let mut slots = Vec::new();
     for group in &mut groups {
         let kind = group.kind();
         let members = &mut group.members;
@@ -359,7 +360,7 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
         {
             // One schema, as nearly every family has: `compare_plain` orders by value tuple,
             // and each tuple is there once, so the series can be put straight in their places.
-            if members.len() * 4 >= ranks.len() && place_by_rank(members, &ranks) {
+            if members.len() * 4 >= ranks.len() && place_by_rank(members, &ranks, &mut slots) {
                 continue;
             }
             Order::TupleRank(&ranks)
@@ -373,8 +374,14 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
 
 /// Puts series of one schema in the order of their tuples' ranks by placing each in its slot,
 /// without comparing; returns false, leaving `members` as they were, if two share a tuple.
-fn place_by_rank(members: &mut Vec<&SeriesView>, ranks: &hashbrown::HashMap<usize, usize>) -> bool {
-    let mut slots: Vec<Option<&SeriesView>> = vec![None; ranks.len()];
+/// `slots` is scratch space, one per scrape rather than one per family.
+fn place_by_rank<'s>(
+    members: &mut Vec<&'s SeriesView>,
+    ranks: &hashbrown::HashMap<usize, usize>,
+    slots: &mut Vec<Option<&'s SeriesView>>,
+) -> bool {
+    slots.clear();
+    slots.resize(ranks.len(), None);
     for series in members.iter() {
         let slot = &mut slots[ranks[&tuple_address(series)]];
         if slot.replace(series).is_some() {
@@ -382,7 +389,7 @@ fn place_by_rank(members: &mut Vec<&SeriesView>, ranks: &hashbrown::HashMap<usiz
         }
     }
     members.clear();
-    members.extend(slots.into_iter().flatten());
+    members.extend(slots.drain(..).flatten());
     true
 }
 
@@ -961,7 +968,7 @@ mod tests {
             families: HashMap::new(),
         });
         let mut members: Vec<&SeriesView> = series.iter().collect();
-        assert!(!place_by_rank(&mut members, &ranks));
+        assert!(!place_by_rank(&mut members, &ranks, &mut Vec::new()));
         assert_eq!(members.len(), 2, "left as they were");
     }
 

@@ -343,7 +343,7 @@ pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result
     } else {
         render(out)
     };
-    drop(page.snapshot);
+    app.store.recycle(page.snapshot);
     app.telemetry.record_scrape(page.started.elapsed());
     written
 }
@@ -369,6 +369,7 @@ fn landing(app: &App) -> Reply {
         settings: &app.settings,
     };
     let body = landing_page(&facts).into_bytes();
+    app.store.recycle(snapshot);
     Reply {
         status: 200,
         content_type: "text/html; charset=utf-8",

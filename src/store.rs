@@ -192,6 +192,8 @@ pub struct Store {
     /// reference, not an allocation.
     tuples: Box<[Mutex<HashTable<Tuple>>]>,
     families: RwLock<HashMap<Arc<str>, FamilyEntry>>,
+    /// The emptied list of the last snapshot given back ([`Store::recycle`]), for the next.
+    spare_views: Mutex<Vec<SeriesView>>,
     series_count: AtomicUsize,
     max_series: usize,
     created: Instant,
@@ -206,6 +208,7 @@ impl Store {
             schemas: Mutex::default(),
             tuples: (0..TUPLE_SHARDS).map(|_| Mutex::default()).collect(),
             families: RwLock::default(),
+            spare_views: Mutex::default(),
             series_count: AtomicUsize::new(0),
             max_series,
             created: Instant::now(),
@@ -448,7 +451,8 @@ impl Store {
 
     /// Copies out references to every series and the family metadata, one shard lock at a time.
     pub fn snapshot(&self) -> Snapshot {
-        let mut series = Vec::with_capacity(self.series_count());
+        let mut series = std::mem::take(&mut *lock(&self.spare_views));
+        series.reserve(self.series_count());
         for shard in self.shards.iter() {
             let table = read(shard);
             series.extend(table.iter().map(|s| SeriesView {
@@ -463,6 +467,20 @@ impl Store {
             .map(|(name, entry)| (Arc::clone(name), entry.metadata.clone()))
             .collect();
         Snapshot { series, families }
+    }
+
+    /// Takes back a snapshot once its page is written, so that the next scrape fills the same
+    /// list of views. One scrape's list is 40 bytes per series, some megabytes, which musl
+    /// maps afresh for every allocation and unmaps on free: filling new pages cost the static
+    /// build a thousand page faults per 100k-series scrape. glibc keeps such a block after its
+    /// first free anyway, so this holds no more than the glibc build already did.
+    pub fn recycle(&self, snapshot: Snapshot) {
+        let mut views = snapshot.series;
+        views.clear();
+        let mut spare = lock(&self.spare_views);
+        if views.capacity() > spare.capacity() {
+            *spare = views;
+        }
     }
 
     fn hash_values<'a>(&self, values: impl Iterator<Item = &'a [u8]>) -> u64 {
@@ -585,6 +603,27 @@ mod tests {
         assert_eq!(store.series_count(), 0);
         assert!(values(&store).is_empty());
         assert_eq!(store.apply_text(k, stale(1002), 0), Applied::StaleUnknown);
+    }
+
+    #[test]
+    fn a_recycled_snapshot_list_is_refilled_with_the_current_series_only() {
+        let store = Store::new(10);
+        for (i, job) in ["a", "b", "c"].iter().enumerate() {
+            store.apply_text(key("up", &[("job", job)]), sample(i as f64, 1), 0);
+        }
+        let first = store.snapshot();
+        let (list, capacity) = (first.series.as_ptr(), first.series.capacity());
+        store.recycle(first);
+        // Were the list freed, this same-sized allocation could take its place.
+        let other: Vec<SeriesView> = Vec::with_capacity(capacity);
+        store.apply_text(key("up", &[("job", "a")]), stale(2), 0);
+        let second = store.snapshot();
+        assert_eq!(second.series.as_ptr(), list, "the list is reused");
+        assert_eq!(second.series.len(), 2);
+        let mut values: Vec<f64> = second.series.iter().map(|s| s.value).collect();
+        values.sort_by(f64::total_cmp);
+        assert_eq!(values, [1.0, 2.0]);
+        drop(other);
     }
 
     #[test]
