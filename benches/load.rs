@@ -630,7 +630,7 @@ fn versus(options: &Options, other: &Path, rounds: &[Vec<Vec<u8>>]) {
         binaries[1].display()
     );
     println!(
-        "  {:<34} {:>24} {:>24} {:>14}",
+        "  {:<34} {:>26} {:>26} {:>14}",
         "", "first", "second", "second is"
     );
     for (i, (name, _, more_is_better)) in runs[0][0].named().into_iter().enumerate() {
@@ -650,7 +650,7 @@ fn versus(options: &Options, other: &Path, rounds: &[Vec<Vec<u8>>]) {
             format!("{median:.digits$} [{low:.digits$}, {high:.digits$}]")
         };
         println!(
-            "  {name:<34} {:>24} {:>24} {:>7.1}% {verdict}",
+            "  {name:<34} {:>26} {:>26} {:>7.1}% {verdict}",
             spread(first),
             spread(second),
             worse.abs() * 100.0
