@@ -451,8 +451,13 @@ impl Store {
 
     /// Copies out references to every series and the family metadata, one shard lock at a time.
     pub fn snapshot(&self) -> Snapshot {
+        let count = self.series_count();
         let mut series = std::mem::take(&mut *lock(&self.spare_views));
-        series.reserve(self.series_count());
+        if series.capacity() > 2 * count {
+            // The store has shrunk (expiry, stale markers): let the memory go.
+            series = Vec::new();
+        }
+        series.reserve(count);
         for shard in self.shards.iter() {
             let table = read(shard);
             series.extend(table.iter().map(|s| SeriesView {
@@ -470,17 +475,14 @@ impl Store {
     }
 
     /// Takes back a snapshot once its page is written, so that the next scrape fills the same
-    /// list of views. One scrape's list is 40 bytes per series, some megabytes, which musl
+    /// list of views (unless the store has since shrunk to less than half of it). One scrape's list is 40 bytes per series, some megabytes, which musl
     /// maps afresh for every allocation and unmaps on free: filling new pages cost the static
     /// build a thousand page faults per 100k-series scrape. glibc keeps such a block after its
     /// first free anyway, so this holds no more than the glibc build already did.
     pub fn recycle(&self, snapshot: Snapshot) {
         let mut views = snapshot.series;
         views.clear();
-        let mut spare = lock(&self.spare_views);
-        if views.capacity() > spare.capacity() {
-            *spare = views;
-        }
+        *lock(&self.spare_views) = views;
     }
 
     fn hash_values<'a>(&self, values: impl Iterator<Item = &'a [u8]>) -> u64 {
@@ -607,8 +609,9 @@ mod tests {
 
     #[test]
     fn a_recycled_snapshot_list_is_refilled_with_the_current_series_only() {
-        let store = Store::new(10);
-        for (i, job) in ["a", "b", "c"].iter().enumerate() {
+        let store = Store::new(100);
+        let jobs: Vec<String> = (0..20).map(|i| format!("job{i:02}")).collect();
+        for (i, job) in jobs.iter().enumerate() {
             store.apply_text(key("up", &[("job", job)]), sample(i as f64, 1), 0);
         }
         let first = store.snapshot();
@@ -616,14 +619,19 @@ mod tests {
         store.recycle(first);
         // Were the list freed, this same-sized allocation could take its place.
         let other: Vec<SeriesView> = Vec::with_capacity(capacity);
-        store.apply_text(key("up", &[("job", "a")]), stale(2), 0);
+        store.apply_text(key("up", &[("job", &jobs[0])]), stale(2), 0);
         let second = store.snapshot();
         assert_eq!(second.series.as_ptr(), list, "the list is reused");
-        assert_eq!(second.series.len(), 2);
         let mut values: Vec<f64> = second.series.iter().map(|s| s.value).collect();
         values.sort_by(f64::total_cmp);
-        assert_eq!(values, [1.0, 2.0]);
+        assert_eq!(values, (1..20).map(f64::from).collect::<Vec<_>>());
         drop(other);
+        // Once the store holds less than half of what the list has room for, it is let go.
+        store.recycle(second);
+        for job in &jobs[1..15] {
+            store.apply_text(key("up", &[("job", job)]), stale(2), 0);
+        }
+        assert!(store.snapshot().series.capacity() < capacity);
     }
 
     #[test]
