@@ -417,9 +417,13 @@ impl Store {
         match tuples.entry(hash, same, rehash) {
             Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
-                let tuple: Tuple = items
-                    .map(|item| self.interner.intern(item))
-                    .collect::<Option<_>>()?;
+                // Gathered at their known count first: collecting the `Option`s straight into
+                // the tuple would grow a list by doubling and then copy it.
+                let mut atoms = Vec::with_capacity(items.len());
+                for item in items {
+                    atoms.push(self.interner.intern(item)?);
+                }
+                let tuple: Tuple = atoms.into();
                 entry.insert(Arc::clone(&tuple));
                 Some(tuple)
             }
