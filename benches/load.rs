@@ -518,6 +518,8 @@ struct Figures {
     append_rate: f64,
     append_cpu_us: f64,
     bytes_per_series: f64,
+    /// The same once scrapes have run: what a scrape's buffers leave resident.
+    bytes_per_series_after_scrapes: f64,
     plain: Scrapes,
     gzip: Scrapes,
     slowest_write: Duration,
@@ -544,12 +546,15 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
         &rounds[options.append_rounds + 1],
         options.connections,
     );
+    let bytes_per_series_after_scrapes =
+        (resident_bytes(target.child.id()) - baseline_rss) / series;
     Figures {
         new_rate,
         new_cpu_us,
         append_rate: appended / wall,
         append_cpu_us: cpu / appended * 1e6,
         bytes_per_series,
+        bytes_per_series_after_scrapes,
         plain,
         gzip,
         slowest_write,
@@ -568,8 +573,8 @@ fn print(name: &str, f: &Figures) {
         f.append_rate, f.append_cpu_us, f.append_cpu_us
     );
     println!(
-        "  memory       {:>12.0} resident bytes/series",
-        f.bytes_per_series
+        "  memory       {:>12.0} resident bytes/series, {:.0} after scrapes",
+        f.bytes_per_series, f.bytes_per_series_after_scrapes
     );
     for (what, scrapes) in [("scrape     ", &f.plain), ("scrape gzip", &f.gzip)] {
         println!(
@@ -586,13 +591,18 @@ fn print(name: &str, f: &Figures) {
 
 impl Figures {
     /// Each figure by name, and whether more of it is better.
-    fn named(&self) -> [(&'static str, f64, bool); 11] {
+    fn named(&self) -> [(&'static str, f64, bool); 12] {
         [
             ("new series, samples/s", self.new_rate, true),
             ("new series, CPU-µs/sample", self.new_cpu_us, false),
             ("appends, samples/s", self.append_rate, true),
             ("appends, CPU-µs/sample", self.append_cpu_us, false),
             ("resident bytes/series", self.bytes_per_series, false),
+            (
+                "  after scrapes",
+                self.bytes_per_series_after_scrapes,
+                false,
+            ),
             ("scrape, s", self.plain.best_seconds, false),
             ("scrape, CPU-s", self.plain.cpu_seconds, false),
             ("scrape gzip, s", self.gzip.best_seconds, false),
