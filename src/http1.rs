@@ -378,6 +378,7 @@ impl<S: Transport> Connection<S> {
         deadline: Instant,
         mut parts: &mut [IoSlice],
     ) -> io::Result<()> {
+        // Advancing by nothing drops empty parts in front, so that nothing to write is no write.
         IoSlice::advance_slices(&mut parts, 0);
         while !parts.is_empty() {
             let left = time_left(deadline)?;
