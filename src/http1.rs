@@ -472,6 +472,9 @@ impl<'c, S: Transport> StreamedBody<'c, S> {
 
 impl<S: Transport> Write for StreamedBody<'_, S> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
         if self.pending.len() + bytes.len() > STREAM_CHUNK_BYTES {
             self.emit()?;
         }
