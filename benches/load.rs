@@ -66,7 +66,10 @@ fn options() -> Options {
             "--binary" => options.binary = PathBuf::from(value()),
             "--compare-prometheus" => options.compare_prometheus = true,
             "--versus" => options.versus = Some(PathBuf::from(value())),
-            "--trials" => options.trials = value().parse().expect(USAGE),
+            "--trials" => {
+                options.trials = value().parse().expect(USAGE);
+                assert!(options.trials > 0, "--trials must be at least 1\n{USAGE}");
+            }
             "--stages" => options.stages = true,
             _ => panic!("unknown argument {arg}\n{USAGE}"),
         }
