@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::bytes;
 use crate::family::{Metadata, MetricKind};
-use crate::store::{Applied, Sample, SeriesKey, Store};
+use crate::store::{Applied, Sample, SeriesKey, Store, Writer};
 use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
@@ -153,6 +153,7 @@ impl Report {
 pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Report {
     let mut report = Report::default();
     let mut scratch = LabelScratch::default();
+    let mut writer = store.writer();
     for series in &batch.series {
         report.drop_samples(DropReason::Exemplar, series.exemplars as usize, String::new);
         report.drop_samples(
@@ -161,7 +162,7 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
             String::new,
         );
         ingest_series(
-            store,
+            &mut writer,
             batch,
             series,
             now_ms,
@@ -202,7 +203,7 @@ struct LabelScratch<'a> {
 /// UTF-8 by the store only when it meets them for the first time. Only the first series of a
 /// shape, and labels sent unsorted or with empty values, are checked here.
 fn ingest_series<'a>(
-    store: &Store,
+    writer: &mut Writer,
     batch: &'a WriteBatch,
     series: &SeriesEntry,
     now_ms: i64,
@@ -228,9 +229,9 @@ fn ingest_series<'a>(
             name,
             labels: &scratch.raw,
         };
-        let hash = store.hash(&key);
-        if let Some(applied) = store.apply_unchecked(&key, hash, sample, tick) {
-            return outcome.record(report, store, name, applied);
+        let hash = writer.store().hash(&key);
+        if let Some(applied) = writer.apply_unchecked(&key, hash, sample, tick) {
+            return outcome.record(report, writer.store(), name, applied);
         }
         raw = Some((name, hash));
     }
@@ -248,10 +249,10 @@ fn ingest_series<'a>(
     // Labels that came sorted are checked into the very slices the raw look-up hashed.
     let hash = match raw {
         Some((raw_name, hash)) if same_key(raw_name, &scratch.raw, &key) => hash,
-        _ => store.hash(&key),
+        _ => writer.store().hash(&key),
     };
-    let applied = store.apply(&key, hash, sample, tick);
-    outcome.record(report, store, name, applied);
+    let applied = writer.apply(&key, hash, sample, tick);
+    outcome.record(report, writer.store(), name, applied);
 }
 
 /// Whether a checked key is made of exactly the same slices of the request as a raw one.

@@ -99,6 +99,14 @@ pub struct KeyHash {
     values: u64,
 }
 
+impl KeyHash {
+    /// The store shard that holds the series.
+    fn shard(&self) -> usize {
+        // The table itself uses the low and top bits of the hash; the shard takes middle ones.
+        (self.series >> 32) as usize % SHARDS
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub value: f64,
@@ -242,48 +250,12 @@ impl Store {
         }
     }
 
-    /// Applies one sample to the series `key` names: the newest timestamp wins, a stale marker
-    /// removes the series, and a new series is admitted only while fewer than `max_series`
-    /// are held (checked and counted atomically, so the limit is exact under concurrent
-    /// writers). The metric name and label names must have been checked against the naming
-    /// rules; label values are checked here, for UTF-8, when the store meets them first.
-    pub fn apply(&self, key: &SeriesKey, hash: KeyHash, sample: Sample, now: u32) -> Applied {
-        let mut table = write(&self.shards[shard_of(hash.series)]);
-        match table.entry(
-            hash.series,
-            |series| series.matches(key),
-            |series| series.hash,
-        ) {
-            Entry::Occupied(entry) => self.update(entry, sample, now),
-            Entry::Vacant(entry) => self.create(entry, key, hash, sample, now, || {
-                self.schema_for(key, hash.shape)
-            }),
-        }
-    }
-
-    /// `apply` for names nobody checked: done when the store holds the series, or a series of
-    /// the same metric name and label names, since those names were checked when it was made.
-    /// `None` when the shape is new: check the names, then call `apply`.
-    pub fn apply_unchecked(
-        &self,
-        key: &SeriesKey,
-        hash: KeyHash,
-        sample: Sample,
-        now: u32,
-    ) -> Option<Applied> {
-        let mut table = write(&self.shards[shard_of(hash.series)]);
-        match table.entry(
-            hash.series,
-            |series| series.matches(key),
-            |series| series.hash,
-        ) {
-            Entry::Occupied(entry) => Some(self.update(entry, sample, now)),
-            Entry::Vacant(entry) => {
-                let schema = lock(&self.schemas)
-                    .find(hash.shape, |schema| schema.matches(key))
-                    .map(Arc::clone)?;
-                Some(self.create(entry, key, hash, sample, now, || Some(schema)))
-            }
+    /// A writer for one request's samples (see [`Writer`]).
+    pub fn writer(&self) -> Writer<'_> {
+        Writer {
+            store: self,
+            schemas: HashTable::new(),
+            tuples: HashTable::new(),
         }
     }
 
@@ -292,11 +264,11 @@ impl Store {
     fn create(
         &self,
         entry: VacantEntry<'_, Series>,
-        key: &SeriesKey,
         hash: KeyHash,
         sample: Sample,
         now: u32,
         schema: impl FnOnce() -> Option<Arc<Schema>>,
+        values: impl FnOnce() -> Option<Tuple>,
     ) -> Applied {
         if is_stale_marker(sample.value) {
             return Applied::StaleUnknown;
@@ -306,10 +278,7 @@ impl Store {
         if self.series_count() >= self.max_series {
             return Applied::LimitReached;
         }
-        let (Some(schema), Some(values)) = (
-            schema(),
-            self.tuple_of(key.labels.iter().map(|(_, value)| *value), hash.values),
-        ) else {
+        let (Some(schema), Some(values)) = (schema(), values()) else {
             return Applied::NotText;
         };
         let reserved =
@@ -405,13 +374,7 @@ impl Store {
         items: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
         hash: u64,
     ) -> Option<Tuple> {
-        let same = |tuple: &Tuple| {
-            tuple.len() == items.len()
-                && tuple
-                    .iter()
-                    .zip(items.clone())
-                    .all(|(stored, item)| bytes::same(stored.as_bytes(), item))
-        };
+        let same = |tuple: &Tuple| holds_exactly(tuple, items.clone());
         let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| v.as_bytes()));
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
         match tuples.entry(hash, same, rehash) {
@@ -527,7 +490,7 @@ impl Store {
             name: name.as_bytes(),
             labels: &labels,
         };
-        self.apply(&key, self.hash(&key), sample, now)
+        self.writer().apply(&key, self.hash(&key), sample, now)
     }
 
     /// Every series as `name{label=value,...} value @timestamp`, sorted, for tests.
@@ -552,9 +515,132 @@ impl Store {
     }
 }
 
-fn shard_of(hash: u64) -> usize {
-    // The table itself uses the low and top bits of the hash; the shard takes middle ones.
-    (hash >> 32) as usize % SHARDS
+/// Whether `tuple` holds exactly these strings, in this order.
+fn holds_exactly<'a>(tuple: &Tuple, items: impl ExactSizeIterator<Item = &'a [u8]>) -> bool {
+    tuple.len() == items.len()
+        && tuple
+            .iter()
+            .zip(items)
+            .all(|(stored, item)| bytes::same(stored.as_bytes(), item))
+}
+
+/// Applies the samples of one request to the store, remembering the schemas and value tuples
+/// it meets for the rest of the request. The new series of one request share a few dozen
+/// schemas and, per container, one tuple; looking them up in the store again for every series
+/// would take the store's shared locks once per series, and with writers on every core a lock
+/// that another core used last costs a cache-line transfer to take and another to release.
+pub struct Writer<'s> {
+    store: &'s Store,
+    /// Schemas met in this request, by the hash of their shape.
+    schemas: HashTable<(u64, Arc<Schema>)>,
+    /// Value tuples met in this request, by the hash of their values.
+    tuples: HashTable<(u64, Tuple)>,
+}
+
+impl<'s> Writer<'s> {
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// Applies one sample to the series `key` names: the newest timestamp wins, a stale marker
+    /// removes the series, and a new series is admitted only while fewer than `max_series`
+    /// are held (checked and counted atomically, so the limit is exact under concurrent
+    /// writers). The metric name and label names must have been checked against the naming
+    /// rules; label values are checked here, for UTF-8, when the store meets them first.
+    pub fn apply(&mut self, key: &SeriesKey, hash: KeyHash, sample: Sample, now: u32) -> Applied {
+        // With checked names a missing schema is made, so there is always an answer.
+        self.apply_to(key, hash, sample, now, true)
+            .unwrap_or(Applied::NotText)
+    }
+
+    /// `apply` for names nobody checked: done when the store holds the series, or a series of
+    /// the same metric name and label names, since those names were checked when it was made.
+    /// `None` when the shape is new: check the names, then call `apply`.
+    pub fn apply_unchecked(
+        &mut self,
+        key: &SeriesKey,
+        hash: KeyHash,
+        sample: Sample,
+        now: u32,
+    ) -> Option<Applied> {
+        self.apply_to(key, hash, sample, now, false)
+    }
+
+    fn apply_to(
+        &mut self,
+        key: &SeriesKey,
+        hash: KeyHash,
+        sample: Sample,
+        now: u32,
+        names_checked: bool,
+    ) -> Option<Applied> {
+        let Writer {
+            store,
+            schemas,
+            tuples,
+        } = self;
+        match write(&store.shards[hash.shard()]).entry(
+            hash.series,
+            |series| series.matches(key),
+            |series| series.hash,
+        ) {
+            Entry::Occupied(entry) => Some(store.update(entry, sample, now)),
+            Entry::Vacant(entry) => {
+                let found = match names_checked {
+                    true => None,
+                    false => Some(remembered_schema(store, schemas, key, hash.shape, false)?),
+                };
+                Some(store.create(
+                    entry,
+                    hash,
+                    sample,
+                    now,
+                    || found.or_else(|| remembered_schema(store, schemas, key, hash.shape, true)),
+                    || remembered_tuple(store, tuples, key, hash.values),
+                ))
+            }
+        }
+    }
+}
+
+/// The schema of `key`'s shape from those met in this request, else from the store, which
+/// makes it if `make` and it has none; remembered for the rest of the request.
+fn remembered_schema(
+    store: &Store,
+    met: &mut HashTable<(u64, Arc<Schema>)>,
+    key: &SeriesKey,
+    hash: u64,
+    make: bool,
+) -> Option<Arc<Schema>> {
+    if let Some((_, schema)) = met.find(hash, |(h, schema)| *h == hash && schema.matches(key)) {
+        return Some(Arc::clone(schema));
+    }
+    let schema = match make {
+        true => store.schema_for(key, hash)?,
+        false => lock(&store.schemas)
+            .find(hash, |schema| schema.matches(key))
+            .map(Arc::clone)?,
+    };
+    met.insert_unique(hash, (hash, Arc::clone(&schema)), |(h, _)| *h);
+    Some(schema)
+}
+
+/// The tuple of `key`'s label values from those met in this request, else from the store.
+fn remembered_tuple(
+    store: &Store,
+    met: &mut HashTable<(u64, Tuple)>,
+    key: &SeriesKey,
+    hash: u64,
+) -> Option<Tuple> {
+    let values = key.labels.iter().map(|(_, value)| *value);
+    if let Some((_, tuple)) = met.find(hash, |(h, tuple)| {
+        *h == hash && holds_exactly(tuple, values.clone())
+    }) {
+        return Some(Arc::clone(tuple));
+    }
+    let tuple = store.tuple_of(values, hash)?;
+    met.insert_unique(hash, (hash, Arc::clone(&tuple)), |(h, _)| *h);
+    Some(tuple)
 }
 
 #[cfg(test)]
