@@ -256,6 +256,7 @@ impl Store {
             store: self,
             schemas: HashTable::new(),
             tuples: HashTable::new(),
+            gathered: Vec::new(),
         }
     }
 
@@ -369,10 +370,15 @@ impl Store {
     /// The shared tuple of these strings, made on first use; `None` when one of them is new
     /// and not UTF-8. Value tuples and label-name lists both live here; when a tuple exists,
     /// none of its strings needs interning or checking.
+    ///
+    /// A new tuple's atoms are gathered in `gathered`, a list the caller keeps from one tuple to
+    /// the next, and drained into the tuple's one allocation of their exact count (`Drain`
+    /// knows its length): a list of its own would cost each new tuple a second allocation.
     fn tuple_of<'a>(
         &self,
         items: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
         hash: u64,
+        gathered: &mut Vec<Atom>,
     ) -> Option<Tuple> {
         let same = |tuple: &Tuple| holds_exactly(tuple, items.clone());
         let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| v.as_bytes()));
@@ -380,13 +386,15 @@ impl Store {
         match tuples.entry(hash, same, rehash) {
             Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
-                // Gathered at their known count first: collecting the `Option`s straight into
-                // the tuple would grow a list by doubling and then copy it.
-                let mut atoms = Vec::with_capacity(items.len());
+                gathered.clear();
                 for item in items {
-                    atoms.push(self.interner.intern(item)?);
+                    let Some(atom) = self.interner.intern(item) else {
+                        gathered.clear();
+                        return None;
+                    };
+                    gathered.push(atom);
                 }
-                let tuple: Tuple = atoms.into();
+                let tuple: Tuple = gathered.drain(..).collect();
                 entry.insert(Arc::clone(&tuple));
                 Some(tuple)
             }
@@ -405,7 +413,8 @@ impl Store {
             Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
                 let names = key.labels.iter().map(|(name, _)| *name);
-                let label_names = self.tuple_of(names.clone(), self.hash_values(names))?;
+                let label_names =
+                    self.tuple_of(names.clone(), self.hash_values(names), &mut Vec::new())?;
                 let schema = Arc::new(Schema::from_atoms(
                     self.interner.intern(key.name)?,
                     label_names,
@@ -535,6 +544,8 @@ pub struct Writer<'s> {
     schemas: HashTable<(u64, Arc<Schema>)>,
     /// Value tuples met in this request, by the hash of their values.
     tuples: HashTable<(u64, Tuple)>,
+    /// The atoms of a new tuple, gathered (see [`Store::tuple_of`]).
+    gathered: Vec<Atom>,
 }
 
 impl<'s> Writer<'s> {
@@ -578,6 +589,7 @@ impl<'s> Writer<'s> {
             store,
             schemas,
             tuples,
+            gathered,
         } = self;
         match write(&store.shards[hash.shard()]).entry(
             hash.series,
@@ -596,7 +608,7 @@ impl<'s> Writer<'s> {
                     sample,
                     now,
                     || found.or_else(|| remembered_schema(store, schemas, key, hash.shape, true)),
-                    || remembered_tuple(store, tuples, key, hash.values),
+                    || remembered_tuple(store, tuples, gathered, key, hash.values),
                 ))
             }
         }
@@ -629,6 +641,7 @@ fn remembered_schema(
 fn remembered_tuple(
     store: &Store,
     met: &mut HashTable<(u64, Tuple)>,
+    gathered: &mut Vec<Atom>,
     key: &SeriesKey,
     hash: u64,
 ) -> Option<Tuple> {
@@ -638,7 +651,7 @@ fn remembered_tuple(
     }) {
         return Some(Arc::clone(tuple));
     }
-    let tuple = store.tuple_of(values, hash)?;
+    let tuple = store.tuple_of(values, hash, gathered)?;
     met.insert_unique(hash, (hash, Arc::clone(&tuple)), |(h, _)| *h);
     Some(tuple)
 }
@@ -834,6 +847,26 @@ mod tests {
             help: "help".into(),
             unit: "".into(),
         }
+    }
+
+    #[test]
+    fn a_tuple_refused_as_not_utf8_keeps_none_of_its_strings() {
+        let store = Store::new(10);
+        let mut writer = store.writer();
+        let labels: [(&[u8], &[u8]); 2] = [(b"a", b"interned-first"), (b"b", b"caf\xe9")];
+        let key = SeriesKey {
+            name: b"m",
+            labels: &labels,
+        };
+        let hash = store.hash(&key);
+        assert_eq!(
+            writer.apply(&key, hash, sample(1.0, 1), 0),
+            Applied::NotText
+        );
+        // While the writer lives, only its schema is held: the value interned before the bad
+        // one is not kept by the writer's gathered atoms.
+        assert_eq!(store.purge_unused_strings(), 1);
+        assert_eq!(store.series_count(), 0);
     }
 
     #[test]
