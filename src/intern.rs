@@ -55,11 +55,13 @@ impl PartialOrd for Atom {
 }
 
 impl Ord for Atom {
+    /// The order of `str`, spelled out by [`bytes::order`]: `str`'s own calls the C library's
+    /// `memcmp`, which musl walks a byte at a time, and a scrape sorts thousands of tuples.
     fn cmp(&self, other: &Atom) -> std::cmp::Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
             return std::cmp::Ordering::Equal;
         }
-        (**self).cmp(&**other)
+        bytes::order(self.as_bytes(), other.as_bytes())
     }
 }
 
