@@ -284,10 +284,7 @@ impl LabelBlocks {
     }
 
     fn of(&mut self, series: &SeriesView) -> &[u8] {
-        let key = (
-            Arc::as_ptr(&series.schema.label_names) as *const u8 as usize,
-            Arc::as_ptr(&series.values) as *const u8 as usize,
-        );
+        let key = (series.schema.label_names.address(), series.values.address());
         let bytes = &mut self.bytes;
         let (start, end) = *self.index.entry(key).or_insert_with(|| {
             let start = bytes.written().len();
@@ -416,7 +413,7 @@ fn sort_series(series: &mut [&SeriesView], order: &Order) {
 }
 
 fn tuple_address(series: &SeriesView) -> usize {
-    Arc::as_ptr(&series.values) as *const u8 as usize
+    series.values.address()
 }
 
 /// Each value tuple's place among all of the snapshot's, in content order: tuples are
@@ -519,7 +516,7 @@ pub fn render_to<W: Write>(snapshot: &Snapshot, expose_timestamps: bool, out: W)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern::Atom;
+    use crate::intern::{Atom, Tuple};
     use crate::store::Schema;
     use std::sync::Arc;
 
@@ -645,7 +642,7 @@ mod tests {
         let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
         SeriesView {
             schema: Arc::new(Schema::new(name, &names)),
-            values: pairs.iter().map(|(_, v)| Atom::new(v)).collect(),
+            values: Tuple::new(pairs.iter().map(|(_, v)| Atom::new(v))),
             value,
             timestamp_ms,
         }
@@ -899,7 +896,7 @@ mod tests {
     #[test]
     fn series_of_one_schema_are_in_label_value_order() {
         let schema = Arc::new(Schema::new("m", &["a", "b"]));
-        let tuple = |a: &str, b: &str| -> Arc<[Atom]> { [Atom::new(a), Atom::new(b)].into() };
+        let tuple = |a: &str, b: &str| Tuple::new([Atom::new(a), Atom::new(b)].into_iter());
         // Tuples shared between families, as a container's are, and one family apart.
         let tuples = [
             tuple("y", "1"),
@@ -913,7 +910,7 @@ mod tests {
             for values in tuples.iter().rev() {
                 series.push(SeriesView {
                     schema: Arc::clone(schema),
-                    values: Arc::clone(values),
+                    values: values.clone(),
                     value: 1.0,
                     timestamp_ms: 0,
                 });
@@ -954,11 +951,11 @@ mod tests {
     #[test]
     fn series_sharing_a_tuple_are_not_placed_over_each_other() {
         let schema = Arc::new(Schema::new("m", &["a"]));
-        let values: Arc<[Atom]> = [Atom::new("v")].into();
+        let values = Tuple::new([Atom::new("v")].into_iter());
         let series: Vec<SeriesView> = (0..2)
             .map(|i| SeriesView {
                 schema: Arc::clone(&schema),
-                values: Arc::clone(&values),
+                values: values.clone(),
                 value: f64::from(i),
                 timestamp_ms: 0,
             })

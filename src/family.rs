@@ -181,7 +181,7 @@ fn bound(series: &SeriesView) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern::Atom;
+    use crate::intern::{Atom, Tuple};
     use crate::store::Schema;
 
     fn meta(kind: MetricKind) -> Metadata {
@@ -203,7 +203,7 @@ mod tests {
         let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
         SeriesView {
             schema: Arc::new(Schema::new(name, &names)),
-            values: pairs.iter().map(|(_, v)| Atom::new(v)).collect(),
+            values: Tuple::new(pairs.iter().map(|(_, v)| Atom::new(v))),
             value: 0.0,
             timestamp_ms: 0,
         }

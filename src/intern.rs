@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
+use triomphe::ThinArc;
 
 use crate::bytes;
 use crate::locks::lock;
@@ -74,6 +75,51 @@ impl fmt::Debug for Atom {
 impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self)
+    }
+}
+
+/// Atoms in order, shared by reference count: the label values of the series of one container
+/// (or the label names of a schema). The pointer is one word, with the length kept in the
+/// allocation, where `Arc<[Atom]>` takes two: every series holds a tuple, in the store and in
+/// each scrape's list of views, so the word counts a hundred thousand times over.
+#[derive(Clone)]
+pub struct Tuple(ThinArc<(), Atom>);
+
+impl Tuple {
+    /// A tuple of exactly these atoms, in one allocation.
+    pub fn new(atoms: impl ExactSizeIterator<Item = Atom>) -> Tuple {
+        Tuple(ThinArc::from_header_and_iter((), atoms))
+    }
+
+    /// Where the tuple lives: equal for two handles of the same tuple, and only then.
+    pub fn address(&self) -> usize {
+        self.0.ptr() as usize
+    }
+
+    /// Whether anything but the caller holds the tuple.
+    pub fn is_shared(&self) -> bool {
+        ThinArc::strong_count(&self.0) > 1
+    }
+}
+
+impl Deref for Tuple {
+    type Target = [Atom];
+    fn deref(&self) -> &[Atom] {
+        &self.0.slice
+    }
+}
+
+impl PartialEq for Tuple {
+    fn eq(&self, other: &Tuple) -> bool {
+        self.address() == other.address() || **self == **other
+    }
+}
+
+impl Eq for Tuple {}
+
+impl fmt::Debug for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 

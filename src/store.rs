@@ -24,14 +24,11 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::bytes;
 use crate::exposition::series_prefixes;
 use crate::family::Metadata;
-use crate::intern::{Atom, Interner};
+use crate::intern::{Atom, Interner, Tuple};
 use crate::locks::{lock, read, write};
 
 const SHARDS: usize = 64;
 const TUPLE_SHARDS: usize = 16;
-
-/// The label values of a series, in the order of its schema's label names; shared.
-type Tuple = Arc<[Atom]>;
 
 /// The NaN Prometheus writes to mark a series stale (`value.StaleNaN`).
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -55,7 +52,7 @@ impl Schema {
     pub fn new(name: &str, label_names: &[&str]) -> Schema {
         Schema::from_atoms(
             Atom::new(name),
-            label_names.iter().map(|n| Atom::new(n)).collect(),
+            Tuple::new(label_names.iter().map(|n| Atom::new(n))),
         )
     }
 
@@ -135,7 +132,7 @@ struct Series {
     hash: u64,
     schema: Arc<Schema>,
     /// Label values, in the order of `schema.label_names`.
-    values: Arc<[Atom]>,
+    values: Tuple,
     value: f64,
     timestamp_ms: i64,
     /// Seconds on the store's clock when the series was last written, for `--series.ttl`.
@@ -162,7 +159,7 @@ struct FamilyEntry {
 #[derive(Debug, Clone)]
 pub struct SeriesView {
     pub schema: Arc<Schema>,
-    pub values: Arc<[Atom]>,
+    pub values: Tuple,
     pub value: f64,
     pub timestamp_ms: i64,
 }
@@ -362,7 +359,7 @@ impl Store {
         // Outermost first: a schema holds a label-name tuple, a tuple holds strings.
         lock(&self.schemas).retain(|schema| Arc::strong_count(schema) > 1);
         for shard in self.tuples.iter() {
-            lock(shard).retain(|tuple| Arc::strong_count(tuple) > 1);
+            lock(shard).retain(|tuple| tuple.is_shared());
         }
         self.interner.purge_unused()
     }
@@ -384,7 +381,7 @@ impl Store {
         let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| v.as_bytes()));
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
         match tuples.entry(hash, same, rehash) {
-            Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
+            Entry::Occupied(entry) => Some(entry.get().clone()),
             Entry::Vacant(entry) => {
                 gathered.clear();
                 for item in items {
@@ -394,8 +391,8 @@ impl Store {
                     };
                     gathered.push(atom);
                 }
-                let tuple: Tuple = gathered.drain(..).collect();
-                entry.insert(Arc::clone(&tuple));
+                let tuple = Tuple::new(gathered.drain(..));
+                entry.insert(tuple.clone());
                 Some(tuple)
             }
         }
@@ -438,7 +435,7 @@ impl Store {
             let table = read(shard);
             series.extend(table.iter().map(|s| SeriesView {
                 schema: Arc::clone(&s.schema),
-                values: Arc::clone(&s.values),
+                values: s.values.clone(),
                 value: s.value,
                 timestamp_ms: s.timestamp_ms,
             }));
@@ -451,9 +448,10 @@ impl Store {
     }
 
     /// Takes back a snapshot once its page is written, so that the next scrape fills the same
-    /// list of views (unless the store has since shrunk to less than half of it). One scrape's list is 40 bytes per series, some megabytes, which musl
-    /// maps afresh for every allocation and unmaps on free: filling new pages cost the static
-    /// build a thousand page faults per 100k-series scrape. glibc keeps such a block after its
+    /// list of views (unless the store has since shrunk to less than half of it). One scrape's
+    /// list is 32 bytes per series, some megabytes, which musl maps afresh for every
+    /// allocation and unmaps on free: filling new pages cost the static build a thousand page
+    /// faults per 100k-series scrape. glibc keeps such a block after its
     /// first free anyway, so this holds no more than the glibc build already did.
     pub fn recycle(&self, snapshot: Snapshot) {
         let mut views = snapshot.series;
@@ -649,10 +647,10 @@ fn remembered_tuple(
     if let Some((_, tuple)) = met.find(hash, |(h, tuple)| {
         *h == hash && holds_exactly(tuple, values.clone())
     }) {
-        return Some(Arc::clone(tuple));
+        return Some(tuple.clone());
     }
     let tuple = store.tuple_of(values, hash, gathered)?;
-    met.insert_unique(hash, (hash, Arc::clone(&tuple)), |(h, _)| *h);
+    met.insert_unique(hash, (hash, tuple.clone()), |(h, _)| *h);
     Some(tuple)
 }
 
@@ -850,6 +848,14 @@ mod tests {
     }
 
     #[test]
+    fn a_series_and_its_view_stay_small() {
+        // Both are held once per series, the view in every scrape's list: a fat pointer or a
+        // field more here is 8 bytes more per series.
+        assert_eq!(std::mem::size_of::<Series>(), 48);
+        assert_eq!(std::mem::size_of::<SeriesView>(), 32);
+    }
+
+    #[test]
     fn a_tuple_refused_as_not_utf8_keeps_none_of_its_strings() {
         let store = Store::new(10);
         let mut writer = store.writer();
@@ -886,16 +892,10 @@ mod tests {
                 .series
                 .iter()
                 .find(|s| s.name() == name && s.labels().any(|l| l == ("pod", pod)));
-            Arc::clone(&series.expect("series stored").values)
+            series.expect("series stored").values.address()
         };
-        assert!(Arc::ptr_eq(
-            &tuple_of("cpu", "p1"),
-            &tuple_of("memory", "p1")
-        ));
-        assert!(!Arc::ptr_eq(
-            &tuple_of("memory", "p1"),
-            &tuple_of("memory", "p2")
-        ));
+        assert_eq!(tuple_of("cpu", "p1"), tuple_of("memory", "p1"));
+        assert_ne!(tuple_of("memory", "p1"), tuple_of("memory", "p2"));
         drop(snapshot);
         store.apply_text(
             key("memory", &[("container", "app"), ("pod", "p2")]),
