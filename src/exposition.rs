@@ -642,7 +642,7 @@ mod tests {
         let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
         SeriesView {
             schema: Arc::new(Schema::new(name, &names)),
-            values: Tuple::new(pairs.iter().map(|(_, v)| Atom::new(v))),
+            values: Tuple::new(0, pairs.iter().map(|(_, v)| Atom::new(v))),
             value,
             timestamp_ms,
         }
@@ -896,7 +896,7 @@ mod tests {
     #[test]
     fn series_of_one_schema_are_in_label_value_order() {
         let schema = Arc::new(Schema::new("m", &["a", "b"]));
-        let tuple = |a: &str, b: &str| Tuple::new([Atom::new(a), Atom::new(b)].into_iter());
+        let tuple = |a: &str, b: &str| Tuple::new(0, [Atom::new(a), Atom::new(b)].into_iter());
         // Tuples shared between families, as a container's are, and one family apart.
         let tuples = [
             tuple("y", "1"),
@@ -951,7 +951,7 @@ mod tests {
     #[test]
     fn series_sharing_a_tuple_are_not_placed_over_each_other() {
         let schema = Arc::new(Schema::new("m", &["a"]));
-        let values = Tuple::new([Atom::new("v")].into_iter());
+        let values = Tuple::new(0, [Atom::new("v")].into_iter());
         let series: Vec<SeriesView> = (0..2)
             .map(|i| SeriesView {
                 schema: Arc::clone(&schema),

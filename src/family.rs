@@ -203,7 +203,7 @@ mod tests {
         let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
         SeriesView {
             schema: Arc::new(Schema::new(name, &names)),
-            values: Tuple::new(pairs.iter().map(|(_, v)| Atom::new(v))),
+            values: Tuple::new(0, pairs.iter().map(|(_, v)| Atom::new(v))),
             value: 0.0,
             timestamp_ms: 0,
         }

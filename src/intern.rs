@@ -81,14 +81,21 @@ impl fmt::Display for Atom {
 /// Atoms in order, shared by reference count: the label values of the series of one container
 /// (or the label names of a schema). The pointer is one word, with the length kept in the
 /// allocation, where `Arc<[Atom]>` takes two: every series holds a tuple, in the store and in
-/// each scrape's list of views, so the word counts a hundred thousand times over.
+/// each scrape's list of views, so the word counts a hundred thousand times over. The
+/// allocation also keeps the store's hash of the atoms, so that a growing table finds it
+/// there instead of hashing the strings again, and a series need not keep its own.
 #[derive(Clone)]
-pub struct Tuple(ThinArc<(), Atom>);
+pub struct Tuple(ThinArc<u64, Atom>);
 
 impl Tuple {
-    /// A tuple of exactly these atoms, in one allocation.
-    pub fn new(atoms: impl ExactSizeIterator<Item = Atom>) -> Tuple {
-        Tuple(ThinArc::from_header_and_iter((), atoms))
+    /// A tuple of exactly these atoms, in one allocation, with their hash.
+    pub fn new(hash: u64, atoms: impl ExactSizeIterator<Item = Atom>) -> Tuple {
+        Tuple(ThinArc::from_header_and_iter(hash, atoms))
+    }
+
+    /// The hash it was made with.
+    pub fn hash(&self) -> u64 {
+        self.0.header.header
     }
 
     /// Where the tuple lives: equal for two handles of the same tuple, and only then.

@@ -45,23 +45,27 @@ pub struct Schema {
     pub label_names: Tuple,
     /// What the exposition writes before each label value (see [`series_prefixes`]).
     pub prefixes: Box<[Box<str>]>,
+    /// The store's hash of the name and label names, kept for growing tables (see [`Tuple`]).
+    shape_hash: u64,
 }
 
 impl Schema {
-    /// A schema outside any store, for tests.
+    /// A schema outside any store, for tests; its hashes are never looked at.
     pub fn new(name: &str, label_names: &[&str]) -> Schema {
         Schema::from_atoms(
             Atom::new(name),
-            Tuple::new(label_names.iter().map(|n| Atom::new(n))),
+            Tuple::new(0, label_names.iter().map(|n| Atom::new(n))),
+            0,
         )
     }
 
-    fn from_atoms(name: Atom, label_names: Tuple) -> Schema {
+    fn from_atoms(name: Atom, label_names: Tuple, shape_hash: u64) -> Schema {
         let prefixes = series_prefixes(label_names.iter().map(|n| &**n));
         Schema {
             name,
             label_names,
             prefixes,
+            shape_hash,
         }
     }
 
@@ -127,9 +131,9 @@ pub enum Applied {
     NotText,
 }
 
+/// One series: 40 bytes. Its hash is not kept: a growing table folds it from the hashes its
+/// schema and tuple keep (see [`series_hash`]).
 struct Series {
-    /// Kept so that growing a table does not hash every series' labels again.
-    hash: u64,
     schema: Arc<Schema>,
     /// Label values, in the order of `schema.label_names`.
     values: Tuple,
@@ -238,10 +242,8 @@ impl Store {
     pub fn hash(&self, key: &SeriesKey) -> KeyHash {
         let shape = self.hash_shape(key.name, key.labels.iter().map(|(name, _)| *name));
         let values = self.hash_values(key.labels.iter().map(|(_, value)| *value));
-        // foldhash's folded multiply: every bit of both hashes moves every bit of the result.
-        let product = u128::from(shape) * u128::from(values ^ 0x243f_6a88_85a3_08d3);
         KeyHash {
-            series: product as u64 ^ (product >> 64) as u64,
+            series: series_hash(shape, values),
             shape,
             values,
         }
@@ -262,7 +264,6 @@ impl Store {
     fn create(
         &self,
         entry: VacantEntry<'_, Series>,
-        hash: KeyHash,
         sample: Sample,
         now: u32,
         schema: impl FnOnce() -> Option<Arc<Schema>>,
@@ -288,7 +289,6 @@ impl Store {
             return Applied::LimitReached;
         }
         entry.insert(Series {
-            hash: hash.series,
             schema,
             values,
             value: sample.value,
@@ -378,7 +378,7 @@ impl Store {
         gathered: &mut Vec<Atom>,
     ) -> Option<Tuple> {
         let same = |tuple: &Tuple| holds_exactly(tuple, items.clone());
-        let rehash = |tuple: &Tuple| self.hash_values(tuple.iter().map(|v| v.as_bytes()));
+        let rehash = |tuple: &Tuple| tuple.hash();
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
         match tuples.entry(hash, same, rehash) {
             Entry::Occupied(entry) => Some(entry.get().clone()),
@@ -391,7 +391,7 @@ impl Store {
                     };
                     gathered.push(atom);
                 }
-                let tuple = Tuple::new(gathered.drain(..));
+                let tuple = Tuple::new(hash, gathered.drain(..));
                 entry.insert(tuple.clone());
                 Some(tuple)
             }
@@ -399,14 +399,8 @@ impl Store {
     }
 
     fn schema_for(&self, key: &SeriesKey, hash: u64) -> Option<Arc<Schema>> {
-        let rehash = |schema: &Arc<Schema>| {
-            self.hash_shape(
-                schema.name.as_bytes(),
-                schema.label_names.iter().map(|n| n.as_bytes()),
-            )
-        };
         let mut schemas = lock(&self.schemas);
-        match schemas.entry(hash, |schema| schema.matches(key), rehash) {
+        match schemas.entry(hash, |schema| schema.matches(key), |s| s.shape_hash) {
             Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
                 let names = key.labels.iter().map(|(name, _)| *name);
@@ -415,6 +409,7 @@ impl Store {
                 let schema = Arc::new(Schema::from_atoms(
                     self.interner.intern(key.name)?,
                     label_names,
+                    hash,
                 ));
                 entry.insert(Arc::clone(&schema));
                 Some(schema)
@@ -522,6 +517,13 @@ impl Store {
     }
 }
 
+/// A series' hash, folded from the hashes of its shape and of its label values: foldhash's
+/// folded multiply, by which every bit of both moves every bit of the result.
+fn series_hash(shape: u64, values: u64) -> u64 {
+    let product = u128::from(shape) * u128::from(values ^ 0x243f_6a88_85a3_08d3);
+    product as u64 ^ (product >> 64) as u64
+}
+
 /// Whether `tuple` holds exactly these strings, in this order.
 fn holds_exactly<'a>(tuple: &Tuple, items: impl ExactSizeIterator<Item = &'a [u8]>) -> bool {
     tuple.len() == items.len()
@@ -538,10 +540,10 @@ fn holds_exactly<'a>(tuple: &Tuple, items: impl ExactSizeIterator<Item = &'a [u8
 /// that another core used last costs a cache-line transfer to take and another to release.
 pub struct Writer<'s> {
     store: &'s Store,
-    /// Schemas met in this request, by the hash of their shape.
-    schemas: HashTable<(u64, Arc<Schema>)>,
-    /// Value tuples met in this request, by the hash of their values.
-    tuples: HashTable<(u64, Tuple)>,
+    /// Schemas met in this request.
+    schemas: HashTable<Arc<Schema>>,
+    /// Value tuples met in this request.
+    tuples: HashTable<Tuple>,
     /// The atoms of a new tuple, gathered (see [`Store::tuple_of`]).
     gathered: Vec<Atom>,
 }
@@ -592,7 +594,7 @@ impl<'s> Writer<'s> {
         match write(&store.shards[hash.shard()]).entry(
             hash.series,
             |series| series.matches(key),
-            |series| series.hash,
+            |series| series_hash(series.schema.shape_hash, series.values.hash()),
         ) {
             Entry::Occupied(entry) => Some(store.update(entry, sample, now)),
             Entry::Vacant(entry) => {
@@ -602,7 +604,6 @@ impl<'s> Writer<'s> {
                 };
                 Some(store.create(
                     entry,
-                    hash,
                     sample,
                     now,
                     || found.or_else(|| remembered_schema(store, schemas, key, hash.shape, true)),
@@ -617,12 +618,12 @@ impl<'s> Writer<'s> {
 /// makes it if `make` and it has none; remembered for the rest of the request.
 fn remembered_schema(
     store: &Store,
-    met: &mut HashTable<(u64, Arc<Schema>)>,
+    met: &mut HashTable<Arc<Schema>>,
     key: &SeriesKey,
     hash: u64,
     make: bool,
 ) -> Option<Arc<Schema>> {
-    if let Some((_, schema)) = met.find(hash, |(h, schema)| *h == hash && schema.matches(key)) {
+    if let Some(schema) = met.find(hash, |schema| schema.matches(key)) {
         return Some(Arc::clone(schema));
     }
     let schema = match make {
@@ -631,26 +632,24 @@ fn remembered_schema(
             .find(hash, |schema| schema.matches(key))
             .map(Arc::clone)?,
     };
-    met.insert_unique(hash, (hash, Arc::clone(&schema)), |(h, _)| *h);
+    met.insert_unique(hash, Arc::clone(&schema), |s| s.shape_hash);
     Some(schema)
 }
 
 /// The tuple of `key`'s label values from those met in this request, else from the store.
 fn remembered_tuple(
     store: &Store,
-    met: &mut HashTable<(u64, Tuple)>,
+    met: &mut HashTable<Tuple>,
     gathered: &mut Vec<Atom>,
     key: &SeriesKey,
     hash: u64,
 ) -> Option<Tuple> {
     let values = key.labels.iter().map(|(_, value)| *value);
-    if let Some((_, tuple)) = met.find(hash, |(h, tuple)| {
-        *h == hash && holds_exactly(tuple, values.clone())
-    }) {
+    if let Some(tuple) = met.find(hash, |tuple| holds_exactly(tuple, values.clone())) {
         return Some(tuple.clone());
     }
     let tuple = store.tuple_of(values, hash, gathered)?;
-    met.insert_unique(hash, (hash, tuple.clone()), |(h, _)| *h);
+    met.insert_unique(hash, tuple.clone(), Tuple::hash);
     Some(tuple)
 }
 
@@ -848,10 +847,28 @@ mod tests {
     }
 
     #[test]
+    fn series_are_found_again_after_their_tables_grow() {
+        // Enough series to grow every shard's table, and the tuple and schema tables, several
+        // times over: each growth places entries by the hash folded from what their schema
+        // and tuple keep, and a wrong one would make the second round create series again.
+        let store = Store::new(100_000);
+        let pods: Vec<String> = (0..20_000).map(|i| format!("pod-{i}")).collect();
+        for round in 1..=2 {
+            for (i, pod) in pods.iter().enumerate() {
+                let name = ["cpu", "memory"][i % 2];
+                let applied = store.apply_text(key(name, &[("pod", pod)]), sample(1.0, round), 0);
+                let expected = [Applied::Created, Applied::Updated][round as usize - 1];
+                assert_eq!(applied, expected, "{name} {pod}, round {round}");
+            }
+        }
+        assert_eq!(store.series_count(), 20_000);
+    }
+
+    #[test]
     fn a_series_and_its_view_stay_small() {
         // Both are held once per series, the view in every scrape's list: a fat pointer or a
         // field more here is 8 bytes more per series.
-        assert_eq!(std::mem::size_of::<Series>(), 48);
+        assert_eq!(std::mem::size_of::<Series>(), 40);
         assert_eq!(std::mem::size_of::<SeriesView>(), 32);
     }
 
