@@ -9,8 +9,9 @@
 //! Memory per series is kept small: the metric name and label names live in a [`Schema`]
 //! shared by every series of the same shape, and the label values in a tuple of interned
 //! [`Atom`]s shared by every series with the same values (all metrics of one container), so a
-//! series is one table entry and no allocation of its own. Each entry keeps its hash, so a
-//! growing table does not hash every series' labels again.
+//! series is one table entry of 40 bytes and no allocation of its own. A growing table does not
+//! hash every series' labels again: it folds each series' hash from the hashes its schema and
+//! tuple keep.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
