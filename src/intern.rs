@@ -1,4 +1,4 @@
-//! One shared copy of every label string.
+//! One shared copy of every label string, and the tuples they are gathered in.
 //!
 //! cAdvisor series repeat the same namespace, pod, image and label names thousands of times;
 //! each distinct string is stored once and shared by reference count. Strings no series uses

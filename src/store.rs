@@ -379,9 +379,8 @@ impl Store {
         gathered: &mut Vec<Atom>,
     ) -> Option<Tuple> {
         let same = |tuple: &Tuple| holds_exactly(tuple, items.clone());
-        let rehash = |tuple: &Tuple| tuple.hash();
         let mut tuples = lock(&self.tuples[(hash >> 32) as usize % TUPLE_SHARDS]);
-        match tuples.entry(hash, same, rehash) {
+        match tuples.entry(hash, same, Tuple::hash) {
             Entry::Occupied(entry) => Some(entry.get().clone()),
             Entry::Vacant(entry) => {
                 gathered.clear();
@@ -447,8 +446,8 @@ impl Store {
     /// list of views (unless the store has since shrunk to less than half of it). One scrape's
     /// list is 32 bytes per series, some megabytes, which musl maps afresh for every
     /// allocation and unmaps on free: filling new pages cost the static build a thousand page
-    /// faults per 100k-series scrape. glibc keeps such a block after its
-    /// first free anyway, so this holds no more than the glibc build already did.
+    /// faults per 100k-series scrape. glibc keeps such a block after its first free anyway, so
+    /// this holds no more than the glibc build already did.
     pub fn recycle(&self, snapshot: Snapshot) {
         let mut views = snapshot.series;
         views.clear();
