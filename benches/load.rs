@@ -404,11 +404,22 @@ fn start_prometheus() -> Target {
     }
 }
 
-/// CPU seconds (user + system) the process has used, from /proc.
+/// CPU seconds (user + system) the process has used, all its threads together, those that
+/// have ended included: its CPU-time clock, to the nanosecond. `/proc/<pid>/stat` counts in
+/// 10 ms ticks, which is a step of 7% for a phase that takes 0.15 CPU-seconds.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    let mut clock: libc::clockid_t = 0;
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: both calls only write to the local they are given a pointer to.
+    let (found, read) = unsafe {
+        let found = libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock);
+        (found, libc::clock_gettime(clock, &mut time))
+    };
+    assert!(found == 0 && read == 0, "the CPU clock of process {pid}");
+    time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9
 }
 
 fn resident_bytes(pid: u32) -> f64 {
