@@ -260,27 +260,25 @@ impl Store {
         }
     }
 
-    /// Makes a new series in `entry`, unless the sample is a stale marker, the limit is
-    /// reached, or a name or value is not UTF-8 (`schema` is `None` then).
+    /// Why a new series for `sample` is not made, if it is not: a stale marker has nothing to
+    /// remove, or the limit is reached. Asked before anything is interned, so that series
+    /// refused at the limit leave no strings behind; [`Store::create`] keeps the limit exact.
+    fn refusal(&self, sample: Sample) -> Option<Applied> {
+        if is_stale_marker(sample.value) {
+            return Some(Applied::StaleUnknown);
+        }
+        (self.series_count() >= self.max_series).then_some(Applied::LimitReached)
+    }
+
+    /// Makes a new series in `entry`, unless the limit was reached since [`Store::refusal`].
     fn create(
         &self,
         entry: VacantEntry<'_, Series>,
         sample: Sample,
         now: u32,
-        schema: impl FnOnce() -> Option<Arc<Schema>>,
-        values: impl FnOnce() -> Option<Tuple>,
+        schema: Arc<Schema>,
+        values: Tuple,
     ) -> Applied {
-        if is_stale_marker(sample.value) {
-            return Applied::StaleUnknown;
-        }
-        // Checked before anything is interned, so that series refused at the limit leave no
-        // strings behind; the reservation below keeps the limit exact.
-        if self.series_count() >= self.max_series {
-            return Applied::LimitReached;
-        }
-        let (Some(schema), Some(values)) = (schema(), values()) else {
-            return Applied::NotText;
-        };
         let reserved =
             self.series_count
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
@@ -577,6 +575,10 @@ impl<'s> Writer<'s> {
         self.apply_to(key, hash, sample, now, false)
     }
 
+    /// The series, or a sample for a new series whose schema and tuple this request met
+    /// already, is done under the shard's lock. Any other new series finds or makes them with
+    /// the shard unlocked, then locks it again: making them allocates, and an allocator that
+    /// blocks (musl's has one lock) must not hold up every writer of the shard behind it.
     fn apply_to(
         &mut self,
         key: &SeriesKey,
@@ -585,33 +587,82 @@ impl<'s> Writer<'s> {
         now: u32,
         names_checked: bool,
     ) -> Option<Applied> {
-        let Writer {
-            store,
-            schemas,
-            tuples,
-            gathered,
-        } = self;
-        match write(&store.shards[hash.shard()]).entry(
-            hash.series,
-            |series| series.matches(key),
-            |series| series_hash(series.schema.shape_hash, series.values.hash()),
-        ) {
-            Entry::Occupied(entry) => Some(store.update(entry, sample, now)),
+        let store = self.store;
+        let shard = &store.shards[hash.shard()];
+        match entry(&mut write(shard), key, hash) {
+            Entry::Occupied(entry) => return Some(store.update(entry, sample, now)),
             Entry::Vacant(entry) => {
-                let found = match names_checked {
-                    true => None,
-                    false => Some(remembered_schema(store, schemas, key, hash.shape, false)?),
-                };
-                Some(store.create(
-                    entry,
-                    sample,
-                    now,
-                    || found.or_else(|| remembered_schema(store, schemas, key, hash.shape, true)),
-                    || remembered_tuple(store, tuples, gathered, key, hash.values),
-                ))
+                let schema = find_schema(&self.schemas, key, hash.shape);
+                let values = find_tuple(&self.tuples, key, hash.values);
+                if let (Some(schema), Some(values)) = (schema, values) {
+                    let refused = store.refusal(sample);
+                    return Some(refused.unwrap_or_else(|| {
+                        store.create(entry, sample, now, schema.clone(), values.clone())
+                    }));
+                }
             }
         }
+        let found = match names_checked {
+            true => None,
+            false => Some(remembered_schema(
+                store,
+                &mut self.schemas,
+                key,
+                hash.shape,
+                false,
+            )?),
+        };
+        if let Some(refused) = store.refusal(sample) {
+            return Some(refused);
+        }
+        let made =
+            found.or_else(|| remembered_schema(store, &mut self.schemas, key, hash.shape, true));
+        let (Some(schema), Some(values)) = (
+            made,
+            remembered_tuple(
+                store,
+                &mut self.tuples,
+                &mut self.gathered,
+                key,
+                hash.values,
+            ),
+        ) else {
+            return Some(Applied::NotText);
+        };
+        Some(match entry(&mut write(shard), key, hash) {
+            // Made meanwhile by a request on another connection.
+            Entry::Occupied(entry) => store.update(entry, sample, now),
+            Entry::Vacant(entry) => store.create(entry, sample, now, schema, values),
+        })
     }
+}
+
+/// Where the series `key` is, or goes, in its shard's table.
+fn entry<'t>(
+    table: &'t mut HashTable<Series>,
+    key: &SeriesKey,
+    hash: KeyHash,
+) -> Entry<'t, Series> {
+    table.entry(
+        hash.series,
+        |series| series.matches(key),
+        |series| series_hash(series.schema.shape_hash, series.values.hash()),
+    )
+}
+
+/// The schema of `key`'s shape, if this request met it.
+fn find_schema<'m>(
+    met: &'m HashTable<Arc<Schema>>,
+    key: &SeriesKey,
+    hash: u64,
+) -> Option<&'m Arc<Schema>> {
+    met.find(hash, |schema| schema.matches(key))
+}
+
+/// The tuple of `key`'s label values, if this request met it.
+fn find_tuple<'m>(met: &'m HashTable<Tuple>, key: &SeriesKey, hash: u64) -> Option<&'m Tuple> {
+    let values = key.labels.iter().map(|(_, value)| *value);
+    met.find(hash, |tuple| holds_exactly(tuple, values.clone()))
 }
 
 /// The schema of `key`'s shape from those met in this request, else from the store, which
@@ -623,7 +674,7 @@ fn remembered_schema(
     hash: u64,
     make: bool,
 ) -> Option<Arc<Schema>> {
-    if let Some(schema) = met.find(hash, |schema| schema.matches(key)) {
+    if let Some(schema) = find_schema(met, key, hash) {
         return Some(Arc::clone(schema));
     }
     let schema = match make {
@@ -644,10 +695,10 @@ fn remembered_tuple(
     key: &SeriesKey,
     hash: u64,
 ) -> Option<Tuple> {
-    let values = key.labels.iter().map(|(_, value)| *value);
-    if let Some(tuple) = met.find(hash, |tuple| holds_exactly(tuple, values.clone())) {
+    if let Some(tuple) = find_tuple(met, key, hash) {
         return Some(tuple.clone());
     }
+    let values = key.labels.iter().map(|(_, value)| *value);
     let tuple = store.tuple_of(values, hash, gathered)?;
     met.insert_unique(hash, tuple.clone(), Tuple::hash);
     Some(tuple)
@@ -800,6 +851,37 @@ mod tests {
         }
         assert_eq!(store.series_count(), 1000);
         assert_eq!(store.snapshot().series.len(), 1000);
+    }
+
+    /// Writers racing to make the same new series (each with its own labels, so each makes
+    /// its schema and tuple with the shard unlocked) make each of them once.
+    #[test]
+    fn a_series_made_by_racing_writers_is_made_once() {
+        let store = Arc::new(Store::new(10_000));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    (0..500)
+                        .filter(|i| {
+                            let pod = format!("pod-{i}");
+                            let labels = [("pod", pod.as_str())];
+                            let written = sample(f64::from(w), i64::from(w));
+                            store.apply_text(key("m", &labels), written, 0) == Applied::Created
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let created: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(created, 500);
+        assert_eq!(store.series_count(), 500);
+        let snapshot = store.snapshot();
+        assert_eq!(snapshot.series.len(), 500);
+        assert!(
+            snapshot.series.iter().all(|s| s.value == 3.0),
+            "the newest sample of every series is kept"
+        );
     }
 
     #[test]
