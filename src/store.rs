@@ -716,6 +716,21 @@ mod tests {
         (name, labels)
     }
 
+    /// Runs `work(store, w)` for writers `w` 0 to 3, each on a thread of its own, at once;
+    /// returns what each returned.
+    fn on_four_threads<T: Send + 'static>(
+        store: &Arc<Store>,
+        work: fn(&Store, u32) -> T,
+    ) -> Vec<T> {
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = Arc::clone(store);
+                std::thread::spawn(move || work(&store, w))
+            })
+            .collect();
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
+    }
+
     fn sample(value: f64, timestamp_ms: i64) -> Sample {
         Sample {
             value,
@@ -835,20 +850,12 @@ mod tests {
     #[test]
     fn series_limit_holds_under_concurrent_writers() {
         let store = Arc::new(Store::new(1000));
-        let writers: Vec<_> = (0..4)
-            .map(|w| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || {
-                    for i in 0..1000 {
-                        let name = format!("m_{w}_{i}");
-                        store.apply_text(key(&name, &[]), sample(1.0, 1), 0);
-                    }
-                })
-            })
-            .collect();
-        for writer in writers {
-            writer.join().unwrap();
-        }
+        on_four_threads(&store, |store, w| {
+            for i in 0..1000 {
+                let name = format!("m_{w}_{i}");
+                store.apply_text(key(&name, &[]), sample(1.0, 1), 0);
+            }
+        });
         assert_eq!(store.series_count(), 1000);
         assert_eq!(store.snapshot().series.len(), 1000);
     }
@@ -858,22 +865,18 @@ mod tests {
     #[test]
     fn a_series_made_by_racing_writers_is_made_once() {
         let store = Arc::new(Store::new(10_000));
-        let writers: Vec<_> = (0..4)
-            .map(|w| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || {
-                    (0..500)
-                        .filter(|i| {
-                            let pod = format!("pod-{i}");
-                            let labels = [("pod", pod.as_str())];
-                            let written = sample(f64::from(w), i64::from(w));
-                            store.apply_text(key("m", &labels), written, 0) == Applied::Created
-                        })
-                        .count()
+        let created: usize = on_four_threads(&store, |store, w| {
+            (0..500)
+                .filter(|i| {
+                    let pod = format!("pod-{i}");
+                    let labels = [("pod", pod.as_str())];
+                    let written = sample(f64::from(w), i64::from(w));
+                    store.apply_text(key("m", &labels), written, 0) == Applied::Created
                 })
-            })
-            .collect();
-        let created: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+                .count()
+        })
+        .into_iter()
+        .sum();
         assert_eq!(created, 500);
         assert_eq!(store.series_count(), 500);
         let snapshot = store.snapshot();
