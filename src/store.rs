@@ -587,14 +587,21 @@ impl<'s> Writer<'s> {
         now: u32,
         names_checked: bool,
     ) -> Option<Applied> {
-        let store = self.store;
+        let Writer {
+            store,
+            schemas,
+            tuples,
+            gathered,
+        } = self;
         let shard = &store.shards[hash.shard()];
         match entry(&mut write(shard), key, hash) {
             Entry::Occupied(entry) => return Some(store.update(entry, sample, now)),
             Entry::Vacant(entry) => {
-                let schema = find_schema(&self.schemas, key, hash.shape);
-                let values = find_tuple(&self.tuples, key, hash.values);
-                if let (Some(schema), Some(values)) = (schema, values) {
+                let met = (
+                    find_schema(schemas, key, hash.shape),
+                    find_tuple(tuples, key, hash.values),
+                );
+                if let (Some(schema), Some(values)) = met {
                     let refused = store.refusal(sample);
                     return Some(refused.unwrap_or_else(|| {
                         store.create(entry, sample, now, schema.clone(), values.clone())
@@ -604,29 +611,14 @@ impl<'s> Writer<'s> {
         }
         let found = match names_checked {
             true => None,
-            false => Some(remembered_schema(
-                store,
-                &mut self.schemas,
-                key,
-                hash.shape,
-                false,
-            )?),
+            false => Some(remembered_schema(store, schemas, key, hash.shape, false)?),
         };
         if let Some(refused) = store.refusal(sample) {
             return Some(refused);
         }
-        let made =
-            found.or_else(|| remembered_schema(store, &mut self.schemas, key, hash.shape, true));
-        let (Some(schema), Some(values)) = (
-            made,
-            remembered_tuple(
-                store,
-                &mut self.tuples,
-                &mut self.gathered,
-                key,
-                hash.values,
-            ),
-        ) else {
+        let made = found.or_else(|| remembered_schema(store, schemas, key, hash.shape, true));
+        let values = remembered_tuple(store, tuples, gathered, key, hash.values);
+        let (Some(schema), Some(values)) = (made, values) else {
             return Some(Applied::NotText);
         };
         Some(match entry(&mut write(shard), key, hash) {
