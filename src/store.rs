@@ -29,6 +29,11 @@ use crate::intern::{Atom, Interner, Tuple};
 use crate::locks::{lock, read, write};
 
 const SHARDS: usize = 64;
+/// Series the shards have room for from the start (or `--series.max`, if fewer). A growing
+/// table copies every entry into a fresh one, and under musl the fresh one is mapped anew and
+/// the old one unmapped: page faults and TLB shootdowns while a sender's first writes arrive.
+/// The room is address space: only the tables' control bytes are resident until series come.
+const ROOM_AT_START: usize = 1 << 16;
 const TUPLE_SHARDS: usize = 16;
 
 /// The NaN Prometheus writes to mark a series stale (`value.StaleNaN`).
@@ -211,9 +216,12 @@ pub struct Store {
 
 impl Store {
     pub fn new(max_series: usize) -> Store {
+        let room = max_series.min(ROOM_AT_START).div_ceil(SHARDS);
         Store {
             hasher: DefaultHashBuilder::default(),
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashTable::with_capacity(room)))
+                .collect(),
             interner: Interner::default(),
             schemas: Mutex::default(),
             tuples: (0..TUPLE_SHARDS).map(|_| Mutex::default()).collect(),
@@ -850,6 +858,24 @@ mod tests {
         });
         assert_eq!(store.series_count(), 1000);
         assert_eq!(store.snapshot().series.len(), 1000);
+    }
+
+    /// The shards start with room for 64k series, or for `--series.max` if fewer: the first
+    /// 60,000 series grow no table, and a small limit takes no more room than it needs.
+    #[test]
+    fn shards_start_with_room_for_the_first_series() {
+        let capacities = |store: &Store| -> Vec<usize> {
+            store.shards.iter().map(|s| read(s).capacity()).collect()
+        };
+        let roomy = Store::new(2_000_000);
+        let at_start = capacities(&roomy);
+        for i in 0..60_000 {
+            roomy.apply_text(key(&format!("m_{i}"), &[]), sample(1.0, 1), 0);
+        }
+        assert_eq!(roomy.series_count(), 60_000);
+        assert_eq!(capacities(&roomy), at_start, "no table grew");
+        let small = capacities(&Store::new(100));
+        assert!(small.iter().all(|&c| (2..16).contains(&c)), "{small:?}");
     }
 
     /// Writers racing to make the same new series (each with its own labels, so each makes
