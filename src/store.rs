@@ -76,13 +76,7 @@ impl Schema {
     }
 
     fn matches(&self, key: &SeriesKey) -> bool {
-        bytes::same(self.name.as_bytes(), key.name)
-            && self.label_names.len() == key.labels.len()
-            && self
-                .label_names
-                .iter()
-                .zip(key.labels)
-                .all(|(stored, (name, _))| bytes::same(stored.as_bytes(), name))
+        bytes::same(self.name.as_bytes(), key.name) && holds_exactly(&self.label_names, key.names())
     }
 }
 
@@ -94,6 +88,18 @@ impl Schema {
 pub struct SeriesKey<'a> {
     pub name: &'a [u8],
     pub labels: &'a [(&'a [u8], &'a [u8])],
+}
+
+impl<'a> SeriesKey<'a> {
+    /// The label names, in order.
+    fn names(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + Clone {
+        self.labels.iter().map(|(name, _)| *name)
+    }
+
+    /// The label values, in the order of the names.
+    fn values(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + Clone {
+        self.labels.iter().map(|(_, value)| *value)
+    }
 }
 
 /// The hashes of a key: of the whole series, and of the two parts that are shared, its shape
@@ -151,12 +157,7 @@ struct Series {
 
 impl Series {
     fn matches(&self, key: &SeriesKey) -> bool {
-        self.schema.matches(key)
-            && self
-                .values
-                .iter()
-                .zip(key.labels)
-                .all(|(stored, (_, value))| bytes::same(stored.as_bytes(), value))
+        self.schema.matches(key) && holds_exactly(&self.values, key.values())
     }
 }
 
@@ -249,8 +250,8 @@ impl Store {
 
     /// The hashes by which `key` is found.
     pub fn hash(&self, key: &SeriesKey) -> KeyHash {
-        let shape = self.hash_shape(key.name, key.labels.iter().map(|(name, _)| *name));
-        let values = self.hash_values(key.labels.iter().map(|(_, value)| *value));
+        let shape = self.hash_shape(key.name, key.names());
+        let values = self.hash_values(key.values());
         KeyHash {
             series: series_hash(shape, values),
             shape,
@@ -409,7 +410,7 @@ impl Store {
         match schemas.entry(hash, |schema| schema.matches(key), |s| s.shape_hash) {
             Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
             Entry::Vacant(entry) => {
-                let names = key.labels.iter().map(|(name, _)| *name);
+                let names = key.names();
                 let label_names =
                     self.tuple_of(names.clone(), self.hash_values(names), &mut Vec::new())?;
                 let schema = Arc::new(Schema::from_atoms(
@@ -661,8 +662,7 @@ fn find_schema<'m>(
 
 /// The tuple of `key`'s label values, if this request met it.
 fn find_tuple<'m>(met: &'m HashTable<Tuple>, key: &SeriesKey, hash: u64) -> Option<&'m Tuple> {
-    let values = key.labels.iter().map(|(_, value)| *value);
-    met.find(hash, |tuple| holds_exactly(tuple, values.clone()))
+    met.find(hash, |tuple| holds_exactly(tuple, key.values()))
 }
 
 /// The schema of `key`'s shape from those met in this request, else from the store, which
@@ -698,8 +698,7 @@ fn remembered_tuple(
     if let Some(tuple) = find_tuple(met, key, hash) {
         return Some(tuple.clone());
     }
-    let values = key.labels.iter().map(|(_, value)| *value);
-    let tuple = store.tuple_of(values, hash, gathered)?;
+    let tuple = store.tuple_of(key.values(), hash, gathered)?;
     met.insert_unique(hash, tuple.clone(), Tuple::hash);
     Some(tuple)
 }
