@@ -17,7 +17,8 @@ run:
 build:
 	cargo build --release
 
-# A fully static binary that needs no file from the system; adds the musl target if missing.
+# A fully static binary that needs no file from the system; adds the musl target if missing, and
+# Debian's musl-tools, whose x86_64-linux-musl-gcc builds ring's C and assembly for that target.
 # Not position-independent: a static binary gains nothing from it and would carry 50 KB of
 # relocations. Linked by the toolchain's own lld when it has one, which folds identical
 # functions (--icf=all) and keeps the binary about 13 KB further within its 2 MiB budget.
@@ -26,6 +27,8 @@ comma := ,
 STATIC_LINK := $(if $(wildcard $(LLD_DIR)/ld.lld),-C link-arg=-B$(LLD_DIR) -C link-arg=-fuse-ld=lld -C link-arg=-Wl$(comma)--icf=all)
 static:
 	@rustup target list --installed | grep -qx '$(STATIC_TARGET)' || rustup target add $(STATIC_TARGET)
+	@command -v x86_64-linux-musl-gcc >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq musl-tools >/dev/null; }
 	RUSTFLAGS='-C relocation-model=static $(STATIC_LINK)' cargo build --release --target $(STATIC_TARGET)
 	@echo "static binary: $(STATIC_BINARY) ($$(stat -c %s $(STATIC_BINARY)) bytes)"
 
