@@ -5,6 +5,12 @@ use k8s_exporter::flags::{Exit, Flags};
 use k8s_exporter::webconfig::{self, WebConfig};
 use k8s_exporter::{log, server, telemetry};
 
+/// musl's own allocator takes one lock for every call; the glibc build keeps glibc's, which
+/// already caches per thread (see `k8s_exporter::allocator`).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: k8s_exporter::allocator::ThreadCache = k8s_exporter::allocator::ThreadCache;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flags = match Flags::parse("k8s_exporter", &args, |name| std::env::var(name).ok()) {

@@ -10,6 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use crate::allocator;
 use crate::http::{self, App, Reply, Request};
 use crate::locks::lock;
 
@@ -67,6 +68,8 @@ impl Workers {
 }
 
 fn work(queue: &Mutex<Receiver<Job>>, app: &App) {
+    // Workers make the new series, and live as long as the process (see `allocator`).
+    allocator::cache_this_thread();
     loop {
         let next = lock(queue).recv();
         let Ok(Job { request, answer }) = next else {
