@@ -1,13 +1,14 @@
 //! Writers and scrapers at once, and churn: bounded in time and requests, and self-checking.
 
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    eventually, now_ms, promtool_check, request, sample_value, series, write_request, write_to,
-    Exporter,
+    eventually, now_ms, promtool_check, request, sample_value, series, static_binary,
+    write_request, write_to, Exporter,
 };
 
 const WRITERS: usize = 4;
@@ -34,7 +35,18 @@ fn assert_well_formed(page: &str) {
 
 #[test]
 fn writers_own_their_series_while_scrapers_read_continuously() {
-    let exporter = Exporter::start(&["--web.threads=2"]);
+    writers_own_their_series(Exporter::start(&["--web.threads=2"]));
+}
+
+/// The static build's allocator hands blocks between workers, connections and depots: a block
+/// handed out twice would show here as a wrong value, a broken page or a crash.
+#[test]
+fn writers_own_their_series_on_the_static_build() {
+    let command = Command::new(static_binary());
+    writers_own_their_series(Exporter::start_command(command, &["--web.threads=2"]));
+}
+
+fn writers_own_their_series(exporter: Exporter) {
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs(4);
 
@@ -121,9 +133,21 @@ fn resident_bytes(pid: u32) -> u64 {
 
 #[test]
 fn churn_of_short_lived_series_keeps_memory_bounded() {
+    churn_keeps_memory_bounded(Exporter::start(&["--series.ttl=1s"]));
+}
+
+/// The static build's allocator never hands small blocks back to `malloc`: what expired series
+/// free must be reused by the series that come after them (measured: flat from the 11th of 40
+/// rounds on, 1.4 MB above the first).
+#[test]
+fn churn_keeps_memory_bounded_on_the_static_build() {
+    let command = Command::new(static_binary());
+    churn_keeps_memory_bounded(Exporter::start_command(command, &["--series.ttl=1s"]));
+}
+
+fn churn_keeps_memory_bounded(exporter: Exporter) {
     const ROUNDS: usize = 12;
     const SERIES_PER_ROUND: usize = 10_000;
-    let exporter = Exporter::start(&["--series.ttl=1s"]);
     let mut resident = Vec::new();
     for round in 0..ROUNDS {
         // Every round brings label values never seen before, as pods churning would.

@@ -5,22 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::{now_ms, sample_value, series, write_request, Exporter};
-
-const STATIC_BINARY: &str = "target/x86_64-unknown-linux-musl/release/k8s_exporter";
+use crate::support::{now_ms, sample_value, series, static_binary, write_request, Exporter};
 
 /// The largest the static binary may be, from issue 2.
 const MAX_STATIC_BINARY_BYTES: u64 = 2 << 20;
-
-fn static_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(STATIC_BINARY);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make static` first (`make test` does)",
-        path.display()
-    );
-    path
-}
 
 /// A fresh folder holding only the binary, removed when dropped.
 struct EmptyRoot(PathBuf);

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -15,6 +15,19 @@ use k8s_exporter::proto::{MetricMetadata, TimeSeries, WriteRequest};
 use prost::Message;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_k8s_exporter");
+
+/// The `make static` binary, which alone runs on the project's own allocator
+/// (`k8s_exporter::allocator`).
+pub fn static_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-musl/release/k8s_exporter");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make static` first (`make test` does)",
+        path.display()
+    );
+    path
+}
 
 /// A running exporter, stopped (by its PID) when dropped.
 pub struct Exporter {
