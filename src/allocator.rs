@@ -31,6 +31,8 @@ use std::cell::UnsafeCell;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::locks::lock;
+
 /// Block sizes are multiples of this, which is also the alignment every block has.
 const GRANULE: usize = 16;
 /// The largest request served from the cache; larger ones go to `malloc`.
@@ -94,10 +96,7 @@ static DEPOTS: [Mutex<Depot>; CLASSES] = [const {
 }; CLASSES];
 
 fn depot(class: usize) -> MutexGuard<'static, Depot> {
-    // Nothing panics while a depot is held, so it is never poisoned; shrug it off regardless.
-    DEPOTS[class]
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock(&DEPOTS[class])
 }
 
 impl Depot {

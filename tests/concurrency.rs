@@ -1,14 +1,13 @@
 //! Writers and scrapers at once, and churn: bounded in time and requests, and self-checking.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    eventually, now_ms, promtool_check, request, sample_value, series, static_binary,
-    write_request, write_to, Exporter,
+    eventually, now_ms, promtool_check, request, sample_value, series, write_request, write_to,
+    Exporter,
 };
 
 const WRITERS: usize = 4;
@@ -42,8 +41,7 @@ fn writers_own_their_series_while_scrapers_read_continuously() {
 /// handed out twice would show here as a wrong value, a broken page or a crash.
 #[test]
 fn writers_own_their_series_on_the_static_build() {
-    let command = Command::new(static_binary());
-    writers_own_their_series(Exporter::start_command(command, &["--web.threads=2"]));
+    writers_own_their_series(Exporter::start_static(&["--web.threads=2"]));
 }
 
 fn writers_own_their_series(exporter: Exporter) {
@@ -141,8 +139,7 @@ fn churn_of_short_lived_series_keeps_memory_bounded() {
 /// rounds on, 1.4 MB above the first).
 #[test]
 fn churn_keeps_memory_bounded_on_the_static_build() {
-    let command = Command::new(static_binary());
-    churn_keeps_memory_bounded(Exporter::start_command(command, &["--series.ttl=1s"]));
+    churn_keeps_memory_bounded(Exporter::start_static(&["--series.ttl=1s"]));
 }
 
 fn churn_keeps_memory_bounded(exporter: Exporter) {

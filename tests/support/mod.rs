@@ -43,6 +43,11 @@ impl Exporter {
         Exporter::start_command(Command::new(BINARY), flags)
     }
 
+    /// Starts the `make static` binary (see [`static_binary`]) on a free loopback port.
+    pub fn start_static(flags: &[&str]) -> Exporter {
+        Exporter::start_command(Command::new(static_binary()), flags)
+    }
+
     /// Starts `command` (the binary, or a wrapper running it) with a loopback port picked by
     /// the kernel, and waits for its startup line to learn the port.
     pub fn start_command(mut command: Command, flags: &[&str]) -> Exporter {
