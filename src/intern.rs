@@ -137,14 +137,22 @@ pub struct Interner {
 
 impl Default for Interner {
     fn default() -> Self {
-        Interner {
-            hasher: DefaultHashBuilder::default(),
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-        }
+        Interner::with_room(0)
     }
 }
 
 impl Interner {
+    /// An interner with room for `strings` before any table grows.
+    pub fn with_room(strings: usize) -> Interner {
+        let room = strings.div_ceil(SHARDS);
+        Interner {
+            hasher: DefaultHashBuilder::default(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashTable::with_capacity(room)))
+                .collect(),
+        }
+    }
+
     /// The shared copy of `text`, made on first use; `None` when it is not UTF-8. Only a
     /// string met for the first time is checked: one already held is equal to checked text.
     pub fn intern(&self, text: &[u8]) -> Option<Atom> {
@@ -178,6 +186,14 @@ impl Interner {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacities(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).capacity())
+            .collect()
     }
 }
 

@@ -34,6 +34,10 @@ const SHARDS: usize = 64;
 /// the old one unmapped: page faults and TLB shootdowns while a sender's first writes arrive.
 /// The room is address space: only the tables' control bytes are resident until series come.
 const ROOM_AT_START: usize = 1 << 16;
+/// cAdvisor's shape, for the interner's and the tuple tables' room at start: 25 series share
+/// a value tuple (one per container), and 100k series hold about 15k distinct strings.
+const SERIES_PER_TUPLE: usize = 16;
+const SERIES_PER_STRING: usize = 4;
 const TUPLE_SHARDS: usize = 16;
 
 /// The NaN Prometheus writes to mark a series stale (`value.StaleNaN`).
@@ -217,15 +221,18 @@ pub struct Store {
 
 impl Store {
     pub fn new(max_series: usize) -> Store {
-        let room = max_series.min(ROOM_AT_START).div_ceil(SHARDS);
+        let series = max_series.min(ROOM_AT_START);
+        let tuples = (series / SERIES_PER_TUPLE).div_ceil(TUPLE_SHARDS);
         Store {
             hasher: DefaultHashBuilder::default(),
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashTable::with_capacity(room)))
+                .map(|_| RwLock::new(HashTable::with_capacity(series.div_ceil(SHARDS))))
                 .collect(),
-            interner: Interner::default(),
+            interner: Interner::with_room(series / SERIES_PER_STRING),
             schemas: Mutex::default(),
-            tuples: (0..TUPLE_SHARDS).map(|_| Mutex::default()).collect(),
+            tuples: (0..TUPLE_SHARDS)
+                .map(|_| Mutex::new(HashTable::with_capacity(tuples)))
+                .collect(),
             families: RwLock::default(),
             spare_views: Mutex::default(),
             series_count: AtomicUsize::new(0),
@@ -875,6 +882,30 @@ mod tests {
         assert_eq!(capacities(&roomy), at_start, "no table grew");
         let small = capacities(&Store::new(100));
         assert!(small.iter().all(|&c| (2..16).contains(&c)), "{small:?}");
+    }
+
+    /// The interner and the tuple tables start with room for the strings and tuples of 64k
+    /// cAdvisor series, or of `--series.max` if fewer: 2,000 new strings and tuples grow no
+    /// table, and a small limit takes little room.
+    #[test]
+    fn strings_and_tuples_start_with_room_for_the_first_series() {
+        let capacities = |store: &Store| -> (Vec<usize>, Vec<usize>) {
+            let tuples = store.tuples.iter().map(|t| lock(t).capacity()).collect();
+            (store.interner.capacities(), tuples)
+        };
+        let roomy = Store::new(2_000_000);
+        let at_start = capacities(&roomy);
+        for i in 0..2_000 {
+            let pod = format!("pod-{i}");
+            roomy.apply_text(key("m", &[("pod", &pod)]), sample(1.0, 1), 0);
+        }
+        assert_eq!(roomy.series_count(), 2_000);
+        assert_eq!(capacities(&roomy), at_start, "no table grew");
+        let (strings, tuples) = capacities(&Store::new(100));
+        assert!(
+            strings.iter().chain(&tuples).all(|&c| c < 8),
+            "{strings:?} {tuples:?}"
+        );
     }
 
     /// Writers racing to make the same new series (each with its own labels, so each makes
