@@ -34,8 +34,9 @@ const SHARDS: usize = 64;
 /// the old one unmapped: page faults and TLB shootdowns while a sender's first writes arrive.
 /// The room is address space: only the tables' control bytes are resident until series come.
 const ROOM_AT_START: usize = 1 << 16;
-/// cAdvisor's shape, for the interner's and the tuple tables' room at start: 25 series share
-/// a value tuple (one per container), and 100k series hold about 15k distinct strings.
+/// The interner's and the tuple tables' room at start, from cAdvisor's shape with some to
+/// spare: 25 series share a value tuple (one per container), and 100k series hold about 15k
+/// distinct strings; the room counts a tuple per 16 series and a string per 4.
 const SERIES_PER_TUPLE: usize = 16;
 const SERIES_PER_STRING: usize = 4;
 const TUPLE_SHARDS: usize = 16;
