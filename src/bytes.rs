@@ -1,4 +1,4 @@
-//! Equality and order of short byte strings (label names and values), compared eight bytes at
+//! Equality, order and search of short byte strings (label names and values), eight bytes at
 //! a time in registers.
 //!
 //! Slice `==` and `cmp` call the C library's `bcmp` and `memcmp`. glibc's are fast, but musl's
@@ -44,6 +44,32 @@ pub fn order(a: &[u8], b: &[u8]) -> Ordering {
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// Whether any byte of `text` is one of `wanted`, looked for eight bytes at a time: a scrape
+/// checks every label value it writes for bytes to escape, some two megabytes for 100k
+/// series, and a byte-wise loop spent a fifth of the render's time there.
+#[inline]
+pub fn contains_any(text: &[u8], wanted: [u8; 3]) -> bool {
+    if text.len() < 8 {
+        return text.iter().any(|b| wanted.contains(b));
+    }
+    let has = |w: u64| {
+        wanted
+            .iter()
+            .any(|&c| has_zero_byte(w ^ (LOW_BITS * c as u64)))
+    };
+    // The last eight bytes, overlapping the words before them.
+    text.chunks_exact(8).any(|w| has(word(w))) || has(word(&text[text.len() - 8..]))
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+
+/// Whether a byte of `w` is zero: borrowing from a zero byte sets its top bit, which `!w`
+/// keeps only where the byte's own top bit was clear. Exact as to whether there is one.
+#[inline]
+fn has_zero_byte(w: u64) -> bool {
+    w.wrapping_sub(LOW_BITS) & !w & (LOW_BITS << 7) != 0
 }
 
 #[inline]
@@ -95,6 +121,26 @@ mod tests {
                 assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
                 assert_eq!(order(a, b), a.cmp(b), "{a:?} {b:?}");
             }
+        }
+    }
+
+    /// Each wanted byte, and bytes next to it in value, at every position of strings on both
+    /// sides of one and two words, against a byte-wise search.
+    #[test]
+    fn contains_any_agrees_with_a_bytewise_search() {
+        let wanted = [b'\\', b'\n', b'"'];
+        for len in 0..20 {
+            for at in 0..len {
+                for byte in [
+                    b'\\', b'\n', b'"', b'[', b']', b'\t', b'#', 0x80, 0xdc, 0xff,
+                ] {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    let expected = text.iter().any(|b| wanted.contains(b));
+                    assert_eq!(contains_any(&text, wanted), expected, "{text:?}");
+                }
+            }
+            assert!(!contains_any(&vec![b'a'; len], wanted));
         }
     }
 }

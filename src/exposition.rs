@@ -32,8 +32,8 @@ pub fn escape_label_value(text: &str) -> Cow<'_, str> {
 
 fn escape(text: &str, quotes: bool) -> Cow<'_, str> {
     // Bytes, not chars: all three are ASCII, which never occurs inside a multi-byte character.
-    let needs = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
-    if !text.bytes().any(needs) {
+    let quote = if quotes { b'"' } else { b'\\' };
+    if !crate::bytes::contains_any(text.as_bytes(), [b'\\', b'\n', quote]) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
