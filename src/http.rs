@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::decode::{check_headers, decode, Rejection};
@@ -15,6 +15,7 @@ use crate::exposition::{render_to, TEXT_CONTENT_TYPE};
 use crate::http1::{Head, STREAM_CHUNK_BYTES};
 use crate::ingest::ingest;
 use crate::landing::{landing_page, LandingFacts};
+use crate::locks::lock;
 use crate::log::{self, RateLimited};
 use crate::process;
 use crate::store::{SeriesView, Snapshot, Store};
@@ -45,6 +46,10 @@ pub struct App {
     pub telemetry: Telemetry,
     pub settings: Settings,
     rejected_write_log: RateLimited,
+    /// The last scrape's label-block bytes, emptied, for the next ([`render_to`]). One for the
+    /// process, as the store keeps one list of views: a scrape at the same moment as another
+    /// makes its own.
+    spare_block_bytes: Mutex<Vec<u8>>,
 }
 
 impl App {
@@ -54,6 +59,7 @@ impl App {
             telemetry: Telemetry::default(),
             settings,
             rejected_write_log: RateLimited::new(Duration::from_secs(10)),
+            spare_block_bytes: Mutex::default(),
         }
     }
 }
@@ -335,14 +341,23 @@ fn scrape(app: &App, accept_encoding: Option<&str>) -> Reply {
 /// the scrape. `out` is a trait object so that the renderer and gzip are compiled once, not
 /// once per transport: the static binary has a size budget.
 pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result<()> {
-    let render =
-        |out: &mut dyn Write| render_to(&page.snapshot, page.expose_timestamps, out).map(drop);
+    let mut block_bytes = std::mem::take(&mut *lock(&app.spare_block_bytes));
+    let mut render = |out: &mut dyn Write| {
+        render_to(
+            &page.snapshot,
+            page.expose_timestamps,
+            &mut block_bytes,
+            out,
+        )
+        .map(drop)
+    };
     let written = if page.gzip {
         let mut encoder = GzEncoder::new(out, Compression::fast());
         render(&mut encoder).and_then(|()| encoder.finish().map(drop))
     } else {
         render(out)
     };
+    *lock(&app.spare_block_bytes) = block_bytes;
     app.store.recycle(page.snapshot);
     app.telemetry.record_scrape(page.started.elapsed());
     written
