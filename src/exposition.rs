@@ -272,28 +272,30 @@ struct LabelBlocks<'b> {
     /// The blocks, one after the other. A block's two dozen pieces are gathered in the writer's
     /// buffer and reach the `Vec` as one copy (see [`crate::page`]).
     bytes: PageWriter<&'b mut Vec<u8>>,
-    /// (label-name list, value tuple), by address, to where the block sits in `bytes`.
-    index: hashbrown::HashMap<(usize, usize), Range<usize>>,
+    /// Where each block sits in `bytes`, by its rank ([`block_ranks`]); empty until written.
+    /// A list rather than a table of its own: the ranks are hashed once per series already,
+    /// and on musl a table grown per scrape is mapped afresh at each growth.
+    places: Vec<Range<usize>>,
 }
 
 impl<'b> LabelBlocks<'b> {
-    fn new(bytes: &'b mut Vec<u8>) -> LabelBlocks<'b> {
+    fn new(bytes: &'b mut Vec<u8>, ranks: &Ranks) -> LabelBlocks<'b> {
         bytes.clear();
         LabelBlocks {
             bytes: PageWriter::new(bytes),
-            index: hashbrown::HashMap::new(),
+            places: vec![0..0; ranks.len()],
         }
     }
 
-    /// Where the block of `series` sits, written now if it is the first of its kind.
-    fn place_of(&mut self, series: &SeriesView) -> Range<usize> {
-        let key = (series.schema.label_names.address(), series.values.address());
-        let bytes = &mut self.bytes;
-        let place = self.index.entry(key).or_insert_with(|| {
-            let start = bytes.written().len();
-            write_label_block(bytes, series);
-            start..bytes.written().len()
-        });
+    /// Where the block of `series`, of this rank, sits: written now if it is the first of its
+    /// kind (an empty block, of a series without labels, is written again, as nothing).
+    fn place_of(&mut self, rank: usize, series: &SeriesView) -> Range<usize> {
+        let place = &mut self.places[rank];
+        if place.start == place.end {
+            let start = self.bytes.written().len();
+            write_label_block(&mut self.bytes, series);
+            *place = start..self.bytes.written().len();
+        }
         place.clone()
     }
 
@@ -336,7 +338,9 @@ impl FamilyGroup<'_> {
     }
 }
 
-fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
+/// The snapshot's families in page order, each with its series in order, and the ranks of
+/// their label blocks.
+fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks) {
     let mut groups: Vec<FamilyGroup> = Vec::new();
     let mut group_of_family: HashMap<String, usize> = HashMap::new();
     // Keyed by schema address: a few hundred schemas, so the lookup hardly ever hashes a name.
@@ -357,7 +361,7 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
         groups[index].members.push(series);
     }
     groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    let ranks = tuple_ranks(snapshot);
+    let ranks = block_ranks(snapshot);
     let mut slots = Vec::new();
     for group in &mut groups {
         let kind = group.kind();
@@ -379,7 +383,7 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
         };
         sort_series(members, &order);
     }
-    groups
+    (groups, ranks)
 }
 
 /// Puts series of one schema in the order of their tuples' ranks by placing each in its slot,
@@ -387,13 +391,13 @@ fn group_families(snapshot: &Snapshot) -> Vec<FamilyGroup<'_>> {
 /// `slots` is scratch space, one per scrape rather than one per family.
 fn place_by_rank<'s>(
     members: &mut Vec<&'s SeriesView>,
-    ranks: &hashbrown::HashMap<usize, usize>,
+    ranks: &Ranks,
     slots: &mut Vec<Option<&'s SeriesView>>,
 ) -> bool {
     slots.clear();
     slots.resize(ranks.len(), None);
     for series in members.iter() {
-        let slot = &mut slots[ranks[&tuple_address(series)]];
+        let slot = &mut slots[ranks[&block_key(series)]];
         if slot.replace(series).is_some() {
             return false;
         }
@@ -411,7 +415,7 @@ enum Order<'r> {
     /// `compare_plain`.
     Plain,
     /// Series of one schema, by their tuple's rank: the same order as `compare_plain`.
-    TupleRank(&'r hashbrown::HashMap<usize, usize>),
+    TupleRank(&'r Ranks),
     /// By value tuple.
     Values,
 }
@@ -420,38 +424,44 @@ fn sort_series(series: &mut [&SeriesView], order: &Order) {
     series.sort_unstable_by(|a, b| match order {
         Order::InFamily => compare_in_family(a, b),
         Order::Plain => compare_plain(a, b),
-        Order::TupleRank(ranks) => ranks[&tuple_address(a)].cmp(&ranks[&tuple_address(b)]),
+        Order::TupleRank(ranks) => ranks[&block_key(a)].cmp(&ranks[&block_key(b)]),
         Order::Values => a.values.iter().cmp(b.values.iter()),
     });
 }
 
-fn tuple_address(series: &SeriesView) -> usize {
-    series.values.address()
+/// What a series' label block is made of: its label-name list and value tuple, by address.
+fn block_key(series: &SeriesView) -> (usize, usize) {
+    (series.schema.label_names.address(), series.values.address())
 }
 
-/// Each value tuple's place among all of the snapshot's, in content order: tuples are
-/// interned and shared by all the metrics of a container, so a few thousand tuples are
-/// compared once, and then families of one schema are sorted by these integers instead of
-/// by comparing tuples afresh in every family, an indirection and a cache miss each time.
-fn tuple_ranks(snapshot: &Snapshot) -> hashbrown::HashMap<usize, usize> {
-    let mut ranks = hashbrown::HashMap::new();
-    let mut tuples = Vec::new();
+/// Each label block's place among all of the snapshot's, by [`block_key`].
+type Ranks = hashbrown::HashMap<(usize, usize), usize>;
+
+/// Ranks the snapshot's label blocks in the order of their value tuples. Tuples are interned
+/// and shared by all the metrics of a container, so a few thousand tuples are compared once,
+/// and then families of one schema are sorted by these integers instead of by comparing
+/// tuples afresh in every family, an indirection and a cache miss each time; the render keeps
+/// each block's place by the same integers. Within one schema, where the label names are the
+/// same, block order is tuple order.
+fn block_ranks(snapshot: &Snapshot) -> Ranks {
+    let mut ranks = Ranks::default();
+    let mut blocks = Vec::new();
     for series in &snapshot.series {
-        ranks.entry(tuple_address(series)).or_insert_with(|| {
-            tuples.push(series);
+        ranks.entry(block_key(series)).or_insert_with(|| {
+            blocks.push(series);
             0
         });
     }
-    sort_series(&mut tuples, &Order::Values);
-    for (rank, series) in tuples.iter().enumerate() {
-        ranks.insert(tuple_address(series), rank);
+    sort_series(&mut blocks, &Order::Values);
+    for (rank, series) in blocks.iter().enumerate() {
+        ranks.insert(block_key(series), rank);
     }
     ranks
 }
 
 /// How many families `/metrics` shows for this snapshot.
 pub fn family_count(snapshot: &Snapshot) -> usize {
-    group_families(snapshot).len()
+    group_families(snapshot).0.len()
 }
 
 /// What expfmt (promtool, client libraries) has made of the page written so far, as far as
@@ -503,8 +513,8 @@ pub fn render_to<W: Write>(
     out: W,
 ) -> io::Result<W> {
     let mut out = PageWriter::new(out);
-    let mut blocks = LabelBlocks::new(block_bytes);
-    let groups = group_families(snapshot);
+    let (groups, ranks) = group_families(snapshot);
+    let mut blocks = LabelBlocks::new(block_bytes, &ranks);
     let mut expfmt = ExpfmtFamilies::default();
     for group in &groups {
         if out.failed() {
@@ -525,7 +535,7 @@ pub fn render_to<W: Write>(
         for batch in group.members.chunks(GATHERED) {
             let mut places: [Range<usize>; GATHERED] = Default::default();
             for (place, series) in places.iter_mut().zip(batch) {
-                *place = blocks.place_of(series);
+                *place = blocks.place_of(ranks[&block_key(series)], series);
             }
             for (series, place) in batch.iter().zip(places) {
                 if apart && series.name() != group.name {
@@ -1040,6 +1050,24 @@ mod tests {
     }
 
     #[test]
+    fn one_value_tuple_under_two_lists_of_label_names_makes_two_blocks() {
+        let values = Tuple::new(0, [Atom::new("v")].into_iter());
+        let series = [("m", "a"), ("n", "b")]
+            .iter()
+            .enumerate()
+            .map(|(i, (name, label))| SeriesView {
+                schema: Arc::new(Schema::new(name, &[label])),
+                values: values.clone(),
+                value: i as f64,
+                timestamp_ms: 0,
+            })
+            .collect();
+        let text = page(series, &[], false);
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(samples, ["m{a=\"v\"} 0", "n{b=\"v\"} 1"]);
+    }
+
+    #[test]
     fn series_sharing_a_tuple_are_not_placed_over_each_other() {
         let schema = Arc::new(Schema::new("m", &["a"]));
         let values = Tuple::new(0, [Atom::new("v")].into_iter());
@@ -1051,7 +1079,7 @@ mod tests {
                 timestamp_ms: 0,
             })
             .collect();
-        let ranks = tuple_ranks(&snapshot_of(series.clone()));
+        let ranks = block_ranks(&snapshot_of(series.clone()));
         let mut members: Vec<&SeriesView> = series.iter().collect();
         assert!(!place_by_rank(&mut members, &ranks, &mut Vec::new()));
         assert_eq!(members.len(), 2, "left as they were");
