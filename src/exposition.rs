@@ -349,14 +349,21 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks) {
         let schema = Arc::as_ptr(&series.schema) as usize;
         let index = *group_of_schema.entry(schema).or_insert_with(|| {
             let (family, metadata) = family_of(series.name(), &snapshot.families);
-            *group_of_family.entry(family.clone()).or_insert_with(|| {
+            let index = *group_of_family.entry(family.clone()).or_insert_with(|| {
                 groups.push(FamilyGroup {
                     name: family,
                     metadata,
                     members: Vec::new(),
                 });
                 groups.len() - 1
-            })
+            });
+            // Room for the schema's series at once: each is held once by the store and once
+            // by this snapshot, so the count is about twice theirs. A list grown by doubling
+            // instead is copied at each step, into memory musl maps afresh every scrape.
+            groups[index]
+                .members
+                .reserve(Arc::strong_count(&series.schema) / 2);
+            index
         });
         groups[index].members.push(series);
     }
@@ -1047,6 +1054,25 @@ mod tests {
         let mut block_bytes = Vec::with_capacity(1 << 20);
         render_with(&snapshot, &mut block_bytes);
         assert_eq!(block_bytes.capacity(), 0);
+    }
+
+    #[test]
+    fn a_family_of_one_schema_gets_its_member_list_at_its_size() {
+        let store = crate::store::Store::new(1000);
+        for i in 0..100 {
+            let job = format!("job-{i:03}");
+            let sample = crate::store::Sample {
+                value: 1.0,
+                timestamp_ms: 1,
+            };
+            store.apply_text(("up", &[("job", &job)]), sample, 0);
+        }
+        let snapshot = store.snapshot();
+        let (groups, _) = group_families(&snapshot);
+        let members = &groups[0].members;
+        assert_eq!(members.len(), 100);
+        // Grown by doubling from nothing, the list would have room for 128.
+        assert!(members.capacity() < 110, "room for {}", members.capacity());
     }
 
     #[test]
