@@ -393,7 +393,7 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks) {
     (groups, ranks)
 }
 
-/// Puts series of one schema in the order of their tuples' ranks by placing each in its slot,
+/// Puts series of one schema in the order of their blocks' ranks by placing each in its slot,
 /// without comparing; returns false, leaving `members` as they were, if two share a tuple.
 /// `slots` is scratch space, one per scrape rather than one per family.
 fn place_by_rank<'s>(
@@ -421,7 +421,8 @@ enum Order<'r> {
     InFamily,
     /// `compare_plain`.
     Plain,
-    /// Series of one schema, by their tuple's rank: the same order as `compare_plain`.
+    /// Series of one schema, by their label block's rank, which within one schema is their
+    /// tuple's: the same order as `compare_plain`.
     TupleRank(&'r Ranks),
     /// By value tuple.
     Values,
