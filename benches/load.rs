@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_exporter::proto::{TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{TimeSeries, WriteRequest};
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
@@ -727,7 +727,9 @@ fn timed(work: impl FnOnce()) -> f64 {
 /// Times each stage in this process on one thread, without HTTP: where the time goes. Each
 /// figure is the best of three runs, on a fresh store where the stage needs one.
 fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
-    use k8s_exporter::{decode, exposition, ingest, store::Store, wire::WriteBatch};
+    use k8s_exporter::expose::text as exposition;
+    use k8s_exporter::store::Store;
+    use k8s_exporter::write::{decode, ingest, wire::WriteBatch};
     let series = options.series as f64;
     let report = |what: &str, seconds: f64| {
         println!(

@@ -1,36 +1,32 @@
 //! k8s_exporter turns Prometheus remote write (push) into a scrape target (pull).
 //!
-//! The data flow is the module list: [`decode`] reads a request, [`ingest`] validates it into
-//! the [`store`], [`exposition`] renders the store for `/metrics`, [`http`] answers requests that [`connections`] reads and [`workers`] run,
-//! [`telemetry`] counts what happened, and [`server`] runs the process.
+//! The folders follow the data, from a request arriving to a page leaving:
 //!
-//! No unsafe code, but in [`allocator`], the static build's memory allocator.
+//! - [`web`]: connections admitted and read under deadlines (HTTP/1.1 framing, TLS, basic
+//!   auth, the byte budget), handed to a fixed pool of workers that run the [`web::routes`].
+//! - [`write`](mod@write): a remote-write request decoded (headers, snappy, protobuf) and validated into
+//!   the store.
+//! - [`store`]: the newest sample of every series, with its interned labels and its family's
+//!   metadata, and the snapshots scrapes are rendered from.
+//! - [`expose`]: a snapshot rendered as a scrape page, written as it is made.
+//! - [`ops`]: what an operator touches: flags, logs, own metrics, process metrics, the
+//!   landing page.
+//! - [`base`]: what every layer leans on: locks, byte comparisons, units, UTC dates, the static
+//!   build's allocator.
+//! - [`server`]: the process that ties them together.
+//!
+//! Imports go one way, with no cycle: [`base`] depends on nothing, [`store`] on [`base`],
+//! [`write`](mod@write) and [`expose`] on the store, [`ops`] on those, [`web`] on all of them,
+//! and [`server`] on top. The store knows nothing of the exposition, the exposition nothing of
+//! HTTP.
+//!
+//! No unsafe code, but in [`base::allocator`], the static build's memory allocator.
 #![deny(unsafe_code)]
 
-pub mod allocator;
-pub mod auth;
-pub mod budget;
-pub mod bytes;
-pub mod connections;
-pub mod decode;
-pub mod exposition;
-pub mod family;
-pub mod flags;
-pub mod http;
-pub mod http1;
-pub mod ingest;
-pub mod intern;
-pub mod landing;
-pub mod locks;
-pub mod log;
-pub mod page;
-pub mod process;
-pub mod proto;
+pub mod base;
+pub mod expose;
+pub mod ops;
 pub mod server;
 pub mod store;
-pub mod telemetry;
-pub mod tls;
-pub mod units;
-pub mod webconfig;
-pub mod wire;
-pub mod workers;
+pub mod web;
+pub mod write;

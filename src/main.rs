@@ -1,15 +1,17 @@
 //! Parses the flags and hands over to the server.
 #![forbid(unsafe_code)]
 
-use k8s_exporter::flags::{Exit, Flags};
-use k8s_exporter::webconfig::{self, WebConfig};
-use k8s_exporter::{log, server, telemetry};
+use k8s_exporter::ops::flags::{Exit, Flags};
+use k8s_exporter::ops::{log, telemetry};
+use k8s_exporter::server;
+use k8s_exporter::web::webconfig::{self, WebConfig};
 
 /// musl's own allocator takes one lock for every call; the glibc build keeps glibc's, which
-/// already caches per thread (see `k8s_exporter::allocator`).
+/// already caches per thread (see `k8s_exporter::base::allocator`).
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOCATOR: k8s_exporter::allocator::ThreadCache = k8s_exporter::allocator::ThreadCache;
+static ALLOCATOR: k8s_exporter::base::allocator::ThreadCache =
+    k8s_exporter::base::allocator::ThreadCache;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -17,15 +17,15 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
-use crate::connections::{Connections, Limits};
-use crate::flags::Flags;
-use crate::http::{App, Settings};
-use crate::log;
+use crate::base::units::format_duration;
+use crate::ops::flags::Flags;
+use crate::ops::log;
+use crate::ops::telemetry::{REVISION, VERSION};
 use crate::store::Store;
-use crate::telemetry::{REVISION, VERSION};
-use crate::units::format_duration;
-use crate::webconfig::WebConfig;
-use crate::workers::Workers;
+use crate::web::connections::{Connections, Limits};
+use crate::web::routes::{App, Settings};
+use crate::web::webconfig::WebConfig;
+use crate::web::workers::Workers;
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use k8s_exporter::proto::WriteRequest;
+use k8s_exporter::write::proto::WriteRequest;
 use prost::Message;
 
 use crate::support::{

@@ -1,7 +1,7 @@
 //! Hostile and broken writes: each gets the right answer and a count, and leaves every series
 //! already stored as it was; what is accepted still renders a page Prometheus can parse.
 
-use k8s_exporter::proto::{Label, TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{Label, TimeSeries, WriteRequest};
 use prost::Message;
 
 use crate::support::{

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use k8s_exporter::proto::WriteRequest;
+use k8s_exporter::write::proto::WriteRequest;
 use prost::Message;
 
 use crate::support::{

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_exporter::proto::{MetricMetadata, WriteRequest};
+use k8s_exporter::write::proto::{MetricMetadata, WriteRequest};
 
 use super::{metadata, series};
 

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub mod cadvisor;
 pub mod peers;
 
-use k8s_exporter::proto::{MetricMetadata, TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{MetricMetadata, TimeSeries, WriteRequest};
 use prost::Message;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_k8s_exporter");
 
 /// The `make static` binary, which alone runs on the project's own allocator
-/// (`k8s_exporter::allocator`).
+/// (`k8s_exporter::base::allocator`).
 pub fn static_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/x86_64-unknown-linux-musl/release/k8s_exporter");

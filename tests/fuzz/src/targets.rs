@@ -1,7 +1,7 @@
 //! The fuzz targets' bodies, shared by `cargo fuzz` (fuzz_targets/) and by the integration test
 //! that replays the committed corpus and every past find on the stable toolchain.
 //!
-//! Both drive the real request handler ([`k8s_exporter::http::handle`]) in process and then
+//! Both drive the real request handler ([`k8s_exporter::web::routes::handle`]) in process and then
 //! check what a client would see: every answer is one of the expected ones, a stored series a
 //! request did not name is untouched, and `/metrics` parses strictly and holds exactly what
 //! the store holds. A panic anywhere aborts the fuzzer, even though the handler would have
@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::text_format::{self, sorted};
-use k8s_exporter::http::{handle, write_page, App, Request, Settings};
-use k8s_exporter::http1::{Head, Version};
-use k8s_exporter::log;
-use k8s_exporter::proto::{MetricMetadata, TimeSeries, WriteRequest};
+use k8s_exporter::ops::log;
 use k8s_exporter::store::{is_stale_marker, Store, STALE_NAN_BITS};
+use k8s_exporter::web::http1::{Head, Version};
+use k8s_exporter::web::routes::{handle, write_page, App, Request, Settings};
+use k8s_exporter::write::proto::{MetricMetadata, TimeSeries, WriteRequest};
 use prost::Message;
 
 /// Series a fuzzed store may hold: small, so that the series limit is reached too.
@@ -75,7 +75,7 @@ pub fn write_request(data: &[u8]) {
         match decoded {
             Ok(request) => assert_accepted_series_held(&app, &request, sent_at),
             // The one leniency the server shares with Prometheus's decoder: a ten-byte varint
-            // with bits past 64 (see src/wire.rs).
+            // with bits past 64 (see src/write/wire.rs).
             Err(error) => assert!(
                 error.to_string().contains("invalid varint"),
                 "prost refuses what the server accepted: {error}"
@@ -263,7 +263,7 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) ->
     }
 }
 
-fn post(app: &App, body: &[u8]) -> k8s_exporter::http::Reply {
+fn post(app: &App, body: &[u8]) -> k8s_exporter::web::routes::Reply {
     let headers = [
         ("Content-Encoding", "snappy"),
         ("Content-Type", "application/x-protobuf"),

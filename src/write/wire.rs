@@ -404,7 +404,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    use crate::write::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
     use prost::Message;
 
     fn parse(bytes: &[u8]) -> Result<WriteBatch, WireError> {

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::exposition::{write_float, write_header, write_sample};
-use crate::ingest::{DropReason, Report};
-use crate::locks::lock;
-use crate::process::ProcessStats;
+use crate::base::locks::lock;
+use crate::expose::text::{write_float, write_header, write_sample};
+use crate::ops::process::ProcessStats;
 use crate::store::Store;
+use crate::write::ingest::{DropReason, Report};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("K8S_EXPORTER_REVISION");

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::log::{Format, Level};
-use crate::units::{parse_duration, parse_size};
+use crate::base::units::{parse_duration, parse_size};
+use crate::ops::log::{Format, Level};
 
 /// Receives Prometheus remote write on /write and serves the newest sample of every series on
 /// /metrics, for a second Prometheus to scrape.

@@ -11,7 +11,7 @@
 //! - `--web.write-timeout`: how long a client may take to receive one whole answer.
 //! - `--web.max-connections`: beyond it, a new connection gets 503 and is closed.
 //! - `--web.max-bytes-in-flight`: write bodies being read and answers being written hold
-//!   memory against it ([`crate::budget`]); a request that would pass it gets 503.
+//!   memory against it ([`crate::web::budget`]); a request that would pass it gets 503.
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -22,18 +22,18 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::auth::CHALLENGE;
-use crate::budget::{Budget, SparePool};
-use crate::http::{self, App, Reply, Request};
-use crate::http1::{
+use crate::ops::log::{self, RateLimited};
+use crate::ops::telemetry::{ConnectionStats, HttpError};
+use crate::web::auth::CHALLENGE;
+use crate::web::budget::{Budget, SparePool};
+use crate::web::http1::{
     close_after_answer, AnyTransport, Connection, Framing, Head, ReadError, ResponseHead,
     StreamedBody, Transport, Version,
 };
-use crate::log::{self, RateLimited};
-use crate::telemetry::{ConnectionStats, HttpError};
-use crate::tls::{self, HandshakeError};
-use crate::webconfig::WebConfig;
-use crate::workers::{AnswerSlot, Workers};
+use crate::web::routes::{self, App, Reply, Request};
+use crate::web::tls::{self, HandshakeError};
+use crate::web::webconfig::WebConfig;
+use crate::web::workers::{AnswerSlot, Workers};
 
 /// Stack of a connection thread: it parses and copies bytes and renders pages (gzip's state is
 /// built on the stack in debug builds, some 230 KiB); handlers run elsewhere. Only the part
@@ -318,7 +318,7 @@ impl Connections {
                 };
             }
         }
-        match http::body_limit(&self.app, &head) {
+        match routes::body_limit(&self.app, &head) {
             // An unread body would be taken for the next request: close after answering.
             Err(reply) => {
                 return Outcome::Answer {
@@ -330,7 +330,7 @@ impl Connections {
             Ok(Some(limit)) => {
                 if let Framing::Length(length) = framing {
                     if length > limit as u64 {
-                        let reply = http::body_too_large(&self.app, Some(length));
+                        let reply = routes::body_too_large(&self.app, Some(length));
                         return Outcome::Answer {
                             reply,
                             keep_alive: false,
@@ -360,7 +360,7 @@ impl Connections {
                 match connection.read_body(framing, limit, deadline, &mut body) {
                     Ok(()) => {}
                     Err(ReadError::TooLarge) => {
-                        let reply = http::body_too_large(&self.app, None);
+                        let reply = routes::body_too_large(&self.app, None);
                         return Outcome::Answer {
                             reply,
                             keep_alive: false,
@@ -403,7 +403,7 @@ impl Connections {
                 self.stats().record(HttpError::ReadTimeout);
                 let reason = format!(
                     "request not received within --web.read-timeout={}",
-                    crate::units::format_duration(self.limits.read_timeout)
+                    crate::base::units::format_duration(self.limits.read_timeout)
                 );
                 Reply::text(408, &reason)
             }
@@ -449,7 +449,7 @@ fn write_reply(
             return Ok(());
         }
         let mut body = StreamedBody::new(connection, version, deadline);
-        http::write_page(app, *page, &mut body)?;
+        routes::write_page(app, *page, &mut body)?;
         return body.finish();
     }
     let body = if head_only { &[][..] } else { &reply.body[..] };

@@ -2,19 +2,23 @@
 
 use std::fmt::Write as _;
 
-use crate::http::{Settings, WRITE_PATHS};
-use crate::telemetry::{REVISION, VERSION};
+use crate::ops::telemetry::{REVISION, VERSION};
 
+/// What the page shows: where things are, what the store holds, and the flags in effect.
 pub struct LandingFacts<'a> {
     pub series: usize,
     pub families: usize,
     /// Unix milliseconds of the last write, 0 if none yet.
     pub last_write_ms: i64,
-    pub settings: &'a Settings,
+    pub telemetry_path: &'a str,
+    pub exporter_telemetry_path: &'a str,
+    /// The paths that take remote write, the main one first.
+    pub write_paths: &'a [&'a str],
+    /// Every flag in effect, as `name=value`.
+    pub flags_in_effect: &'a [(String, String)],
 }
 
 pub fn landing_page(facts: &LandingFacts) -> String {
-    let settings = facts.settings;
     let last_write = if facts.last_write_ms == 0 {
         "never".to_owned()
     } else {
@@ -35,14 +39,14 @@ pub fn landing_page(facts: &LandingFacts) -> String {
          <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
         version = html(VERSION),
         revision = html(REVISION),
-        metrics = html(&settings.telemetry_path),
-        exporter = html(&settings.exporter_telemetry_path),
-        write = WRITE_PATHS[0],
-        write_alias = WRITE_PATHS[1],
+        metrics = html(facts.telemetry_path),
+        exporter = html(facts.exporter_telemetry_path),
+        write = facts.write_paths[0],
+        write_alias = facts.write_paths[1..].join(", "),
         series = facts.series,
         families = facts.families,
     );
-    for (name, value) in &settings.flags_in_effect {
+    for (name, value) in facts.flags_in_effect {
         let _ = writeln!(
             page,
             "<tr><td><code>--{}</code></td><td><code>{}</code></td></tr>",
@@ -64,24 +68,17 @@ fn html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn page_links_every_endpoint_and_escapes_flag_values() {
-        let settings = Settings {
-            telemetry_path: "/federate".into(),
-            exporter_telemetry_path: "/own".into(),
-            expose_timestamps: false,
-            max_bytes: 1,
-            max_decoded_bytes: 1,
-            ttl: Duration::ZERO,
-            flags_in_effect: vec![("web.listen-address".into(), "<script>".into())],
-        };
         let page = landing_page(&LandingFacts {
             series: 12,
             families: 3,
             last_write_ms: 0,
-            settings: &settings,
+            telemetry_path: "/federate",
+            exporter_telemetry_path: "/own",
+            write_paths: &["/write", "/api/v1/write"],
+            flags_in_effect: &[("web.listen-address".into(), "<script>".into())],
         });
         for link in [
             "href=\"/federate\"",

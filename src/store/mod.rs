@@ -13,6 +13,9 @@
 //! hash every series' labels again: it folds each series' hash from the hashes its schema and
 //! tuple keep.
 
+pub mod intern;
+pub mod metadata;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,11 +25,11 @@ use std::time::Instant;
 use hashbrown::hash_table::{Entry, OccupiedEntry, VacantEntry};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::bytes;
-use crate::exposition::series_prefixes;
-use crate::family::Metadata;
-use crate::intern::{Atom, Interner, Tuple};
-use crate::locks::{lock, read, write};
+use crate::base::bytes;
+use crate::base::label_text::series_prefixes;
+use crate::base::locks::{lock, read, write};
+use crate::store::intern::{Atom, Interner, Tuple};
+use crate::store::metadata::Metadata;
 
 const SHARDS: usize = 64;
 /// Series the shards have room for from the start (or `--series.max`, if fewer). A growing
@@ -714,7 +717,7 @@ fn remembered_tuple(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::MetricKind;
+    use crate::store::metadata::MetricKind;
 
     fn key<'a>(
         name: &'a str,

@@ -1,26 +1,26 @@
-//! The HTTP layer: routes requests to handlers, answers, and counts.
+//! Routes requests to handlers, answers, and counts.
 //!
 //! Handlers build a complete [`Reply`] in memory before a byte goes to the socket, so a slow
 //! client never holds up the store or a worker; a scrape's reply is a snapshot of references,
 //! which the connection renders as it writes ([`write_page`]), with no lock held. Handlers run
-//! on the worker pool ([`crate::workers`]); [`crate::connections`] reads the requests.
+//! on the worker pool; the connection threads read the requests and write the answers.
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::decode::{check_headers, decode, Rejection};
-use crate::exposition::{render_to, TEXT_CONTENT_TYPE};
-use crate::http1::{Head, STREAM_CHUNK_BYTES};
-use crate::ingest::ingest;
-use crate::landing::{landing_page, LandingFacts};
-use crate::locks::lock;
-use crate::log::{self, RateLimited};
-use crate::process;
+use crate::base::locks::lock;
+use crate::expose::text::{render_to, TEXT_CONTENT_TYPE};
+use crate::ops::landing::{landing_page, LandingFacts};
+use crate::ops::log::{self, RateLimited};
+use crate::ops::process;
+use crate::ops::telemetry::{Gauges, Telemetry};
 use crate::store::{SeriesView, Snapshot, Store};
-use crate::telemetry::{Gauges, Telemetry};
-use crate::wire::WriteBatch;
+use crate::web::http1::{Head, STREAM_CHUNK_BYTES};
+use crate::write::decode::{check_headers, decode, Rejection};
+use crate::write::ingest::ingest;
+use crate::write::wire::WriteBatch;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -379,9 +379,12 @@ fn landing(app: &App) -> Reply {
     let snapshot = app.store.snapshot();
     let facts = LandingFacts {
         series: snapshot.series.len(),
-        families: crate::exposition::family_count(&snapshot),
+        families: crate::expose::text::family_count(&snapshot),
         last_write_ms: app.telemetry.last_write_ms(),
-        settings: &app.settings,
+        telemetry_path: &app.settings.telemetry_path,
+        exporter_telemetry_path: &app.settings.exporter_telemetry_path,
+        write_paths: &WRITE_PATHS,
+        flags_in_effect: &app.settings.flags_in_effect,
     };
     let body = landing_page(&facts).into_bytes();
     app.store.recycle(snapshot);

@@ -35,7 +35,7 @@ use std::cell::UnsafeCell;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::locks::lock;
+use crate::base::locks::lock;
 
 /// Block sizes are multiples of this, which is also the alignment every block has.
 const GRANULE: usize = 16;

@@ -10,36 +10,11 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::SeriesView;
 
-/// The metric type of a family, as remote-write metadata names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
-    Unknown,
-    Counter,
-    Gauge,
-    Histogram,
-    GaugeHistogram,
-    Summary,
-    Info,
-    StateSet,
-}
-
+/// What a kind means for the exposition: the type word, and which series a family admits.
 impl MetricKind {
-    /// Maps `MetricMetadata.MetricType`; unknown numbers read as `Unknown`.
-    pub fn from_proto(value: i32) -> MetricKind {
-        match value {
-            1 => MetricKind::Counter,
-            2 => MetricKind::Gauge,
-            3 => MetricKind::Histogram,
-            4 => MetricKind::GaugeHistogram,
-            5 => MetricKind::Summary,
-            6 => MetricKind::Info,
-            7 => MetricKind::StateSet,
-            _ => MetricKind::Unknown,
-        }
-    }
-
     /// The `# TYPE` word in text format 0.0.4, which knows only five types; the OpenMetrics-only
     /// ones are exposed as `untyped` so that every parser accepts them.
     pub fn text_type(self) -> &'static str {
@@ -94,14 +69,6 @@ pub fn is_float_text(text: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     decimal && text.parse::<f64>().is_ok_and(f64::is_finite)
-}
-
-/// What remote-write metadata says of one family.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Metadata {
-    pub kind: MetricKind,
-    pub help: Arc<str>,
-    pub unit: Arc<str>,
 }
 
 /// The family a series of this name is exposed under, and that family's metadata if any.
@@ -181,7 +148,7 @@ fn bound(series: &SeriesView) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern::{Atom, Tuple};
+    use crate::store::intern::{Atom, Tuple};
     use crate::store::Schema;
 
     fn meta(kind: MetricKind) -> Metadata {

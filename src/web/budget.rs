@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::locks::lock;
+use crate::base::locks::lock;
 
 pub struct Budget {
     limit: usize,

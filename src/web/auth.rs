@@ -13,7 +13,7 @@ use base64::Engine as _;
 use once_cell::sync::Lazy;
 use ring::digest::{digest, SHA256};
 
-use crate::locks::lock;
+use crate::base::locks::lock;
 
 /// The challenge sent with every 401.
 pub const CHALLENGE: &str = "Basic realm=\"k8s_exporter\", charset=\"UTF-8\"";

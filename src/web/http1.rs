@@ -6,9 +6,10 @@
 //! `chunked` transfer coding. Every read has a deadline; a request's head and body must arrive
 //! within one read timeout of its first byte, however slowly the client trickles them.
 
+use crate::base::utc;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest request head (request line and headers): Go's servers allow 1 MiB, but nothing a
 /// remote-write sender or scraper sends comes near a kilobyte.
@@ -394,8 +395,9 @@ impl<S: Transport> Connection<S> {
     }
 }
 
-/// Bytes a streamed body gathers before it writes them, as one chunk.
-pub const STREAM_CHUNK_BYTES: usize = 64 << 10;
+/// Bytes a streamed body gathers before it writes them, as one chunk: a page writer's whole
+/// write, so that it goes out as it is.
+pub const STREAM_CHUNK_BYTES: usize = crate::expose::page::PAGE_WRITE_BYTES;
 
 /// A response body written as it is made, before `deadline`: in chunks for HTTP/1.1, raw up
 /// to the close for HTTP/1.0 (whose head must then say `Connection: close`). Small writes are
@@ -649,7 +651,7 @@ impl ResponseHead<'_> {
             "HTTP/1.1 {} {}\r\nDate: {}\r\n",
             self.status,
             reason_phrase(self.status),
-            http_date(SystemTime::now())
+            utc::http_date(SystemTime::now())
         );
         // RFC 9110 forbids a body and Content-Length in 1xx and 204 answers.
         if self.status != 204 && self.status >= 200 {
@@ -694,47 +696,6 @@ pub fn reason_phrase(status: u16) -> &'static str {
         505 => "HTTP Version Not Supported",
         _ => "",
     }
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, the date format HTTP requires (RFC 9110, section 5.6.7).
-pub fn http_date(time: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = seconds / 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let of_day = seconds % 86_400;
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[month as usize - 1],
-        year,
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01, by 400-year eras.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -996,15 +957,6 @@ mod tests {
         assert_eq!(origin_form("http://h?a").as_deref(), Some("/?a"));
         assert_eq!(origin_form("http://h").as_deref(), Some("/"));
         assert_eq!(origin_form("*"), None);
-    }
-
-    #[test]
-    fn dates_are_imf_fixdate() {
-        let at = |seconds| http_date(UNIX_EPOCH + Duration::from_secs(seconds));
-        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(at(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Lock helpers that shrug off poisoning.
 //!
-//! A panic inside one request handler is turned into a 500 (see `http`); the data behind the
+//! A panic inside one request handler is turned into a 500 (see `crate::web::routes`); the data behind the
 //! lock is updated field by field and stays consistent, so later requests keep using it
 //! instead of failing forever on a poisoned lock.
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::wire::WriteBatch;
+use crate::write::wire::WriteBatch;
 
 /// Why a request was refused as a whole; `reason` is the one-line body of the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, Sample, TimeSeries, WriteRequest};
+    use crate::write::proto::{Label, Sample, TimeSeries, WriteRequest};
     use prost::Message;
 
     fn decode_new(body: &[u8], max_decoded_bytes: usize) -> Result<WriteBatch, Rejection> {

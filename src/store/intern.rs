@@ -13,8 +13,8 @@ use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use triomphe::ThinArc;
 
-use crate::bytes;
-use crate::locks::lock;
+use crate::base::bytes;
+use crate::base::locks::lock;
 
 const SHARDS: usize = 16;
 

@@ -10,9 +10,9 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crate::allocator;
-use crate::http::{self, App, Reply, Request};
-use crate::locks::lock;
+use crate::base::allocator;
+use crate::base::locks::lock;
+use crate::web::routes::{self, App, Reply, Request};
 
 /// A request on its way to a worker, and where its answer goes (the request comes back too,
 /// so that its connection can reuse the body buffer).
@@ -68,7 +68,7 @@ impl Workers {
 }
 
 fn work(queue: &Mutex<Receiver<Job>>, app: &App) {
-    // Workers make the new series, and live as long as the process (see `allocator`).
+    // Workers make the new series, and live as long as the process (see `crate::base::allocator`).
     allocator::cache_this_thread();
     loop {
         let next = lock(queue).recv();
@@ -77,7 +77,7 @@ fn work(queue: &Mutex<Receiver<Job>>, app: &App) {
         };
         // `handle` turns a handler panic into a 500; this catches anything past it, so that
         // the worker lives on (the panic hook has logged it).
-        let reply = catch_unwind(AssertUnwindSafe(|| http::handle(app, &request)))
+        let reply = catch_unwind(AssertUnwindSafe(|| routes::handle(app, &request)))
             .unwrap_or_else(|_| Reply::text(500, "internal error; see the server log"));
         let _ = answer.send((reply, request));
     }

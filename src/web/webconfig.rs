@@ -12,7 +12,7 @@
 //!   prometheus: $2y$10$...          # bcrypt hashes, as htpasswd -nBC 10 writes them
 //! ```
 //!
-//! Only TLS 1.3 is served (see `crate::tls` for why), so `max_version: TLS12` is refused.
+//! Only TLS 1.3 is served (see `crate::web::tls` for why), so `max_version: TLS12` is refused.
 //! Unknown keys are errors, as in exporter-toolkit. Keys for Go's TLS tuning
 //! (`cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`, `http_server_config`)
 //! are read and ignored: rustls offers only suites and curves considered safe, and this server
@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::auth::BasicAuth;
-use crate::tls::{self, ClientAuth, TlsVersion};
+use crate::web::auth::BasicAuth;
+use crate::web::tls::{self, ClientAuth, TlsVersion};
 
 /// What the file asks for; `None` parts are off.
 pub struct WebConfig {

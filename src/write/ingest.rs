@@ -8,10 +8,10 @@
 
 use std::fmt::Write as _;
 
-use crate::bytes;
-use crate::family::{Metadata, MetricKind};
+use crate::base::bytes;
+use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::{Applied, Sample, SeriesKey, Store, Writer};
-use crate::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
+use crate::write::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
 /// would make every later, correct sample of its series look out of order.
@@ -476,8 +476,8 @@ fn quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, MetricMetadata, TimeSeries, WriteRequest};
     use crate::store::STALE_NAN_BITS;
+    use crate::write::proto::{Label, MetricMetadata, TimeSeries, WriteRequest};
     use prost::Message;
 
     /// Encodes `request` as a sender would, decodes it as the server does, and ingests it.

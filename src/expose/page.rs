@@ -5,8 +5,8 @@
 //! (a `rep movsq` with byte-wise head and tail) is not, and the static build uses musl.
 //! `PageWriter` gathers pieces in a stack buffer with fixed-size moves the compiler inlines,
 //! and hands the buffer on in 64 KiB writes: to a `Vec`, or to a socket as the page is made.
-//! A streamed body sends a write of that size to the socket as it is, as one HTTP chunk
-//! ([`crate::http1::StreamedBody`]), so the page is not copied again on its way out.
+//! The HTTP layer sends a write of that size to the socket as it is, as one chunk, so the page
+//! is not copied again on its way out.
 
 /// Something exposition text can be appended to.
 pub trait Sink {
@@ -26,7 +26,11 @@ impl Sink for Vec<u8> {
 
 use std::io::{self, Write};
 
-const BUFFER_BYTES: usize = crate::http1::STREAM_CHUNK_BYTES;
+/// The size of the writes a page reaches its output in; the HTTP layer sends a write of this
+/// size as one chunk.
+pub const PAGE_WRITE_BYTES: usize = 64 << 10;
+
+const BUFFER_BYTES: usize = PAGE_WRITE_BYTES;
 
 /// Writes a page to `out` through a stack buffer. The first write error is kept, and nothing
 /// is written after it; [`PageWriter::finish`] flushes the buffer and returns that error.

@@ -8,9 +8,11 @@ use std::io::Write as _;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use once_cell::sync::OnceCell;
+
+use crate::base::utc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -74,7 +76,13 @@ pub fn log(level: Level, message: &str, fields: &[(&str, &dyn Display)]) {
     if level < min_level {
         return;
     }
-    let line = format_line(format, &rfc3339_now(), level, message, fields);
+    let line = format_line(
+        format,
+        &utc::rfc3339(SystemTime::now()),
+        level,
+        message,
+        fields,
+    );
     // A closed stderr must not take the server down: the line is lost, nothing else.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
@@ -161,42 +169,6 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// The current UTC time as `2006-01-02T15:04:05.000Z`.
-fn rfc3339_now() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(since_epoch)
-}
-
-fn rfc3339(since_epoch: Duration) -> String {
-    let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-    let of_day = seconds % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// Lets one line through per interval and counts the rest, so that a sender stuck on bad data
 /// cannot flood the log; the next line that passes says how many were held back.
 pub struct RateLimited {
@@ -261,19 +233,6 @@ mod tests {
         assert_eq!(
             line,
             "{\"ts\":\"T\",\"level\":\"info\",\"msg\":\"started\",\"address\":\"[::]:9201\"}\n"
-        );
-    }
-
-    #[test]
-    fn timestamps_are_utc_rfc3339() {
-        assert_eq!(rfc3339(Duration::ZERO), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(Duration::from_millis(951_782_400_123)),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(
-            rfc3339(Duration::from_secs(1_798_761_599)),
-            "2026-12-31T23:59:59.000Z"
         );
     }
 

@@ -10,8 +10,9 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::family::{compare_in_family, compare_plain, family_of, Metadata, MetricKind};
-use crate::page::{PageWriter, Sink};
+use crate::expose::family::{compare_in_family, compare_plain, family_of};
+use crate::expose::page::{PageWriter, Sink};
+use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::{SeriesView, Snapshot};
 
 /// The `Content-Type` of every page in this format.
@@ -33,7 +34,7 @@ pub fn escape_label_value(text: &str) -> Cow<'_, str> {
 fn escape(text: &str, quotes: bool) -> Cow<'_, str> {
     // Bytes, not chars: all three are ASCII, which never occurs inside a multi-byte character.
     let quote = if quotes { b'"' } else { b'\\' };
-    if !crate::bytes::contains_any(text.as_bytes(), [b'\\', b'\n', quote]) {
+    if !crate::base::bytes::contains_any(text.as_bytes(), [b'\\', b'\n', quote]) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -241,16 +242,6 @@ fn write_value(out: &mut impl Sink, value: f64, timestamp_ms: Option<i64>) {
     out.put_byte(b'\n');
 }
 
-/// What the exposition writes before each label value of a series with these label names:
-/// `{first="`, then `,second="` and so on (the metric name goes before them, written apart);
-/// a series without labels has none.
-pub fn series_prefixes<'a>(label_names: impl Iterator<Item = &'a str>) -> Box<[Box<str>]> {
-    label_names
-        .enumerate()
-        .map(|(i, label)| format!("{}{label}=\"", if i == 0 { '{' } else { ',' }).into_boxed_str())
-        .collect()
-}
-
 /// Writes the label block of a series, `{a="x",b="y"}` (nothing when it has no labels), from its
 /// schema's prefixes and its interned values.
 fn write_label_block(out: &mut impl Sink, series: &SeriesView) {
@@ -270,7 +261,7 @@ fn write_label_block(out: &mut impl Sink, series: &SeriesView) {
 /// copied some 25 times.
 struct LabelBlocks<'b> {
     /// The blocks, one after the other. A block's two dozen pieces are gathered in the writer's
-    /// buffer and reach the `Vec` as one copy (see [`crate::page`]).
+    /// buffer and reach the `Vec` as one copy (see [`crate::expose::page`]).
     bytes: PageWriter<&'b mut Vec<u8>>,
     /// Where each block sits in `bytes`, by its rank ([`block_ranks`]); empty until written.
     /// A list rather than a table of its own: the ranks are hashed once per series already,
@@ -570,7 +561,7 @@ pub fn render_to<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern::{Atom, Tuple};
+    use crate::store::intern::{Atom, Tuple};
     use crate::store::Schema;
     use std::sync::Arc;
 

@@ -1,0 +1,6 @@
+//! The write path: a remote-write request body decoded and applied to the store.
+
+pub mod decode;
+pub mod ingest;
+pub mod proto;
+pub mod wire;
