@@ -5,6 +5,9 @@
 //! folding, no request carrying both `Content-Length` and `Transfer-Encoding`, only the
 //! `chunked` transfer coding. Every read has a deadline; a request's head and body must arrive
 //! within one read timeout of its first byte, however slowly the client trickles them.
+//!
+//! Request heads and chunk-size lines, the bytes most exposed to attackers, are parsed by the
+//! `httparse` crate (hyper's parser); the deadlines, caps and smuggling checks are ours.
 
 use crate::base::utc;
 use std::io::{self, IoSlice, Read, Write};
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// remote-write sender or scraper sends comes near a kilobyte.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
 
-/// Largest chunk-size line, extensions included.
+/// Largest chunk-size line, extensions and CRLF included.
 const MAX_CHUNK_LINE_BYTES: usize = 1024;
 
 /// Bytes read from the socket at once when the connection buffer is empty.
@@ -246,8 +249,7 @@ impl<S: Transport> Connection<S> {
             }
             if self.start != self.end {
                 let started = *started.get_or_insert_with(Instant::now);
-                if let Some(length) = head_length(self.buffered()) {
-                    let head = parse_head(&self.buffer[self.start..self.start + length])?;
+                if let Some((head, length)) = parse_head(self.buffered())? {
                     self.start += length;
                     return Ok((head, started));
                 }
@@ -293,12 +295,7 @@ impl<S: Transport> Connection<S> {
         out: &mut Vec<u8>,
     ) -> Result<(), ReadError> {
         loop {
-            let line = self.read_line(MAX_CHUNK_LINE_BYTES, deadline)?;
-            let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .ok()
-                .filter(|_| !size_text.is_empty() && !size_text.starts_with('+'))
-                .ok_or_else(|| bad(400, format!("invalid chunk size {size_text:?}")))?;
+            let size = self.read_chunk_size(deadline)?;
             if size == 0 {
                 // Trailer fields are read and ignored, up to the empty line.
                 let mut trailer_bytes = 0;
@@ -313,6 +310,7 @@ impl<S: Transport> Connection<S> {
                     }
                 }
             }
+            let size = usize::try_from(size).map_err(|_| ReadError::TooLarge)?;
             if size > limit.saturating_sub(out.len()) {
                 return Err(ReadError::TooLarge);
             }
@@ -320,6 +318,42 @@ impl<S: Transport> Connection<S> {
             if !self.read_line(0, deadline)?.is_empty() {
                 return Err(bad(400, "chunk data longer than its size"));
             }
+        }
+    }
+
+    /// Reads a chunk-size line (RFC 9112, section 7.1) with httparse, extensions ignored: the
+    /// size, which must have at least one hex digit (httparse reads an empty one as 0, which
+    /// would end the body early).
+    fn read_chunk_size(&mut self, deadline: Instant) -> Result<u64, ReadError> {
+        loop {
+            let line = self.buffered();
+            let invalid = || {
+                let shown = &line[..line.len().min(40)];
+                bad(
+                    400,
+                    format!(
+                        "invalid chunk size line {:?}",
+                        String::from_utf8_lossy(shown)
+                    ),
+                )
+            };
+            if line.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                return Err(invalid());
+            }
+            let too_long = || bad(400, "chunked framing line too long");
+            match httparse::parse_chunk_size(line) {
+                Ok(httparse::Status::Complete((length, _))) if length > MAX_CHUNK_LINE_BYTES => {
+                    return Err(too_long())
+                }
+                Ok(httparse::Status::Complete((length, size))) => {
+                    self.start += length;
+                    return Ok(size);
+                }
+                Ok(httparse::Status::Partial) if line.len() < MAX_CHUNK_LINE_BYTES => {}
+                Ok(httparse::Status::Partial) => return Err(too_long()),
+                Err(httparse::InvalidChunkSize) => return Err(invalid()),
+            }
+            self.fill(deadline).map_err(ReadError::midway_always)?;
         }
     }
 
@@ -547,73 +581,75 @@ fn read_by<S: Transport>(
     }
 }
 
-/// The length of the head at the start of `bytes`, through its empty line, once complete.
-fn head_length(bytes: &[u8]) -> Option<usize> {
-    let mut line_start = 0;
-    for (at, byte) in bytes.iter().enumerate() {
-        if *byte == b'\n' {
-            let line = &bytes[line_start..at];
-            if line.is_empty() || line == b"\r" {
-                return Some(at + 1);
-            }
-            line_start = at + 1;
-        }
-    }
-    None
-}
+/// Header fields a request may carry; Prometheus sends under a dozen.
+const MAX_HEADERS: usize = 100;
 
-fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn parse_head(bytes: &[u8]) -> Result<Head, ReadError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| bad(400, "request head is not UTF-8"))?;
-    let mut lines = text
-        .lines()
-        .map(|line| line.strip_suffix('\r').unwrap_or(line));
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad(400, format!("malformed request line {request_line:?}")));
+/// Parses the request head at the start of `bytes` with httparse, the parser hyper uses:
+/// `None` until it is complete, then the head and its length. Our own checks stay on top:
+/// only HTTP/1.0 and 1.1 (505 for other versions), a target in origin or absolute form,
+/// header values in UTF-8. httparse refuses obsolete line folding in requests.
+fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let length = match request.parse(bytes) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(head_error(bytes, error)),
     };
-    if !is_token(method) {
-        return Err(bad(400, format!("invalid method {method:?}")));
-    }
-    let version = match version {
-        "HTTP/1.1" => Version::Http11,
-        "HTTP/1.0" => Version::Http10,
-        other if other.starts_with("HTTP/") => {
-            return Err(bad(
-                505,
-                format!("unsupported version {other:?}; use HTTP/1.1"),
-            ))
-        }
-        other => return Err(bad(400, format!("malformed version {other:?}"))),
+    let version = match request.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
     };
+    let (method, target) = (
+        request.method.unwrap_or_default(),
+        request.path.unwrap_or_default(),
+    );
     let target = origin_form(target)
         .ok_or_else(|| bad(400, format!("invalid request target {target:?}")))?;
-    let mut headers = Vec::new();
-    for line in lines.take_while(|line| !line.is_empty()) {
-        if line.starts_with([' ', '\t']) {
-            return Err(bad(400, "obsolete header line folding is not accepted"));
-        }
-        let (name, value) = line
-            .split_once(':')
-            .filter(|(name, _)| is_token(name))
-            .ok_or_else(|| bad(400, format!("malformed header line {line:?}")))?;
-        headers.push((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
+    let mut headers = Vec::with_capacity(request.headers.len());
+    for field in request.headers.iter() {
+        let value = std::str::from_utf8(field.value)
+            .map_err(|_| bad(400, format!("header {:?} is not UTF-8", field.name)))?;
+        headers.push((
+            field.name.to_owned(),
+            value.trim_matches([' ', '\t']).to_owned(),
+        ));
     }
-    Ok(Head {
+    let head = Head {
         method: method.to_owned(),
         target,
         version,
         headers,
-    })
+    };
+    Ok(Some((head, length)))
+}
+
+/// The answer to a head httparse refused: 505 for a well-formed version we do not speak, 431
+/// for too many header fields, 400 with httparse's reason otherwise.
+fn head_error(bytes: &[u8], error: httparse::Error) -> ReadError {
+    let request_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let request_line = String::from_utf8_lossy(&request_line[..request_line.len().min(100)]);
+    let request_line = request_line.trim_end();
+    match error {
+        httparse::Error::Version
+            if request_line
+                .rsplit(' ')
+                .next()
+                .is_some_and(|version| version.starts_with("HTTP/")) =>
+        {
+            bad(
+                505,
+                format!("unsupported version in {request_line:?}; use HTTP/1.1"),
+            )
+        }
+        httparse::Error::TooManyHeaders => {
+            bad(431, format!("more than {MAX_HEADERS} header fields"))
+        }
+        other => bad(
+            400,
+            format!("malformed request head ({other}): {request_line:?}"),
+        ),
+    }
 }
 
 /// `/path?query` as sent, or the path part of an absolute-form target (`http://host/path`).
@@ -937,6 +973,52 @@ mod tests {
                 "{headers}"
             );
         }
+    }
+
+    #[test]
+    fn heads_httparse_refuses_get_a_reason() {
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "X: y\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert_eq!(status_of(head_of(&many).unwrap_err()), 431);
+        let mut latin1 = b"GET / HTTP/1.1\r\nX: caf\xe9\r\n\r\n".to_vec();
+        let mut connection = client_sending(vec![std::mem::take(&mut latin1)], Duration::ZERO);
+        let result = connection.read_head(soon(), Duration::from_secs(2));
+        assert_eq!(status_of(result.unwrap_err()), 400, "a value not in UTF-8");
+        let ReadError::Bad { reason, .. } =
+            head_of("GET / HTTP/1.1\r\nno colon\r\n\r\n").unwrap_err()
+        else {
+            panic!("not refused")
+        };
+        assert!(reason.contains("GET / HTTP/1.1"), "{reason}");
+    }
+
+    #[test]
+    fn chunk_size_lines_must_be_hex_and_short() {
+        for line in [
+            "\r\nhello\r\n0\r\n\r\n",
+            ";ext\r\n",
+            "5\nhello\r\n0\r\n\r\n",
+            "-5\r\n",
+            "11111111111111111\r\n",
+        ] {
+            let mut connection = client_sending(vec![line.as_bytes().to_vec()], Duration::ZERO);
+            let mut body = Vec::new();
+            let result = connection.read_body(Framing::Chunked, 100, soon(), &mut body);
+            assert_eq!(status_of(result.unwrap_err()), 400, "{line:?}");
+        }
+        let long = format!(
+            "5;{}\r\nhello\r\n0\r\n\r\n",
+            "e".repeat(MAX_CHUNK_LINE_BYTES)
+        );
+        let mut connection = client_sending(vec![long.into_bytes()], Duration::ZERO);
+        let result = connection.read_body(Framing::Chunked, 100, soon(), &mut Vec::new());
+        assert_eq!(
+            status_of(result.unwrap_err()),
+            400,
+            "an extension past the line cap"
+        );
     }
 
     #[test]
