@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::json;
@@ -19,7 +19,8 @@ use crate::support::{eventually, parse_response, sample_value, Exporter, HttpRes
 const USER: &str = "prometheus";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+/// A CA, a server certificate for 127.0.0.1 (ECDSA P-384) and a client certificate (P-256), as
+/// PEM files in `dir`.
 struct Pki {
     ca: PathBuf,
     server_cert: PathBuf,
@@ -33,18 +34,30 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // rcgen names every certificate alike by default; OpenSSL then takes a leaf whose issuer
+        // is its own name for self-signed.
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "k8s_exporter test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>| {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, &issuer)
-                .unwrap();
+        let leaf = |names: Vec<String>, algorithm| {
+            let key = KeyPair::generate_for(algorithm).unwrap();
+            let mut params = CertificateParams::new(names.clone()).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, names[0].as_str());
+            let cert = params.signed_by(&key, &issuer).unwrap();
             (cert.pem(), key.serialize_pem())
         };
-        let (server_cert, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()]);
-        let (client_cert, client_key) = leaf(vec!["prometheus-client".into()]);
+        let (server_cert, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+        );
+        let (client_cert, client_key) = leaf(
+            vec!["prometheus-client".into()],
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        );
         let write = |name: &str, pem: &str| {
             let path = dir.join(name);
             std::fs::write(&path, pem).unwrap();
@@ -258,4 +271,104 @@ fn prometheus_remote_writes_and_scrapes_over_tls_with_basic_auth() {
         Some(0.0)
     );
     assert!(sample_value(&text, "k8s_exporter_write_requests_total{code=\"204\"}") > Some(0.0));
+}
+
+/// Python's `ssl` (OpenSSL) as an independent TLS client: connects with `versions` (`TLSv1_2`,
+/// `TLSv1_3`) as its only ones, with `cipher` for TLS 1.2 and the key exchange on `curve`, and
+/// asks for `/healthz`. Prints the version and cipher agreed, or the handshake's error.
+fn python_tls_client(
+    exporter: &Exporter,
+    ca: &Path,
+    version: &str,
+    cipher: &str,
+    curve: &str,
+) -> String {
+    let (host, port) = exporter.address.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import socket, ssl
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.load_verify_locations({ca:?})
+context.minimum_version = context.maximum_version = ssl.TLSVersion.{version}
+context.set_ciphers({cipher:?})
+context.set_ecdh_curve({curve:?})
+try:
+    with socket.create_connection(({host:?}, {port})) as raw:
+        with context.wrap_socket(raw, server_hostname={host:?}) as tls:
+            agreed = (tls.version(), tls.cipher()[0])
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(4096):
+                answer += chunk
+            print(*agreed, answer.split(b"\r\n")[0].decode())
+except ssl.SSLError as error:
+    print("refused", error.reason)
+"#,
+        ca = ca.display().to_string(),
+    );
+    let output = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn tls_versions_follow_min_and_max_version_as_in_exporter_toolkit() {
+    let dir = TempDir::new("tls-versions");
+    let pki = Pki::new(&dir.0);
+    let start = |versions: &str| {
+        let path = dir.0.join(format!("web-{}.yml", versions.len()));
+        let config = format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{versions}",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+        );
+        std::fs::write(&path, config).unwrap();
+        // The shipped build: the static binary must carry TLS 1.2, ChaCha20 and P-384 too.
+        Exporter::start_static(&[&format!("--web.config.file={}", path.display())])
+    };
+
+    // exporter-toolkit's defaults, TLS 1.2 to 1.3: a TLS 1.2 client is served, here with
+    // ChaCha20-Poly1305 over a P-384 key exchange. (In TLS 1.2 the client's one curve must also
+    // be the server certificate's, P-384.)
+    let defaults = start("");
+    let chacha = "ECDHE-ECDSA-CHACHA20-POLY1305";
+    let answer = python_tls_client(&defaults, &pki.ca, "TLSv1_2", chacha, "secp384r1");
+    assert_eq!(answer, format!("TLSv1.2 {chacha} HTTP/1.1 200 OK"));
+    let answer = python_tls_client(
+        &defaults,
+        &pki.ca,
+        "TLSv1_2",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "secp384r1",
+    );
+    assert_eq!(
+        answer,
+        "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256 HTTP/1.1 200 OK"
+    );
+    let answer = python_tls_client(&defaults, &pki.ca, "TLSv1_3", "DEFAULT", "secp384r1");
+    assert!(
+        answer.starts_with("TLSv1.3 ") && answer.ends_with(" 200 OK"),
+        "{answer}"
+    );
+
+    // min_version: TLS13 refuses the TLS 1.2 client and still serves TLS 1.3.
+    let tls13_only = start("  min_version: TLS13\n");
+    let answer = python_tls_client(&tls13_only, &pki.ca, "TLSv1_2", chacha, "secp384r1");
+    assert!(answer.starts_with("refused"), "{answer}");
+    let answer = python_tls_client(&tls13_only, &pki.ca, "TLSv1_3", "DEFAULT", "X25519");
+    assert!(answer.starts_with("TLSv1.3 "), "{answer}");
+
+    // max_version: TLS12 serves TLS 1.2 only.
+    let tls12_only = start("  min_version: TLS12\n  max_version: TLS12\n");
+    let answer = python_tls_client(&tls12_only, &pki.ca, "TLSv1_3", "DEFAULT", "X25519");
+    assert!(answer.starts_with("refused"), "{answer}");
+    let answer = python_tls_client(&tls12_only, &pki.ca, "TLSv1_2", chacha, "secp384r1");
+    assert_eq!(answer, format!("TLSv1.2 {chacha} HTTP/1.1 200 OK"));
 }

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -40,104 +39,23 @@ pub struct Settings {
     pub max_version: TlsVersion,
 }
 
-/// ring's algorithms, less those no current client needs: TLS 1.3 with AES-GCM (every Go,
-/// OpenSSL 1.1.1+ and browser client offers it, and CPUs have instructions for it), X25519 or
-/// P-256 key exchange, and P-256, Ed25519 or RSA client certificates. Built from the parts
-/// rather than by trimming ring's default provider, because anything that provider names is
-/// linked into the binary, which must stay within 2 MiB: ChaCha20, P-384 and TLS 1.2 together
-/// would add about 130 KB to it.
-fn crypto_provider() -> CryptoProvider {
-    use rustls::crypto::ring::{cipher_suite, kx_group};
-    use rustls::SignatureScheme as Scheme;
-    use webpki::ring as algorithm;
-    static SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
-        all: &[
-            algorithm::ECDSA_P256_SHA256,
-            algorithm::ED25519,
-            algorithm::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
-            algorithm::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
-            algorithm::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
-            algorithm::RSA_PKCS1_2048_8192_SHA256,
-            algorithm::RSA_PKCS1_2048_8192_SHA384,
-            algorithm::RSA_PKCS1_2048_8192_SHA512,
-        ],
-        mapping: &[
-            (
-                Scheme::ECDSA_NISTP256_SHA256,
-                &[algorithm::ECDSA_P256_SHA256],
-            ),
-            (Scheme::ED25519, &[algorithm::ED25519]),
-            (
-                Scheme::RSA_PSS_SHA512,
-                &[algorithm::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
-            ),
-            (
-                Scheme::RSA_PSS_SHA384,
-                &[algorithm::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
-            ),
-            (
-                Scheme::RSA_PSS_SHA256,
-                &[algorithm::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
-            ),
-            (
-                Scheme::RSA_PKCS1_SHA512,
-                &[algorithm::RSA_PKCS1_2048_8192_SHA512],
-            ),
-            (
-                Scheme::RSA_PKCS1_SHA384,
-                &[algorithm::RSA_PKCS1_2048_8192_SHA384],
-            ),
-            (
-                Scheme::RSA_PKCS1_SHA256,
-                &[algorithm::RSA_PKCS1_2048_8192_SHA256],
-            ),
-        ],
-    };
-    CryptoProvider {
-        cipher_suites: vec![
-            cipher_suite::TLS13_AES_128_GCM_SHA256,
-            cipher_suite::TLS13_AES_256_GCM_SHA384,
-        ],
-        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
-        signature_verification_algorithms: SIGNATURE_ALGORITHMS,
-        secure_random: &SystemRandom,
-        key_provider: &KeyLoader,
-    }
-}
-
-/// The operating system's randomness, through ring.
-#[derive(Debug)]
-struct SystemRandom;
-
-impl rustls::crypto::SecureRandom for SystemRandom {
-    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf)
-            .map_err(|_| rustls::crypto::GetRandomFailed)
-    }
-}
-
-/// Loads the server's key (RSA, ECDSA or Ed25519) with ring.
-#[derive(Debug)]
-struct KeyLoader;
-
-impl rustls::crypto::KeyProvider for KeyLoader {
-    fn load_private_key(
-        &self,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
-        rustls::crypto::ring::sign::any_supported_type(&key)
-    }
-}
-
+/// The server configuration: ring's default algorithms (TLS 1.3 and 1.2 with AES-GCM and
+/// ChaCha20-Poly1305, X25519, P-256 and P-384 key exchange, ECDSA, Ed25519 and RSA
+/// certificates), the versions from `min_version` to `max_version` as exporter-toolkit serves
+/// them (TLS 1.2 to 1.3 by default), and HTTP/1.1 as the only ALPN protocol.
 pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
-    let provider = Arc::new(crypto_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     if settings.min_version > settings.max_version {
         return Err("min_version is above max_version".into());
     }
-    if settings.max_version < TlsVersion::Tls13 {
-        return Err("max_version TLS12 is not supported; only TLS 1.3 is served".into());
-    }
-    let versions = [&rustls::version::TLS13];
+    let versions: Vec<_> = [
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+    ]
+    .into_iter()
+    .filter(|(version, _)| (settings.min_version..=settings.max_version).contains(version))
+    .map(|(_, supported)| supported)
+    .collect();
     let certificates = read_certificates(&settings.cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key_file)
         .map_err(|e| format!("{}: {e}", settings.key_file.display()))?;

@@ -7,16 +7,17 @@
 //!   key_file: server.key
 //!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven
 //!   client_ca_file: ca.crt
-//!   min_version: TLS12              # TLS12 or TLS13: either way TLS 1.3 is what is served
+//!   min_version: TLS12              # TLS12 (the default) or TLS13; max_version likewise
 //! basic_auth_users:
 //!   prometheus: $2y$10$...          # bcrypt hashes, as htpasswd -nBC 10 writes them
 //! ```
 //!
-//! Only TLS 1.3 is served (see `crate::web::tls` for why), so `max_version: TLS12` is refused.
+//! TLS 1.2 and 1.3 are served, from `min_version` to `max_version` (TLS 1.2 to 1.3 by default, as
+//! in exporter-toolkit); rustls has no TLS 1.0 or 1.1, so `TLS10` and `TLS11` are refused.
 //! Unknown keys are errors, as in exporter-toolkit. Keys for Go's TLS tuning
 //! (`cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`, `http_server_config`)
-//! are read and ignored: rustls offers only suites and curves considered safe, and this server
-//! speaks HTTP/1.1. `RequestClientCert`, `RequireAnyClientCert` (a certificate nobody checks)
+//! are read and ignored: rustls offers only AEAD suites with forward secrecy and curves
+//! considered safe, and this server speaks HTTP/1.1. `RequestClientCert`, `RequireAnyClientCert` (a certificate nobody checks)
 //! and `client_allowed_sans` are refused rather than silently weakened or ignored.
 
 use std::collections::BTreeMap;
