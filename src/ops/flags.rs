@@ -154,8 +154,14 @@ impl Flags {
         argv.extend(from_environment(&argv, env).map_err(Exit::Usage)?);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let flags = Flags::from_args(&[program], &argv).map_err(|exit| match exit.status {
-            Ok(()) => Exit::Help(exit.output),
-            Err(()) => Exit::Usage(first_line_dotted(&exit.output)),
+            Ok(()) => Exit::Help(dotted(&exit.output)),
+            Err(()) => Exit::Usage(
+                dotted(&exit.output)
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .to_owned(),
+            ),
         })?;
         flags.check().map_err(Exit::Usage)?;
         Ok(flags)
@@ -280,20 +286,18 @@ pub fn env_variable(flag: &str) -> String {
     )
 }
 
-/// argh's first error line, with its dashed flag names turned back into dotted ones.
-fn first_line_dotted(output: &str) -> String {
-    let mut line = output
-        .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .to_owned();
+/// argh's help or error text with its dashed flag names turned back into the dotted ones users
+/// type (`--web-listen-address` becomes `--web.listen-address`; the two are the same length, so
+/// the help's columns stay aligned).
+fn dotted(output: &str) -> String {
+    let mut text = output.to_owned();
     for (name, _) in FLAG_NAMES {
-        line = line.replace(
+        text = text.replace(
             &format!("--{}", name.replace('.', "-")),
             &format!("--{name}"),
         );
     }
-    line
+    text
 }
 
 #[cfg(test)]
@@ -416,14 +420,11 @@ mod tests {
             .collect();
         let table: Vec<String> = FLAG_NAMES
             .iter()
-            .map(|(name, _)| name.replace('.', "-"))
+            .map(|(name, _)| name.to_string())
             .collect();
-        assert_eq!(declared, table);
+        assert_eq!(declared, table, "--help spells every flag the dotted way");
         for (name, takes_value) in FLAG_NAMES {
-            assert_eq!(
-                help.contains(&format!("--{} <", name.replace('.', "-"))),
-                takes_value
-            );
+            assert_eq!(help.contains(&format!("--{name} <")), takes_value);
         }
     }
 
