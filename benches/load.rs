@@ -318,6 +318,9 @@ impl Connection {
 struct Target {
     name: &'static str,
     child: Child,
+    /// From spawning the process to its health check's first 200.
+    ready_after: Duration,
+    health_path: &'static str,
     address: String,
     write_path: &'static str,
     scrape_path: String,
@@ -347,17 +350,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_ready(address: &str, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits until `path` answers 200, trying every millisecond; returns how long that took from
+/// `started`, the moment the process was spawned.
+fn wait_ready(address: &str, path: &str, started: Instant) -> Duration {
+    let deadline = started + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(stream) = TcpStream::connect(address) {
             drop(stream);
             let mut connection = Connection::open(address);
             if connection.send("GET", path, &[], &[]).0 == 200 {
-                return;
+                return started.elapsed();
             }
         }
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(1));
     }
     panic!("{address}{path} did not become ready");
 }
@@ -369,6 +374,7 @@ fn start_exporter(binary: &Path) -> Target {
         binary.display()
     );
     let address = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
     let child = Command::new(binary)
         .args([
             &format!("--web.listen-address={address}"),
@@ -378,10 +384,12 @@ fn start_exporter(binary: &Path) -> Target {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_ready(&address, "/healthz");
+    let ready_after = wait_ready(&address, "/healthz", started);
     Target {
         name: "k8s_exporter",
         child,
+        ready_after,
+        health_path: "/healthz",
         address,
         write_path: "/write",
         scrape_path: "/metrics".into(),
@@ -402,6 +410,7 @@ fn start_prometheus() -> Target {
     )
     .unwrap();
     let address = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
     let child = Command::new("prometheus")
         .arg(format!(
             "--config.file={}",
@@ -417,11 +426,13 @@ fn start_prometheus() -> Target {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus (Debian's package) must be installed");
-    wait_ready(&address, "/-/ready");
+    let ready_after = wait_ready(&address, "/-/ready", started);
     let scrape_path = "/federate?match%5B%5D=%7B__name__%3D~%22.%2B%22%7D".to_owned();
     Target {
         name: "prometheus",
         child,
+        ready_after,
+        health_path: "/-/healthy",
         address,
         write_path: "/api/v1/write",
         scrape_path,
@@ -551,6 +562,10 @@ fn writes_during_scrapes(target: &Target, payloads: &[Vec<u8>], connections: usi
 }
 
 struct Figures {
+    ready_after: Duration,
+    /// `VmRSS` of the fresh process before the first write.
+    idle_resident_bytes: f64,
+    slowest_health_check: Duration,
     new_rate: f64,
     new_cpu_us: f64,
     append_rate: f64,
@@ -564,10 +579,26 @@ struct Figures {
     slowest_write_while_scraping: Duration,
 }
 
+/// The slowest of 100 health checks on an idle server, each on a new connection.
+fn slowest_health_check(target: &Target) -> Duration {
+    (0..100)
+        .map(|_| {
+            let started = Instant::now();
+            let status = Connection::open(&target.address)
+                .send("GET", target.health_path, &[], &[])
+                .0;
+            assert_eq!(status, 200, "{} health check", target.name);
+            started.elapsed()
+        })
+        .max()
+        .unwrap_or_default()
+}
+
 fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figures {
     let series = options.series as f64;
     thread::sleep(Duration::from_millis(500));
     let baseline_rss = resident_bytes(target.child.id());
+    let slowest_health_check = slowest_health_check(target);
     let (wall, cpu, _) = send_all(target, &rounds[0], options.connections);
     let (new_rate, new_cpu_us) = (series / wall, cpu / series * 1e6);
     let (mut wall, mut cpu, mut slowest_write) = (0.0, 0.0, Duration::ZERO);
@@ -587,6 +618,9 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
     let bytes_per_series_after_scrapes =
         (resident_bytes(target.child.id()) - baseline_rss) / series;
     Figures {
+        ready_after: target.ready_after,
+        idle_resident_bytes: baseline_rss,
+        slowest_health_check,
         new_rate,
         new_cpu_us,
         append_rate: appended / wall,
@@ -602,6 +636,12 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
 
 fn print(name: &str, f: &Figures) {
     println!("{name}:");
+    println!(
+        "  idle         {:>12.1} ms from start to healthy, {:.2} MiB resident, health check {:.2} ms at most",
+        ms(f.ready_after),
+        f.idle_resident_bytes / (1 << 20) as f64,
+        ms(f.slowest_health_check)
+    );
     println!(
         "  new series   {:>12.0} samples/s  {:>8.2} CPU-µs/sample ({:.2} CPU-s per million)",
         f.new_rate, f.new_cpu_us, f.new_cpu_us
@@ -629,8 +669,19 @@ fn print(name: &str, f: &Figures) {
 
 impl Figures {
     /// Each figure by name, and whether more of it is better.
-    fn named(&self) -> [(&'static str, f64, bool); 12] {
+    fn named(&self) -> [(&'static str, f64, bool); 15] {
         [
+            ("start to healthy, ms", ms(self.ready_after), false),
+            (
+                "idle resident MiB",
+                self.idle_resident_bytes / (1 << 20) as f64,
+                false,
+            ),
+            (
+                "slowest health check, ms",
+                ms(self.slowest_health_check),
+                false,
+            ),
             ("new series, samples/s", self.new_rate, true),
             ("new series, CPU-µs/sample", self.new_cpu_us, false),
             ("appends, samples/s", self.append_rate, true),
