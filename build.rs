@@ -1,10 +1,11 @@
-//! Compiles `proto/remote.proto` with the pure-Rust `protox`, so no system `protoc` is needed,
+//! Compiles `proto/remote.proto` (remote write 1.0) and `proto/write_v2.proto` (2.0) with the pure-Rust `protox`, so no system `protoc` is needed,
 //! and records the build facts shown by `k8s_exporter_build_info`.
 use std::process::Command;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/remote.proto");
-    let descriptors = protox::compile(["proto/remote.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=proto/write_v2.proto");
+    let descriptors = protox::compile(["proto/remote.proto", "proto/write_v2.proto"], ["proto"])?;
     prost_build::Config::new()
         .bytes(["."])
         .compile_fds(descriptors)?;

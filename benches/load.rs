@@ -780,7 +780,8 @@ fn timed(work: impl FnOnce()) -> f64 {
 fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     use k8s_exporter::expose::text as exposition;
     use k8s_exporter::store::Store;
-    use k8s_exporter::write::{decode, ingest, wire::WriteBatch};
+    use k8s_exporter::write::wire::{Protocol, WriteBatch};
+    use k8s_exporter::write::{decode, ingest};
     let series = options.series as f64;
     let report = |what: &str, seconds: f64| {
         println!(
@@ -815,7 +816,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         best_of_three(&mut || {
             timed(|| {
                 for payload in &rounds[0] {
-                    decode::decode(payload, 64 << 20, &mut batch).unwrap();
+                    decode::decode(payload, Protocol::V1, 64 << 20, &mut batch).unwrap();
                 }
             })
         }),
@@ -823,7 +824,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     let ingest_round = |store: &Store, round: usize, batch: &mut WriteBatch| {
         timed(|| {
             for payload in &rounds[round] {
-                decode::decode(payload, 64 << 20, batch).unwrap();
+                decode::decode(payload, Protocol::V1, 64 << 20, batch).unwrap();
                 ingest::ingest(store, batch, now, 0);
             }
         })

@@ -1,4 +1,4 @@
-//! Every row of DESIGN.md's remote-write table, against the running binary.
+//! Every row of the README's remote-write table, against the running binary.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -78,7 +78,7 @@ fn other_encodings_and_content_types_are_415() {
         [
             (
                 "Content-Type",
-                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                "application/x-protobuf;proto=io.prometheus.write.v3.Request",
             ),
             ("Content-Encoding", "snappy"),
         ],

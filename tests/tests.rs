@@ -9,6 +9,7 @@ mod hostile;
 mod operations;
 mod parsers;
 mod remote_write;
+mod remote_write_v2;
 mod scratch;
 mod support;
 mod web_config;

@@ -34,7 +34,7 @@ pub fn landing_page(facts: &LandingFacts) -> String {
          <li><a href=\"{metrics}\">{metrics}</a>: bridged series</li>\n\
          <li><a href=\"{exporter}\">{exporter}</a>: the exporter's own metrics</li>\n\
          <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
-         <li><code>POST {write}</code> (also <code>{write_alias}</code>): remote write 1.0</li>\n</ul>\n\
+         <li><code>POST {write}</code> (also <code>{write_alias}</code>): remote write 1.0 and 2.0</li>\n</ul>\n\
          <h2>Now</h2>\n<ul>\n<li>series: {series}</li>\n<li>metric families: {families}</li>\n\
          <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
         version = html(VERSION),

@@ -20,7 +20,7 @@ use crate::store::{SeriesView, Snapshot, Store};
 use crate::web::http1::{Head, STREAM_CHUNK_BYTES};
 use crate::write::decode::{check_headers, decode, Rejection};
 use crate::write::ingest::ingest;
-use crate::write::wire::WriteBatch;
+use crate::write::wire::{Protocol, WriteBatch};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -116,6 +116,19 @@ impl Reply {
         }
     }
 
+    /// What a remote-write 2.0 answer must say it stored (spec: "Remote-Write 2.0", written
+    /// response headers), on every answer, 2xx and 4xx alike. Native histograms and exemplars
+    /// are not stored yet, so none is counted as written.
+    fn add_written_headers(&mut self, samples: u64) {
+        for (header, written) in [
+            ("X-Prometheus-Remote-Write-Samples-Written", samples),
+            ("X-Prometheus-Remote-Write-Histograms-Written", 0),
+            ("X-Prometheus-Remote-Write-Exemplars-Written", 0),
+        ] {
+            self.headers.push((header, written.to_string()));
+        }
+    }
+
     fn not_allowed(allow: &str) -> Reply {
         let mut reply = Reply::text(405, &format!("method not allowed; allowed: {allow}"));
         reply.headers.push(("Allow", allow.to_owned()));
@@ -173,7 +186,7 @@ pub fn body_limit(app: &App, head: &Head) -> Result<Option<usize>, Reply> {
         return Ok(None);
     }
     match check_headers(head.header("Content-Encoding"), head.header("Content-Type")) {
-        Ok(()) => Ok(Some(app.settings.max_bytes)),
+        Ok(_) => Ok(Some(app.settings.max_bytes)),
         Err(rejection) => Err(refuse_write(app, Instant::now(), rejection, 0)),
     }
 }
@@ -253,17 +266,27 @@ fn unix_now_ms() -> i64 {
 
 fn write(app: &App, request: &Request) -> Reply {
     let started = Instant::now();
-    match receive(app, &request.body) {
-        Ok(reply) => {
+    let head = &request.head;
+    let protocol = match check_headers(head.header("Content-Encoding"), head.header("Content-Type"))
+    {
+        Ok(protocol) => protocol,
+        Err(rejection) => return refuse_write(app, started, rejection, request.body.len()),
+    };
+    let (mut reply, samples_written) = match receive(app, &request.body, protocol) {
+        Ok((reply, samples_written)) => {
             if reply.status >= 400 {
                 log_rejected_write(app, &reply);
             }
             app.telemetry
                 .record_write(reply.status, started.elapsed(), request.body.len());
-            reply
+            (reply, samples_written)
         }
-        Err(rejection) => refuse_write(app, started, rejection, request.body.len()),
+        Err(rejection) => (refuse_write(app, started, rejection, request.body.len()), 0),
+    };
+    if protocol == Protocol::V2 {
+        reply.add_written_headers(samples_written);
     }
+    reply
 }
 
 /// Answers, logs (rate-limited) and counts a write refused as a whole.
@@ -295,22 +318,23 @@ thread_local! {
     static WRITE_BATCH: std::cell::RefCell<WriteBatch> = std::cell::RefCell::default();
 }
 
-/// Decodes and stores one write request body.
-fn receive(app: &App, body: &[u8]) -> Result<Reply, Rejection> {
+/// Decodes and stores one write request body; gives the answer and the samples stored.
+fn receive(app: &App, body: &[u8], protocol: Protocol) -> Result<(Reply, u64), Rejection> {
     let now_ms = unix_now_ms();
     let report = WRITE_BATCH.with_borrow_mut(|batch| {
-        let decoded = decode(body, app.settings.max_decoded_bytes, batch);
+        let decoded = decode(body, protocol, app.settings.max_decoded_bytes, batch);
         let report = decoded.map(|()| ingest(&app.store, batch, now_ms, app.store.tick()));
         // Gives back the memory an unusually large request made this worker hold.
         batch.shrink();
         report
     })?;
     app.telemetry.record_report(&report, now_ms);
-    Ok(if report.is_clean() {
+    let reply = if report.is_clean() {
         Reply::empty(204)
     } else {
         Reply::text(400, &report.summary())
-    })
+    };
+    Ok((reply, report.samples_written()))
 }
 
 /// Answers a scrape with the snapshot to render: the connection renders it as it writes (see

@@ -6,7 +6,12 @@
 
 use std::fmt;
 
-use crate::write::wire::WriteBatch;
+use crate::write::wire::{Protocol, WriteBatch};
+
+/// The `proto` parameter of `Content-Type` for each protocol (remote write 2.0 spec,
+/// "Content-Type").
+const PROTO_V1: &str = "prometheus.WriteRequest";
+const PROTO_V2: &str = "io.prometheus.write.v2.Request";
 
 /// Why a request was refused as a whole; `reason` is the one-line body of the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +35,13 @@ impl fmt::Display for Rejection {
     }
 }
 
-/// Accepts snappy-compressed `prometheus.WriteRequest` protobuf and nothing else (415).
+/// Accepts snappy-compressed protobuf of either protocol, chosen by the `proto` parameter of
+/// `Content-Type`: `io.prometheus.write.v2.Request` is 2.0; `prometheus.WriteRequest`, no
+/// parameter or no `Content-Type` is 1.0; anything else is refused (415).
 pub fn check_headers(
     content_encoding: Option<&str>,
     content_type: Option<&str>,
-) -> Result<(), Rejection> {
+) -> Result<Protocol, Rejection> {
     if let Some(encoding) = content_encoding {
         if !encoding.trim().eq_ignore_ascii_case("snappy") {
             return Err(Rejection::new(
@@ -55,22 +62,28 @@ pub fn check_headers(
         for parameter in parts {
             if let Some((key, value)) = parameter.split_once('=') {
                 let value = value.trim().trim_matches('"');
-                if key.trim().eq_ignore_ascii_case("proto") && value != "prometheus.WriteRequest" {
-                    return Err(Rejection::new(
-                        415,
-                        format!("unsupported proto {value:?}: only remote write 1.0 (prometheus.WriteRequest) is accepted"),
-                    ));
+                if !key.trim().eq_ignore_ascii_case("proto") {
+                    continue;
                 }
+                return match value {
+                    PROTO_V1 => Ok(Protocol::V1),
+                    PROTO_V2 => Ok(Protocol::V2),
+                    _ => Err(Rejection::new(
+                        415,
+                        format!("unsupported proto {value:?}: want {PROTO_V1} (remote write 1.0) or {PROTO_V2} (2.0)"),
+                    )),
+                };
             }
         }
     }
-    Ok(())
+    Ok(Protocol::V1)
 }
 
 /// Decompresses into `batch` (checking the announced size against `max_decoded_bytes` before
 /// allocating) and reads the protobuf there; label strings stay where they are in the buffer.
 pub fn decode(
     body: &[u8],
+    protocol: Protocol,
     max_decoded_bytes: usize,
     batch: &mut WriteBatch,
 ) -> Result<(), Rejection> {
@@ -92,7 +105,7 @@ pub fn decode(
         ));
     }
     batch
-        .parse()
+        .parse(protocol)
         .map_err(|e| Rejection::new(400, format!("protobuf: {e}")))
 }
 
@@ -104,7 +117,7 @@ mod tests {
 
     fn decode_new(body: &[u8], max_decoded_bytes: usize) -> Result<WriteBatch, Rejection> {
         let mut batch = WriteBatch::default();
-        decode(body, max_decoded_bytes, &mut batch).map(|()| batch)
+        decode(body, Protocol::V1, max_decoded_bytes, &mut batch).map(|()| batch)
     }
 
     fn encoded(request: &WriteRequest) -> Vec<u8> {
@@ -142,16 +155,30 @@ mod tests {
     fn headers_prometheus_sends_are_accepted() {
         assert_eq!(
             check_headers(Some("snappy"), Some("application/x-protobuf")),
-            Ok(())
+            Ok(Protocol::V1)
         );
         assert_eq!(
             check_headers(
                 Some("snappy"),
                 Some("application/x-protobuf;proto=prometheus.WriteRequest")
             ),
-            Ok(())
+            Ok(Protocol::V1)
         );
-        assert_eq!(check_headers(None, None), Ok(()));
+        assert_eq!(check_headers(None, None), Ok(Protocol::V1));
+        assert_eq!(
+            check_headers(
+                Some("snappy"),
+                Some("application/x-protobuf;proto=io.prometheus.write.v2.Request")
+            ),
+            Ok(Protocol::V2)
+        );
+        assert_eq!(
+            check_headers(
+                None,
+                Some("application/x-protobuf; proto=\"io.prometheus.write.v2.Request\"")
+            ),
+            Ok(Protocol::V2)
+        );
     }
 
     #[test]
@@ -162,7 +189,7 @@ mod tests {
             (None, Some("application/json")),
             (
                 None,
-                Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+                Some("application/x-protobuf;proto=io.prometheus.write.v3.Request"),
             ),
         ] {
             let rejection = check_headers(encoding, content_type).unwrap_err();

@@ -31,10 +31,11 @@ pub enum DropReason {
     OutOfOrder,
     NativeHistogram,
     Exemplar,
+    InvalidReference,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::InvalidMetricName,
         DropReason::MissingMetricName,
         DropReason::InvalidLabelName,
@@ -45,6 +46,7 @@ impl DropReason {
         DropReason::OutOfOrder,
         DropReason::NativeHistogram,
         DropReason::Exemplar,
+        DropReason::InvalidReference,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +61,7 @@ impl DropReason {
             DropReason::OutOfOrder => "out_of_order",
             DropReason::NativeHistogram => "native_histogram",
             DropReason::Exemplar => "exemplar",
+            DropReason::InvalidReference => "invalid_reference",
         }
     }
 
@@ -86,6 +89,9 @@ pub struct Report {
     pub metadata_dropped: u64,
     pub series_created: u64,
     pub removed_by_stale_marker: u64,
+    /// A remote-write 2.0 request whose first symbol is not the empty string: what could be
+    /// read of it is stored, and the answer is a 400.
+    pub first_symbol_not_empty: bool,
     /// The first problem met, in words, for the 400 body.
     pub first_problem: Option<String>,
 }
@@ -105,7 +111,19 @@ impl Report {
     }
 
     pub fn is_clean(&self) -> bool {
-        self.rejected_samples() == 0 && self.metadata_dropped == 0
+        self.rejected_samples() == 0 && self.metadata_dropped == 0 && !self.first_symbol_not_empty
+    }
+
+    /// Samples stored: received less those dropped for any reason (histograms and exemplars
+    /// are counted apart). Of several samples of one series in a request, the newest is kept
+    /// and the older ones count as written too, as replaced at once.
+    pub fn samples_written(&self) -> u64 {
+        let dropped: u64 = DropReason::ALL
+            .iter()
+            .filter(|reason| !matches!(reason, DropReason::NativeHistogram | DropReason::Exemplar))
+            .map(|reason| self.dropped(*reason))
+            .sum();
+        self.samples_received - dropped
     }
 
     /// One line for the 400 body: what was refused, why, and the first example.
@@ -154,6 +172,10 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
     let mut report = Report::default();
     let mut scratch = LabelScratch::default();
     let mut writer = store.writer();
+    if batch.first_symbol_not_empty {
+        report.first_symbol_not_empty = true;
+        report.first_problem = Some("the first symbol is not the empty string".into());
+    }
     for series in &batch.series {
         report.drop_samples(DropReason::Exemplar, series.exemplars as usize, String::new);
         report.drop_samples(
@@ -161,6 +183,14 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
             series.histograms as usize,
             String::new,
         );
+        if let Some(problem) = series.problem {
+            let samples = batch.samples_of(series).len();
+            report.samples_received += samples as u64;
+            report.drop_samples(DropReason::InvalidReference, samples, || {
+                problem.to_string()
+            });
+            continue;
+        }
         ingest_series(
             &mut writer,
             batch,
@@ -477,7 +507,8 @@ fn quoted(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::STALE_NAN_BITS;
-    use crate::write::proto::{Label, MetricMetadata, TimeSeries, WriteRequest};
+    use crate::write::proto::{v2, Label, MetricMetadata, TimeSeries, WriteRequest};
+    use crate::write::wire::Protocol;
     use prost::Message;
 
     /// Encodes `request` as a sender would, decodes it as the server does, and ingests it.
@@ -485,7 +516,7 @@ mod tests {
         let bytes = request.encode_to_vec();
         let mut batch = WriteBatch::default();
         batch.buffer_for(bytes.len()).copy_from_slice(&bytes);
-        batch.parse().unwrap();
+        batch.parse(Protocol::V1).unwrap();
         ingest(store, &batch, now_ms, tick)
     }
 
@@ -771,7 +802,7 @@ mod tests {
                 }
             }
             batch.buffer_for(corrupt.len()).copy_from_slice(&corrupt);
-            if batch.parse().is_ok() {
+            if batch.parse(Protocol::V1).is_ok() {
                 decoded += 1;
                 ingest(&store, &batch, NOW + round, 0);
             }
@@ -924,5 +955,113 @@ mod tests {
         }
         assert!(is_label_name(b"le") && is_label_name(b"_a1"));
         assert!(!is_label_name(b"a:b") && !is_label_name(b"0") && !is_label_name(b""));
+    }
+
+    /// A remote-write 2.0 request, encoded as a sender would, decoded and ingested.
+    fn apply_v2(store: &Store, symbols: &[&str], series: Vec<v2::TimeSeries>) -> Report {
+        let bytes = v2::Request {
+            symbols: symbols
+                .iter()
+                .map(|s| s.as_bytes().to_vec().into())
+                .collect(),
+            timeseries: series,
+        }
+        .encode_to_vec();
+        let mut batch = WriteBatch::default();
+        batch.buffer_for(bytes.len()).copy_from_slice(&bytes);
+        batch.parse(Protocol::V2).unwrap();
+        ingest(store, &batch, NOW, 0)
+    }
+
+    fn series_v2(labels_refs: Vec<u32>, samples: &[(f64, i64)]) -> v2::TimeSeries {
+        v2::TimeSeries {
+            labels_refs,
+            samples: samples
+                .iter()
+                .map(|&(value, timestamp)| v2::Sample { value, timestamp })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn v2_series_metadata_and_counts_are_stored_as_for_v1() {
+        let store = Store::new(100);
+        let symbols = [
+            "",
+            "__name__",
+            "cpu_seconds_total",
+            "pod",
+            "p1",
+            "CPU used.",
+            "p2",
+        ];
+        let mut counter = series_v2(vec![1, 2, 3, 4], &[(1.0, NOW - 2000), (2.0, NOW - 1000)]);
+        counter.metadata = Some(v2::Metadata {
+            r#type: 1,
+            help_ref: 5,
+            unit_ref: 0,
+        });
+        counter.exemplars = vec![vec![].into()];
+        let report = apply_v2(
+            &store,
+            &symbols,
+            vec![counter, series_v2(vec![1, 2, 3, 6], &[(5.0, NOW)])],
+        );
+        assert!(report.is_clean(), "{}", report.summary());
+        assert_eq!(report.samples_written(), 3);
+        assert_eq!(report.dropped(DropReason::Exemplar), 1);
+        assert_eq!(
+            stored(&store),
+            [
+                format!("cpu_seconds_total{{pod=p1}} 2 @{}", NOW - 1000),
+                format!("cpu_seconds_total{{pod=p2}} 5 @{NOW}"),
+            ]
+        );
+        let families = store.snapshot().families;
+        assert_eq!(families["cpu_seconds_total"].kind, MetricKind::Counter);
+        assert_eq!(&*families["cpu_seconds_total"].help, "CPU used.");
+    }
+
+    #[test]
+    fn bad_v2_references_are_400_and_the_rest_is_stored() {
+        let store = Store::new(100);
+        let report = apply_v2(
+            &store,
+            &["", "__name__", "up"],
+            vec![
+                series_v2(vec![1, 2, 1], &[(1.0, NOW)]),
+                series_v2(vec![1, 9], &[(1.0, NOW), (2.0, NOW)]),
+                series_v2(vec![1, 2], &[(3.0, NOW)]),
+            ],
+        );
+        assert!(!report.is_clean());
+        assert_eq!(report.dropped(DropReason::InvalidReference), 3);
+        assert_eq!(report.samples_written(), 1);
+        let summary = report.summary();
+        assert!(summary.contains("invalid_reference=3"), "{summary}");
+        assert!(summary.contains("not name-value pairs"), "{summary}");
+        assert_eq!(stored(&store), [format!("up{{}} 3 @{NOW}")]);
+
+        let store = Store::new(100);
+        let report = apply_v2(
+            &store,
+            &["x", "__name__", "up"],
+            vec![series_v2(vec![1, 2], &[(4.0, NOW)])],
+        );
+        assert!(
+            !report.is_clean(),
+            "a first symbol that is not empty is the sender's error"
+        );
+        assert!(
+            report.summary().contains("first symbol"),
+            "{}",
+            report.summary()
+        );
+        assert_eq!(
+            stored(&store),
+            [format!("up{{}} 4 @{NOW}")],
+            "yet what it sent is stored"
+        );
     }
 }

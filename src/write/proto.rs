@@ -1,7 +1,15 @@
-//! The remote-write protobuf messages, generated at build time from `proto/remote.proto`.
+//! The remote-write protobuf messages, generated at build time from `proto/remote.proto` (1.0)
+//! and, in [`v2`], from `proto/write_v2.proto` (2.0). The server reads requests with its own
+//! reader (`wire`); these are for tests, the benchmark and the fuzz targets, which build
+//! requests as senders do.
 #![allow(missing_docs, clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+
+/// Remote write 2.0: `io.prometheus.write.v2`.
+pub mod v2 {
+    include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
+}
 
 impl TimeSeries {
     /// A series from label pairs and `(value, timestamp in ms)` samples, as a sender builds it.

@@ -1,0 +1,179 @@
+//! Remote write 2.0 (`io.prometheus.write.v2.Request`) against the running binary: requests
+//! built from the 2.0 messages as a sender builds them, and the written-counts headers every
+//! answer carries.
+
+use k8s_exporter::write::proto::v2;
+use prost::Message;
+
+use crate::support::{now_ms, sample_value, snappy, Exporter, HttpResponse};
+
+const V2_HEADERS: [(&str, &str); 3] = [
+    (
+        "Content-Type",
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    ),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+];
+
+fn post_v2(exporter: &Exporter, body: &[u8]) -> HttpResponse {
+    exporter.request("POST", "/write", &V2_HEADERS, &snappy(body))
+}
+
+fn request(symbols: &[&str], timeseries: Vec<v2::TimeSeries>) -> Vec<u8> {
+    v2::Request {
+        symbols: symbols
+            .iter()
+            .map(|s| s.as_bytes().to_vec().into())
+            .collect(),
+        timeseries,
+    }
+    .encode_to_vec()
+}
+
+fn series(labels_refs: Vec<u32>, value: f64, timestamp: i64) -> v2::TimeSeries {
+    v2::TimeSeries {
+        labels_refs,
+        samples: vec![v2::Sample { value, timestamp }],
+        ..Default::default()
+    }
+}
+
+/// The three written counts of a 2.0 answer: samples, histograms, exemplars.
+fn written(response: &HttpResponse) -> [Option<u64>; 3] {
+    ["Samples", "Histograms", "Exemplars"].map(|what| {
+        response
+            .header(&format!("X-Prometheus-Remote-Write-{what}-Written"))
+            .map(|count| count.parse().unwrap())
+    })
+}
+
+#[test]
+fn a_v2_request_is_stored_with_its_metadata_and_says_what_was_written() {
+    let exporter = Exporter::start(&[]);
+    let now = now_ms();
+    let symbols = [
+        "",
+        "__name__",
+        "requests_total",
+        "job",
+        "api",
+        "Requests served.",
+        "web",
+    ];
+    let mut counter = series(vec![1, 2, 3, 4], 7.0, now);
+    counter.metadata = Some(v2::Metadata {
+        r#type: 1,
+        help_ref: 5,
+        unit_ref: 0,
+    });
+    counter.exemplars = vec![vec![].into()];
+    let response = post_v2(
+        &exporter,
+        &request(&symbols, vec![counter, series(vec![1, 2, 3, 6], 9.0, now)]),
+    );
+    assert_eq!(response.status, 204, "{}", response.text());
+    assert_eq!(written(&response), [Some(2), Some(0), Some(0)]);
+
+    let page = exporter.metrics();
+    assert!(
+        page.contains("# HELP requests_total Requests served.\n"),
+        "{page}"
+    );
+    assert!(page.contains("# TYPE requests_total counter\n"), "{page}");
+    assert_eq!(
+        sample_value(&page, "requests_total{job=\"api\"}"),
+        Some(7.0)
+    );
+    assert_eq!(
+        sample_value(&page, "requests_total{job=\"web\"}"),
+        Some(9.0)
+    );
+    assert_eq!(
+        exporter.exporter_value("k8s_exporter_samples_dropped_total{reason=\"exemplar\"}"),
+        Some(1.0),
+        "the exemplar, not stored yet, is counted"
+    );
+}
+
+#[test]
+fn unresolvable_v2_references_are_400_and_cost_only_their_series() {
+    let exporter = Exporter::start(&[]);
+    let now = now_ms();
+    let symbols = ["", "__name__", "up", "job", "a"];
+    let response = post_v2(
+        &exporter,
+        &request(
+            &symbols,
+            vec![
+                series(vec![1, 2, 3], 1.0, now),
+                series(vec![1, 2, 3, 40], 1.0, now),
+                series(vec![1, 2, 3, 4], 1.0, now),
+            ],
+        ),
+    );
+    assert_eq!(response.status, 400);
+    let reason = response.text();
+    assert_eq!(reason.lines().count(), 1, "{reason}");
+    assert!(reason.contains("invalid_reference=2"), "{reason}");
+    assert_eq!(written(&response), [Some(1), Some(0), Some(0)]);
+    assert_eq!(
+        sample_value(&exporter.metrics(), "up{job=\"a\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        exporter.exporter_value("k8s_exporter_samples_dropped_total{reason=\"invalid_reference\"}"),
+        Some(2.0)
+    );
+
+    // A first symbol that is not empty: 400, yet what could be read is stored.
+    let response = post_v2(
+        &exporter,
+        &request(
+            &["x", "__name__", "up", "job", "b"],
+            vec![series(vec![1, 2, 3, 4], 2.0, now)],
+        ),
+    );
+    assert_eq!(response.status, 400);
+    assert!(
+        response.text().contains("first symbol"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(written(&response), [Some(1), Some(0), Some(0)]);
+    assert_eq!(
+        sample_value(&exporter.metrics(), "up{job=\"b\"}"),
+        Some(2.0)
+    );
+
+    // Not protobuf at all: 400, nothing written, and what was stored stays.
+    let response = post_v2(&exporter, b"\xff\xff\xff");
+    assert_eq!(response.status, 400);
+    assert_eq!(written(&response), [Some(0), Some(0), Some(0)]);
+    assert_eq!(
+        sample_value(&exporter.metrics(), "up{job=\"a\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn unknown_protos_are_415_and_v1_answers_carry_no_v2_headers() {
+    let exporter = Exporter::start(&[]);
+    let response = exporter.request(
+        "POST",
+        "/write",
+        &[
+            (
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+            ),
+            ("Content-Encoding", "snappy"),
+        ],
+        &snappy(b""),
+    );
+    assert_eq!(response.status, 415);
+    assert!(response.text().contains("io.prometheus.write.v2.Request"));
+    let response = exporter.write(&crate::support::write_request(vec![]));
+    assert_eq!(response.status, 204);
+    assert_eq!(written(&response), [None, None, None]);
+}
