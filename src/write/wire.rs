@@ -349,7 +349,9 @@ impl WriteBatch {
                     entry.exemplars += 1;
                 }
                 (5, LEN) => metadata = Some(parse_metadata_v2(reader.sub_message()?)?),
-                (2..=5, _) => return Err(wrong_type("TimeSeries", field)),
+                // The created timestamp is not kept yet.
+                (6, VARINT) => drop(reader.varint()?),
+                (1..=6, _) => return Err(wrong_type("TimeSeries", field)),
                 _ => reader.skip(wire_type)?,
             }
         }

@@ -15,7 +15,7 @@ use k8s_exporter::ops::log;
 use k8s_exporter::store::{is_stale_marker, Store, STALE_NAN_BITS};
 use k8s_exporter::web::http1::{Head, Version};
 use k8s_exporter::web::routes::{handle, write_page, App, Request, Settings};
-use k8s_exporter::write::proto::{MetricMetadata, TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{v2, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 
 /// Series a fuzzed store may hold: small, so that the series limit is reached too.
@@ -25,7 +25,8 @@ const SENTINEL: &str = "fuzz_sentinel";
 
 /// Input: one flag byte, then a request body. Flag bit 0 set: the rest is the body as sent
 /// (fuzzing snappy); clear: the rest is the protobuf, snappy-compressed here (fuzzing the
-/// protobuf and everything after it). Bit 1 chooses whether `/metrics` shows timestamps.
+/// protobuf and everything after it). Bit 1 chooses whether `/metrics` shows timestamps, bit 2
+/// whether the body is sent as remote write 2.0 instead of 1.0.
 pub fn write_request(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
@@ -47,14 +48,21 @@ pub fn write_request(data: &[u8]) {
     } else {
         (snappy(rest), Some(rest.to_vec()))
     };
+    let v2 = flags & 4 != 0;
     let sent_at = now_ms();
-    let reply = post(&app, &body);
+    let reply = post_as(&app, &body, v2);
     assert!(
         matches!(reply.status, 204 | 400),
         "unexpected status {}",
         reply.status
     );
     assert_one_line(&reply.body);
+    let says_written = |what: &str| reply.headers.iter().any(|(name, _)| name.contains(what));
+    assert_eq!(
+        ["Samples", "Histograms", "Exemplars"].map(says_written),
+        [v2; 3],
+        "the written headers come with every 2.0 answer, and only then"
+    );
 
     let names_sentinel = protobuf
         .as_deref()
@@ -68,10 +76,12 @@ pub fn write_request(data: &[u8]) {
         assert_eq!(sentinel_held.value, sentinel_value);
     }
     if reply.status == 204 {
-        let decoded = protobuf
-            .as_deref()
-            .map(WriteRequest::decode)
-            .expect("a 204 came from a snappy body");
+        let protobuf = protobuf.expect("a 204 came from a snappy body");
+        let decoded = if v2 {
+            v2::Request::decode(protobuf.as_slice()).map(|request| as_v1(&request))
+        } else {
+            WriteRequest::decode(protobuf.as_slice())
+        };
         match decoded {
             Ok(request) => assert_accepted_series_held(&app, &request, sent_at),
             // The one leniency the server shares with Prometheus's decoder: a ten-byte varint
@@ -264,12 +274,64 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) ->
 }
 
 fn post(app: &App, body: &[u8]) -> k8s_exporter::web::routes::Reply {
+    post_as(app, body, false)
+}
+
+/// POSTs `body` as remote write 1.0, or as 2.0 when `v2`.
+fn post_as(app: &App, body: &[u8], v2: bool) -> k8s_exporter::web::routes::Reply {
+    let (content_type, version) = if v2 {
+        (
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "2.0.0",
+        )
+    } else {
+        ("application/x-protobuf", "0.1.0")
+    };
     let headers = [
         ("Content-Encoding", "snappy"),
-        ("Content-Type", "application/x-protobuf"),
-        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ("Content-Type", content_type),
+        ("X-Prometheus-Remote-Write-Version", version),
     ];
     handle(app, &request("POST", "/write", &headers, body.to_vec()))
+}
+
+/// A 2.0 request the server accepted, as the 1.0 request with the same series: its label
+/// references resolved through its symbols (a 204 means every one resolved).
+fn as_v1(request: &v2::Request) -> WriteRequest {
+    let symbol = |reference: &u32| {
+        request
+            .symbols
+            .get(*reference as usize)
+            .expect("an accepted request's references resolve")
+            .clone()
+    };
+    let timeseries = request
+        .timeseries
+        .iter()
+        .map(|series| TimeSeries {
+            labels: series
+                .labels_refs
+                .chunks(2)
+                .map(|pair| Label {
+                    name: symbol(&pair[0]),
+                    value: symbol(&pair[1]),
+                })
+                .collect(),
+            samples: series
+                .samples
+                .iter()
+                .map(|sample| Sample {
+                    value: sample.value,
+                    timestamp: sample.timestamp,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    WriteRequest {
+        timeseries,
+        ..Default::default()
+    }
 }
 
 fn assert_one_line(body: &[u8]) {
