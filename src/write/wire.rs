@@ -202,6 +202,16 @@ impl WriteBatch {
         }
     }
 
+    /// An entry for the next series, its label and sample ranges empty where it starts.
+    fn new_entry(&self) -> SeriesEntry {
+        let (labels, samples) = (self.labels.len() as u32, self.samples.len() as u32);
+        SeriesEntry {
+            labels: labels..labels,
+            samples: samples..samples,
+            ..Default::default()
+        }
+    }
+
     fn parse_request(&mut self, buffer: &[u8]) -> Result<(), WireError> {
         let mut reader = Reader {
             buffer,
@@ -226,11 +236,7 @@ impl WriteBatch {
     }
 
     fn parse_series(&mut self, mut reader: Reader) -> Result<(), WireError> {
-        let mut entry = SeriesEntry {
-            labels: self.labels.len() as u32..self.labels.len() as u32,
-            samples: self.samples.len() as u32..self.samples.len() as u32,
-            ..Default::default()
-        };
+        let mut entry = self.new_entry();
         loop {
             if let Some(label) = reader.usual_label() {
                 self.labels.push(label);
@@ -322,11 +328,7 @@ impl WriteBatch {
     /// One 2.0 `TimeSeries`. Its labels become spans of the symbols they reference; its
     /// metadata, when it says anything, becomes an entry for its family.
     fn parse_series_v2(&mut self, mut reader: Reader) -> Result<(), WireError> {
-        let mut entry = SeriesEntry {
-            labels: self.labels.len() as u32..self.labels.len() as u32,
-            samples: self.samples.len() as u32..self.samples.len() as u32,
-            ..Default::default()
-        };
+        let mut entry = self.new_entry();
         let mut references = std::mem::take(&mut self.references);
         references.clear();
         let mut metadata = None;
