@@ -782,6 +782,10 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     use k8s_exporter::store::Store;
     use k8s_exporter::write::wire::{Protocol, WriteBatch};
     use k8s_exporter::write::{decode, ingest};
+    const WRITE_RULES: ingest::WriteRules = ingest::WriteRules {
+        names: ingest::NameRules::Utf8,
+        max_histogram_buckets: 4096,
+    };
     let series = options.series as f64;
     let report = |what: &str, seconds: f64| {
         println!(
@@ -825,7 +829,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         timed(|| {
             for payload in &rounds[round] {
                 decode::decode(payload, Protocol::V1, 64 << 20, batch).unwrap();
-                ingest::ingest(store, batch, now, 0);
+                ingest::ingest(store, batch, &WRITE_RULES, now, 0);
             }
         })
     };

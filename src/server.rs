@@ -26,39 +26,24 @@ use crate::web::connections::{Connections, Limits};
 use crate::web::routes::{App, Settings};
 use crate::web::webconfig::WebConfig;
 use crate::web::workers::Workers;
+use crate::write::ingest::{NameRules, WriteRules};
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the server until a stop signal; returns the process exit code.
 pub fn run(flags: &Flags, web: WebConfig) -> i32 {
-    let listener = match bind(&flags.web_listen_address) {
-        Ok(listener) => listener,
-        Err(message) => {
+    log_panics();
+    let server = match Server::start(flags, web) {
+        Ok(server) => server,
+        Err((what, message)) => {
             log::error(
-                "cannot listen",
+                what,
                 &[("address", &flags.web_listen_address), ("err", &message)],
             );
             return 1;
         }
     };
-    let address = listener
-        .local_addr()
-        .map_or_else(|_| flags.web_listen_address.clone(), |a| a.to_string());
-    log_panics();
-    let threads = flags.threads();
-    let store = Arc::new(Store::new(flags.series_max));
-    let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
-    let workers = Workers::start(threads, Arc::clone(&app));
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
-    let basic_auth = web.basic_auth.is_some();
-    let connections = Connections::new(Arc::clone(&app), workers, limits(flags), web);
-    if let Err(e) = connections.spawn_acceptor(listener) {
-        log::error("cannot start accepting connections", &[("err", &e)]);
-        return 1;
-    }
-    let stopping = Arc::new(AtomicBool::new(false));
-    spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
     let (stop_sender, stop) = mpsc::channel();
     if let Err(e) = forward_signals(stop_sender) {
         log::error("cannot install signal handlers", &[("err", &e)]);
@@ -69,10 +54,10 @@ pub fn run(flags: &Flags, web: WebConfig) -> i32 {
         &[
             ("version", &VERSION),
             ("revision", &REVISION),
-            ("address", &address),
-            ("scheme", &scheme),
-            ("basic_auth", &basic_auth),
-            ("threads", &threads),
+            ("address", &server.address),
+            ("scheme", &server.scheme),
+            ("basic_auth", &server.basic_auth),
+            ("threads", &flags.threads()),
             ("max_connections", &flags.web_max_connections),
             ("max_bytes_in_flight", &flags.web_max_bytes_in_flight),
             ("series_max", &flags.series_max),
@@ -81,11 +66,8 @@ pub fn run(flags: &Flags, web: WebConfig) -> i32 {
             ("write_max_decoded_bytes", &flags.write_max_decoded_bytes),
         ],
     );
-
     let signal = stop.recv().unwrap_or_default();
-    stopping.store(true, Ordering::SeqCst);
-    connections.stop();
-    let finished = connections.wait_for_requests_in_flight(Instant::now() + SHUTDOWN_GRACE);
+    let finished = server.stop();
     log::info(
         "k8s_exporter stopped",
         &[
@@ -94,6 +76,56 @@ pub fn run(flags: &Flags, web: WebConfig) -> i32 {
         ],
     );
     0
+}
+
+/// A running server: listening, with its workers and housekeeping started. `run` is this
+/// plus signals; tests start one in their own process to look into its store.
+pub struct Server {
+    pub app: Arc<App>,
+    /// The address it listens on, as bound (the port chosen, if `:0` was asked).
+    pub address: String,
+    scheme: &'static str,
+    basic_auth: bool,
+    connections: Arc<Connections>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Starts serving; on failure, what failed and why.
+    pub fn start(flags: &Flags, web: WebConfig) -> Result<Server, (&'static str, String)> {
+        let listener = bind(&flags.web_listen_address).map_err(|e| ("cannot listen", e))?;
+        let address = listener
+            .local_addr()
+            .map_or_else(|_| flags.web_listen_address.clone(), |a| a.to_string());
+        let store = Arc::new(Store::new(flags.series_max));
+        let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
+        let workers = Workers::start(flags.threads(), Arc::clone(&app));
+        let scheme = if web.tls.is_some() { "https" } else { "http" };
+        let basic_auth = web.basic_auth.is_some();
+        let connections = Connections::new(Arc::clone(&app), workers, limits(flags), web);
+        connections
+            .spawn_acceptor(listener)
+            .map_err(|e| ("cannot start accepting connections", e.to_string()))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
+        Ok(Server {
+            app,
+            address,
+            scheme,
+            basic_auth,
+            connections,
+            stopping,
+        })
+    }
+
+    /// Stops accepting, and waits up to [`SHUTDOWN_GRACE`] for requests in flight; returns
+    /// whether they all finished.
+    pub fn stop(self) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.connections.stop();
+        self.connections
+            .wait_for_requests_in_flight(Instant::now() + SHUTDOWN_GRACE)
+    }
 }
 
 /// Logs panics as one structured line in the configured format instead of Rust's default text.
@@ -222,6 +254,18 @@ fn settings(flags: &Flags) -> Settings {
             "write.max-decoded-bytes",
             flags.write_max_decoded_bytes.to_string(),
         ),
+        (
+            "write.name-validation",
+            match flags.write_name_validation {
+                NameRules::Utf8 => "utf8",
+                NameRules::Legacy => "legacy",
+            }
+            .to_owned(),
+        ),
+        (
+            "write.native-histogram-max-buckets",
+            flags.write_native_histogram_max_buckets.to_string(),
+        ),
         ("log.level", format!("{:?}", flags.log_level).to_lowercase()),
         (
             "log.format",
@@ -234,6 +278,10 @@ fn settings(flags: &Flags) -> Settings {
         expose_timestamps: flags.web_expose_timestamps,
         max_bytes: flags.write_max_bytes,
         max_decoded_bytes: flags.write_max_decoded_bytes,
+        write_rules: WriteRules {
+            names: flags.write_name_validation,
+            max_histogram_buckets: flags.write_native_histogram_max_buckets,
+        },
         ttl: flags.series_ttl,
         flags_in_effect: flags_in_effect
             .into_iter()

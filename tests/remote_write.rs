@@ -184,7 +184,7 @@ fn undecodable_snappy_or_protobuf_is_400_and_keeps_what_is_stored() {
 
 #[test]
 fn unusable_samples_get_a_400_with_counts_while_usable_ones_are_stored() {
-    let exporter = Exporter::start(&[]);
+    let exporter = Exporter::start(&["--write.name-validation=legacy"]);
     let now = now_ms();
     let request = write_request(vec![
         series(&[("__name__", "good"), ("pod", "p")], &[(1.0, now)]),
@@ -385,23 +385,108 @@ fn metadata_types_families_and_metadata_only_requests() {
 }
 
 #[test]
-fn native_histograms_and_exemplars_are_skipped_and_counted() {
+fn native_histograms_and_exemplars_are_stored_and_shown_as_classic_buckets() {
+    use k8s_exporter::write::proto::{histogram, BucketSpan, Exemplar, Histogram, Label};
     let exporter = Exporter::start(&[]);
-    let mut with_extras = series(&[("__name__", "m")], &[(1.0, now_ms())]);
-    with_extras.histograms = vec![vec![0x08, 0x01].into()];
-    with_extras.exemplars = vec![vec![0x11].into(), vec![0x11].into()];
+    let now = now_ms();
+    let mut latency = series(&[("__name__", "rpc_seconds")], &[]);
+    // Schema 1: bucket 1 is (1, 1.414...], bucket 2 is (1.414..., 2].
+    latency.histograms = vec![Histogram {
+        count: Some(histogram::Count::CountInt(3)),
+        sum: 4.2,
+        schema: 1,
+        positive_spans: vec![BucketSpan {
+            offset: 1,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: now,
+        ..Default::default()
+    }];
+    let mut counter = series(&[("__name__", "jobs_total")], &[(7.0, now)]);
+    counter.exemplars = vec![Exemplar {
+        labels: vec![Label {
+            name: b"trace_id".to_vec().into(),
+            value: b"4bf92f3577b34da6".to_vec().into(),
+        }],
+        value: 1.0,
+        timestamp: now,
+    }];
     assert_eq!(
-        exporter.write(&write_request(vec![with_extras])).status,
+        exporter
+            .write(&write_request(vec![latency, counter]))
+            .status,
         204
     );
-    assert_eq!(sample_value(&exporter.metrics(), "m"), Some(1.0));
+    let page = exporter.metrics();
+    for line in [
+        "rpc_seconds_bucket{le=\"1.4142135623730951\"} 1\n",
+        "rpc_seconds_bucket{le=\"2\"} 3\n",
+        "rpc_seconds_bucket{le=\"+Inf\"} 3\n",
+        "rpc_seconds_sum 4.2\n",
+        "rpc_seconds_count 3\n",
+        "jobs_total 7\n",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+    for (counter, value) in [
+        ("k8s_exporter_native_histograms_received_total", 1.0),
+        ("k8s_exporter_exemplars_received_total", 1.0),
+        ("k8s_exporter_samples_received_total", 1.0),
+    ] {
+        assert_eq!(exporter.exporter_value(counter), Some(value), "{counter}");
+    }
+}
+
+#[test]
+fn utf8_names_are_taken_by_default_and_escaped_on_the_page() {
+    let exporter = Exporter::start(&[]);
+    let now = now_ms();
+    let request = write_request(vec![
+        series(
+            &[
+                ("__name__", "http.server.request.duration"),
+                ("service.name", "api"),
+            ],
+            &[(0.5, now)],
+        ),
+        series(&[("__name__", "température_celsius")], &[(21.0, now)]),
+        series(&[("__name__", "my-metric")], &[(1.0, now)]),
+        // The same line once escaped as the first series: only one of them is shown.
+        series(
+            &[
+                ("__name__", "http_server_request_duration"),
+                ("service_name", "api"),
+            ],
+            &[(0.7, now)],
+        ),
+    ]);
+    assert_eq!(exporter.write(&request).status, 204);
+    let page = exporter.metrics();
     assert_eq!(
-        exporter.exporter_value("k8s_exporter_samples_dropped_total{reason=\"native_histogram\"}"),
-        Some(1.0)
+        sample_value(&page, "http_server_request_duration{service_name=\"api\"}"),
+        Some(0.7)
+    );
+    assert_eq!(sample_value(&page, "temp_rature_celsius"), Some(21.0));
+    assert_eq!(sample_value(&page, "my_metric"), Some(1.0));
+    assert_eq!(
+        page.matches("http_server_request_duration{").count(),
+        1,
+        "{page}"
     );
     assert_eq!(
-        exporter.exporter_value("k8s_exporter_samples_dropped_total{reason=\"exemplar\"}"),
-        Some(2.0)
+        exporter.exporter_value("k8s_exporter_scrape_series_left_out_total"),
+        Some(1.0)
+    );
+    let legacy = Exporter::start(&["--write.name-validation=legacy"]);
+    let response = legacy.write(&request);
+    assert_eq!(response.status, 400);
+    assert!(
+        response
+            .text()
+            .contains("(invalid_metric_name=2 invalid_label_name=1)"),
+        "{}",
+        response.text()
     );
 }
 

@@ -67,13 +67,31 @@ fn a_v2_request_is_stored_with_its_metadata_and_says_what_was_written() {
         help_ref: 5,
         unit_ref: 0,
     });
-    counter.exemplars = vec![vec![].into()];
+    counter.exemplars = vec![v2::Exemplar {
+        labels_refs: vec![3, 4],
+        value: 1.0,
+        timestamp: now,
+    }];
+    let mut latency = series(vec![1, 7], 0.0, now);
+    latency.samples.clear();
+    latency.histograms = vec![k8s_exporter::write::proto::Histogram {
+        count: Some(k8s_exporter::write::proto::histogram::Count::CountInt(2)),
+        sum: 0.3,
+        zero_count: Some(k8s_exporter::write::proto::histogram::ZeroCount::ZeroCountInt(2)),
+        timestamp: now,
+        ..Default::default()
+    }];
+    let mut symbols = symbols.to_vec();
+    symbols.push("latency_seconds");
     let response = post_v2(
         &exporter,
-        &request(&symbols, vec![counter, series(vec![1, 2, 3, 6], 9.0, now)]),
+        &request(
+            &symbols,
+            vec![counter, series(vec![1, 2, 3, 6], 9.0, now), latency],
+        ),
     );
     assert_eq!(response.status, 204, "{}", response.text());
-    assert_eq!(written(&response), [Some(2), Some(0), Some(0)]);
+    assert_eq!(written(&response), [Some(2), Some(1), Some(1)]);
 
     let page = exporter.metrics();
     assert!(
@@ -90,10 +108,10 @@ fn a_v2_request_is_stored_with_its_metadata_and_says_what_was_written() {
         Some(9.0)
     );
     assert_eq!(
-        exporter.exporter_value("k8s_exporter_samples_dropped_total{reason=\"exemplar\"}"),
-        Some(1.0),
-        "the exemplar, not stored yet, is counted"
+        sample_value(&page, "latency_seconds_bucket{le=\"0\"}"),
+        Some(2.0)
     );
+    assert_eq!(sample_value(&page, "latency_seconds_count"), Some(2.0));
 }
 
 #[test]

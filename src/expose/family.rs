@@ -41,6 +41,10 @@ impl MetricKind {
     /// and its `le` (in a histogram) or `quantile` (in a summary) is a float, which expfmt
     /// (promtool, the client libraries) requires of every line of such a family.
     pub fn admits_series(self, family: &str, series: &SeriesView) -> bool {
+        if series.histogram().is_some() {
+            // Written as `family_bucket`, `family_sum` and `family_count` lines.
+            return self == MetricKind::Histogram && series.name() == family;
+        }
         let bound_label = match self {
             MetricKind::Histogram => "le",
             MetricKind::Summary => "quantile",
@@ -173,6 +177,7 @@ mod tests {
             values: Tuple::new(0, pairs.iter().map(|(_, v)| Atom::new(v))),
             value: 0.0,
             timestamp_ms: 0,
+            extras: None,
         }
     }
     #[test]

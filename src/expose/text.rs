@@ -10,9 +10,11 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::base::label_text::underscore_escaped;
 use crate::expose::family::{compare_in_family, compare_plain, family_of};
 use crate::expose::page::{PageWriter, Sink};
 use crate::store::metadata::{Metadata, MetricKind};
+use crate::store::native::NativeHistogram;
 use crate::store::{SeriesView, Snapshot};
 
 /// The `Content-Type` of every page in this format.
@@ -309,8 +311,14 @@ struct FamilyGroup<'s> {
 }
 
 impl FamilyGroup<'_> {
+    /// The family's kind as metadata says; without metadata, a family of native histograms is
+    /// a histogram, since that is what the series are.
     fn kind(&self) -> MetricKind {
-        self.metadata.map_or(MetricKind::Unknown, |m| m.kind)
+        match self.metadata {
+            Some(metadata) => metadata.kind,
+            None if self.members.iter().all(|s| s.histogram().is_some()) => MetricKind::Histogram,
+            None => MetricKind::Unknown,
+        }
     }
 
     /// The family's type; `untyped` also when a member does not fit the declared type (a bare
@@ -329,17 +337,24 @@ impl FamilyGroup<'_> {
     }
 }
 
-/// The snapshot's families in page order, each with its series in order, and the ranks of
-/// their label blocks.
-fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks) {
+/// The snapshot's families in page order, each with its series in order, the ranks of their
+/// label blocks, and how many series were left out because text 0.0.4 cannot tell their
+/// escaped names from another's.
+fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks, u64) {
     let mut groups: Vec<FamilyGroup> = Vec::new();
     let mut group_of_family: HashMap<String, usize> = HashMap::new();
     // Keyed by schema address: a few hundred schemas, so the lookup hardly ever hashes a name.
     let mut group_of_schema: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
+    let mut left_out = 0;
     for series in &snapshot.series {
+        if series.schema.escaped_labels_collide {
+            left_out += 1;
+            continue;
+        }
         let schema = Arc::as_ptr(&series.schema) as usize;
         let index = *group_of_schema.entry(schema).or_insert_with(|| {
             let (family, metadata) = family_of(series.name(), &snapshot.families);
+            let family = underscore_escaped(&family, true).into_owned();
             let index = *group_of_family.entry(family.clone()).or_insert_with(|| {
                 groups.push(FamilyGroup {
                     name: family,
@@ -359,6 +374,9 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks) {
         groups[index].members.push(series);
     }
     groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for group in &mut groups {
+        left_out += drop_escaped_duplicates(&mut group.members);
+    }
     let ranks = block_ranks(snapshot);
     let mut slots = Vec::new();
     for group in &mut groups {
@@ -381,7 +399,28 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks) {
         };
         sort_series(members, &order);
     }
-    (groups, ranks)
+    (groups, ranks, left_out)
+}
+
+/// Leaves out of a family the series whose escaped name and labels are those of another, so
+/// that no line is written twice: a series whose names needed no escaping is kept over one
+/// whose did, and of two escaped ones the first in store order. Returns how many were left out.
+fn drop_escaped_duplicates(members: &mut Vec<&SeriesView>) -> u64 {
+    if !members.iter().any(|s| s.schema.escaped) {
+        return 0;
+    }
+    members.sort_by_key(|s| s.schema.escaped);
+    let before = members.len();
+    let mut seen = HashSet::new();
+    members.retain(|s| {
+        let identity = (
+            s.schema.exposed_name(),
+            &s.schema.prefixes,
+            s.values.address(),
+        );
+        seen.insert(identity)
+    });
+    (before - members.len()) as u64
 }
 
 /// Puts series of one schema in the order of their blocks' ranks by placing each in its slot,
@@ -495,10 +534,16 @@ pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
     let page = Vec::with_capacity(snapshot.series.len() * 160);
     render_to(snapshot, expose_timestamps, &mut Vec::new(), page)
         .expect("writing to a Vec cannot fail")
+        .0
 }
 
 /// Writes the `/metrics` page of the snapshot to `out` as it is made, so that a scrape holds
-/// 64 KiB of it at a time rather than the whole page; stops at the first write error.
+/// 64 KiB of it at a time rather than the whole page; stops at the first write error. Gives
+/// back `out` and how many series were left off the page because their escaped names
+/// collide (see [`drop_escaped_duplicates`]).
+///
+/// A native histogram is written as the classic histogram it reads as
+/// ([`NativeHistogram::classic_buckets`]): `_bucket` lines with `le`, then `_sum` and `_count`.
 ///
 /// The label blocks are written in `block_bytes`, which is left empty for the next scrape:
 /// two megabytes for 100k cAdvisor series, which musl maps afresh for every scrape and unmaps
@@ -510,9 +555,9 @@ pub fn render_to<W: Write>(
     expose_timestamps: bool,
     block_bytes: &mut Vec<u8>,
     out: W,
-) -> io::Result<W> {
+) -> io::Result<(W, u64)> {
     let mut out = PageWriter::new(out);
-    let (groups, ranks) = group_families(snapshot);
+    let (groups, ranks, left_out) = group_families(snapshot);
     let mut blocks = LabelBlocks::new(block_bytes, &ranks);
     let mut expfmt = ExpfmtFamilies::default();
     for group in &groups {
@@ -537,16 +582,18 @@ pub fn render_to<W: Write>(
                 *place = blocks.place_of(ranks[&block_key(series)], series);
             }
             for (series, place) in batch.iter().zip(places) {
-                if apart && series.name() != group.name {
-                    expfmt.implicit.insert(series.name());
+                let name = series.schema.exposed_name();
+                if apart && name != group.name {
+                    expfmt.implicit.insert(name);
                 }
-                out.put(series.name().as_bytes());
+                let timestamp = expose_timestamps.then_some(series.timestamp_ms);
+                if let Some(histogram) = series.histogram() {
+                    write_classic(&mut out, name, blocks.at(place), histogram, timestamp);
+                    continue;
+                }
+                out.put(name.as_bytes());
                 out.put(blocks.at(place));
-                write_value(
-                    &mut out,
-                    series.value,
-                    expose_timestamps.then_some(series.timestamp_ms),
-                );
+                write_value(&mut out, series.value, timestamp);
             }
         }
     }
@@ -555,7 +602,39 @@ pub fn render_to<W: Write>(
         *block_bytes = Vec::new();
     }
     block_bytes.clear();
-    out.finish()
+    out.finish().map(|out| (out, left_out))
+}
+
+/// Writes a native histogram as the classic one it reads as, under the series' label block
+/// (`{a="x"}`, or nothing) with `le` added to each bucket's.
+fn write_classic(
+    out: &mut impl Sink,
+    name: &str,
+    block: &[u8],
+    histogram: &NativeHistogram,
+    timestamp_ms: Option<i64>,
+) {
+    let open_block = block.strip_suffix(b"}");
+    for (le, count) in histogram.classic_buckets() {
+        out.put(name.as_bytes());
+        out.put(b"_bucket");
+        match open_block {
+            Some(labels) => {
+                out.put(labels);
+                out.put(b",le=\"");
+            }
+            None => out.put(b"{le=\""),
+        }
+        write_float(out, le);
+        out.put(b"\"}");
+        write_value(out, count, timestamp_ms);
+    }
+    for (suffix, value) in [("_sum", histogram.sum), ("_count", histogram.count)] {
+        out.put(name.as_bytes());
+        out.put(suffix.as_bytes());
+        out.put(block);
+        write_value(out, value, timestamp_ms);
+    }
 }
 
 #[cfg(test)]
@@ -690,6 +769,7 @@ mod tests {
             values: Tuple::new(0, pairs.iter().map(|(_, v)| Atom::new(v))),
             value,
             timestamp_ms,
+            extras: None,
         }
     }
 
@@ -958,6 +1038,7 @@ mod tests {
                     values: values.clone(),
                     value: 1.0,
                     timestamp_ms: 0,
+                    extras: None,
                 });
             }
         }
@@ -977,6 +1058,7 @@ mod tests {
                 values,
                 value: 1.0,
                 timestamp_ms: 0,
+                extras: None,
             });
         }
         let page = page(series, &[], false);
@@ -1021,7 +1103,9 @@ mod tests {
     }
 
     fn render_with(snapshot: &Snapshot, block_bytes: &mut Vec<u8>) -> Vec<u8> {
-        render_to(snapshot, false, block_bytes, Vec::new()).unwrap()
+        render_to(snapshot, false, block_bytes, Vec::new())
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -1060,7 +1144,7 @@ mod tests {
             store.apply_text(("up", &[("job", &job)]), sample, 0);
         }
         let snapshot = store.snapshot();
-        let (groups, _) = group_families(&snapshot);
+        let (groups, _, _) = group_families(&snapshot);
         let members = &groups[0].members;
         assert_eq!(members.len(), 100);
         // Grown by doubling from nothing, the list would have room for 128.
@@ -1078,6 +1162,7 @@ mod tests {
                 values: values.clone(),
                 value: i as f64,
                 timestamp_ms: 0,
+                extras: None,
             })
             .collect();
         let text = page(series, &[], false);
@@ -1095,6 +1180,7 @@ mod tests {
                 values: values.clone(),
                 value: f64::from(i),
                 timestamp_ms: 0,
+                extras: None,
             })
             .collect();
         let ranks = block_ranks(&snapshot_of(series.clone()));

@@ -12,6 +12,15 @@ use argh::FromArgs;
 
 use crate::base::units::{parse_duration, parse_size};
 use crate::ops::log::{Format, Level};
+use crate::write::ingest::NameRules;
+
+fn parse_name_rules(text: &str) -> Result<NameRules, String> {
+    match text {
+        "utf8" => Ok(NameRules::Utf8),
+        "legacy" => Ok(NameRules::Legacy),
+        other => Err(format!("{other:?} is neither utf8 nor legacy")),
+    }
+}
 
 /// Receives Prometheus remote write on /write and serves the newest sample of every series on
 /// /metrics, for a second Prometheus to scrape.
@@ -96,6 +105,15 @@ pub struct Flags {
     #[argh(option, default = "32 << 20", from_str_fn(parse_size))]
     pub write_max_decoded_bytes: usize,
 
+    /// which metric and label names writes may use: utf8 (any UTF-8, as Prometheus 3) or
+    /// legacy (the classic character sets) (default utf8)
+    #[argh(option, default = "NameRules::Utf8", from_str_fn(parse_name_rules))]
+    pub write_name_validation: NameRules,
+
+    /// most buckets of one native histogram; one with more is refused and counted (default 4096)
+    #[argh(option, default = "4096")]
+    pub write_native_histogram_max_buckets: usize,
+
     /// least severe log level shown: debug, info, warn or error (default info)
     #[argh(option, default = "Level::Info")]
     pub log_level: Level,
@@ -110,7 +128,7 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 18] = [
+pub const FLAG_NAMES: [(&str, bool); 20] = [
     ("web.listen-address", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
@@ -126,6 +144,8 @@ pub const FLAG_NAMES: [(&str, bool); 18] = [
     ("series.max", true),
     ("write.max-bytes", true),
     ("write.max-decoded-bytes", true),
+    ("write.name-validation", true),
+    ("write.native-histogram-max-buckets", true),
     ("log.level", true),
     ("log.format", true),
     ("version", false),
@@ -225,6 +245,9 @@ impl Flags {
         }
         if self.series_max == 0 {
             return Err("--series.max: must be at least 1".into());
+        }
+        if self.write_native_histogram_max_buckets == 0 {
+            return Err("--write.native-histogram-max-buckets: must be at least 1".into());
         }
         Ok(())
     }
@@ -329,6 +352,8 @@ mod tests {
         assert_eq!(flags.series_max, 2_000_000);
         assert_eq!(flags.write_max_bytes, 32 << 20);
         assert_eq!(flags.write_max_decoded_bytes, 32 << 20);
+        assert_eq!(flags.write_name_validation, NameRules::Utf8);
+        assert_eq!(flags.write_native_histogram_max_buckets, 4096);
         assert!(!flags.web_expose_timestamps);
         assert!(flags.threads() >= 2);
         assert_eq!(flags.web_max_connections, 512);

@@ -178,6 +178,8 @@ pub struct Telemetry {
     write_duration: Histogram,
     write_bytes: AtomicU64,
     samples_received: AtomicU64,
+    histograms_received: AtomicU64,
+    exemplars_received: AtomicU64,
     samples_dropped: [AtomicU64; DropReason::ALL.len()],
     metadata_received: AtomicU64,
     metadata_dropped: AtomicU64,
@@ -185,6 +187,7 @@ pub struct Telemetry {
     removed_stale: AtomicU64,
     last_write_ms: AtomicI64,
     scrapes: AtomicU64,
+    left_off_page: AtomicU64,
     scrape_duration: Histogram,
     handler_panics: AtomicU64,
 }
@@ -202,6 +205,8 @@ impl Default for Telemetry {
             write_duration: Histogram::default(),
             write_bytes: AtomicU64::new(0),
             samples_received: AtomicU64::new(0),
+            histograms_received: AtomicU64::new(0),
+            exemplars_received: AtomicU64::new(0),
             samples_dropped: Default::default(),
             metadata_received: AtomicU64::new(0),
             metadata_dropped: AtomicU64::new(0),
@@ -209,6 +214,7 @@ impl Default for Telemetry {
             removed_stale: AtomicU64::new(0),
             last_write_ms: AtomicI64::new(0),
             scrapes: AtomicU64::new(0),
+            left_off_page: AtomicU64::new(0),
             scrape_duration: Histogram::default(),
             handler_panics: AtomicU64::new(0),
         }
@@ -243,8 +249,13 @@ impl Telemetry {
 
     /// Counts what an ingested request held and did.
     pub fn record_report(&self, report: &Report, now_ms: i64) {
+        let received = report.received;
         self.samples_received
-            .fetch_add(report.samples_received, Ordering::Relaxed);
+            .fetch_add(received.samples, Ordering::Relaxed);
+        self.histograms_received
+            .fetch_add(received.histograms, Ordering::Relaxed);
+        self.exemplars_received
+            .fetch_add(received.exemplars, Ordering::Relaxed);
         for (counter, dropped) in self.samples_dropped.iter().zip(report.dropped) {
             counter.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -255,6 +266,11 @@ impl Telemetry {
         self.removed_stale
             .fetch_add(report.removed_by_stale_marker, Ordering::Relaxed);
         self.last_write_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// Counts series a scrape left off its page: their escaped names collide with another's.
+    pub fn record_left_off_page(&self, series: u64) {
+        self.left_off_page.fetch_add(series, Ordering::Relaxed);
     }
 
     pub fn record_expired(&self, series: usize) {
@@ -301,6 +317,12 @@ impl Telemetry {
             None,
         );
         self.connections.write(&mut out);
+        counter(
+            &mut out,
+            "k8s_exporter_exemplars_received_total",
+            "Exemplars received in write requests, usable or not.",
+            &self.exemplars_received,
+        );
         let last_write = self.last_write_ms() as f64 / 1000.0;
         gauge(&mut out, "k8s_exporter_last_write_timestamp_seconds", "Unix time of the last write request that stored or applied anything, 0 before the first.", last_write);
         counter(
@@ -314,6 +336,12 @@ impl Telemetry {
             "k8s_exporter_metadata_received_total",
             "Metadata entries received and stored.",
             &self.metadata_received,
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_native_histograms_received_total",
+            "Native histogram samples received in write requests, usable or not.",
+            &self.histograms_received,
         );
         counter(
             &mut out,
@@ -348,6 +376,12 @@ impl Telemetry {
             &mut out,
             "k8s_exporter_scrape_duration_seconds",
             "Time taken to render and send the bridged series page.",
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_scrape_series_left_out_total",
+            "Series left off a scraped page because their names, escaped for text format 0.0.4, are another series' (that one is shown).",
+            &self.left_off_page,
         );
         counter(
             &mut out,
@@ -510,7 +544,10 @@ mod tests {
     fn reports_and_writes_are_counted() {
         let telemetry = Telemetry::default();
         let mut report = Report {
-            samples_received: 5,
+            received: crate::write::ingest::Points {
+                samples: 5,
+                ..Default::default()
+            },
             metadata_received: 2,
             removed_by_stale_marker: 1,
             ..Default::default()

@@ -19,7 +19,7 @@ use crate::ops::telemetry::{Gauges, Telemetry};
 use crate::store::{SeriesView, Snapshot, Store};
 use crate::web::http1::{Head, STREAM_CHUNK_BYTES};
 use crate::write::decode::{check_headers, decode, Rejection};
-use crate::write::ingest::ingest;
+use crate::write::ingest::{ingest, Points, WriteRules};
 use crate::write::wire::{Protocol, WriteBatch};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -35,6 +35,7 @@ pub struct Settings {
     pub expose_timestamps: bool,
     pub max_bytes: usize,
     pub max_decoded_bytes: usize,
+    pub write_rules: WriteRules,
     pub ttl: Duration,
     /// Every flag in effect, as `name=value`, for the landing page.
     pub flags_in_effect: Vec<(String, String)>,
@@ -117,13 +118,18 @@ impl Reply {
     }
 
     /// What a remote-write 2.0 answer must say it stored (spec: "Remote-Write 2.0", written
-    /// response headers), on every answer, 2xx and 4xx alike. Native histograms and exemplars
-    /// are not stored yet, so none is counted as written.
-    fn add_written_headers(&mut self, samples: u64) {
+    /// response headers), on every answer, 2xx and 4xx alike.
+    fn add_written_headers(&mut self, written: Points) {
         for (header, written) in [
-            ("X-Prometheus-Remote-Write-Samples-Written", samples),
-            ("X-Prometheus-Remote-Write-Histograms-Written", 0),
-            ("X-Prometheus-Remote-Write-Exemplars-Written", 0),
+            ("X-Prometheus-Remote-Write-Samples-Written", written.samples),
+            (
+                "X-Prometheus-Remote-Write-Histograms-Written",
+                written.histograms,
+            ),
+            (
+                "X-Prometheus-Remote-Write-Exemplars-Written",
+                written.exemplars,
+            ),
         ] {
             self.headers.push((header, written.to_string()));
         }
@@ -272,19 +278,22 @@ fn write(app: &App, request: &Request) -> Reply {
         Ok(protocol) => protocol,
         Err(rejection) => return refuse_write(app, started, rejection, request.body.len()),
     };
-    let (mut reply, samples_written) = match receive(app, &request.body, protocol) {
-        Ok((reply, samples_written)) => {
+    let (mut reply, written) = match receive(app, &request.body, protocol) {
+        Ok((reply, written)) => {
             if reply.status >= 400 {
                 log_rejected_write(app, &reply);
             }
             app.telemetry
                 .record_write(reply.status, started.elapsed(), request.body.len());
-            (reply, samples_written)
+            (reply, written)
         }
-        Err(rejection) => (refuse_write(app, started, rejection, request.body.len()), 0),
+        Err(rejection) => (
+            refuse_write(app, started, rejection, request.body.len()),
+            Points::default(),
+        ),
     };
     if protocol == Protocol::V2 {
-        reply.add_written_headers(samples_written);
+        reply.add_written_headers(written);
     }
     reply
 }
@@ -318,12 +327,13 @@ thread_local! {
     static WRITE_BATCH: std::cell::RefCell<WriteBatch> = std::cell::RefCell::default();
 }
 
-/// Decodes and stores one write request body; gives the answer and the samples stored.
-fn receive(app: &App, body: &[u8], protocol: Protocol) -> Result<(Reply, u64), Rejection> {
+/// Decodes and stores one write request body; gives the answer and what was stored.
+fn receive(app: &App, body: &[u8], protocol: Protocol) -> Result<(Reply, Points), Rejection> {
     let now_ms = unix_now_ms();
     let report = WRITE_BATCH.with_borrow_mut(|batch| {
         let decoded = decode(body, protocol, app.settings.max_decoded_bytes, batch);
-        let report = decoded.map(|()| ingest(&app.store, batch, now_ms, app.store.tick()));
+        let rules = &app.settings.write_rules;
+        let report = decoded.map(|()| ingest(&app.store, batch, rules, now_ms, app.store.tick()));
         // Gives back the memory an unusually large request made this worker hold.
         batch.shrink();
         report
@@ -334,7 +344,7 @@ fn receive(app: &App, body: &[u8], protocol: Protocol) -> Result<(Reply, u64), R
     } else {
         Reply::text(400, &report.summary())
     };
-    Ok((reply, report.samples_written()))
+    Ok((reply, report.written))
 }
 
 /// Answers a scrape with the snapshot to render: the connection renders it as it writes (see
@@ -373,7 +383,7 @@ pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result
             &mut block_bytes,
             out,
         )
-        .map(drop)
+        .map(|(_, left_out)| app.telemetry.record_left_off_page(left_out))
     };
     let written = if page.gzip {
         let mut encoder = GzEncoder::new(out, Compression::fast());
@@ -424,6 +434,7 @@ fn landing(app: &App) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write::ingest::NameRules;
 
     fn app() -> App {
         let settings = Settings {
@@ -432,6 +443,10 @@ mod tests {
             expose_timestamps: false,
             max_bytes: 1 << 20,
             max_decoded_bytes: 1 << 20,
+            write_rules: WriteRules {
+                names: NameRules::Utf8,
+                max_histogram_buckets: 4096,
+            },
             ttl: Duration::from_secs(300),
             flags_in_effect: Vec::new(),
         };

@@ -1,8 +1,9 @@
-//! Validating a decoded `WriteRequest` and applying it to the store.
+//! Validating a decoded write request and applying it to the store.
 //!
-//! Every usable sample is stored even when others in the same request are not; the caller
-//! answers 400 for the unusable ones (a sender never retries a 4xx, so its queue moves on).
-//! Names follow the classic rules the text format can express: metric names
+//! Every usable sample, native histogram and exemplar is stored even when others in the same
+//! request are not; the caller answers 400 for the unusable ones (a sender never retries a
+//! 4xx, so its queue moves on). Names may be any non-empty UTF-8, as Prometheus 3 accepts by
+//! default, or with [`NameRules::Legacy`] only the classic character sets: metric names
 //! `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`. A label with an empty
 //! value is the same as no label in Prometheus, so it is dropped.
 
@@ -10,14 +11,34 @@ use std::fmt::Write as _;
 
 use crate::base::bytes;
 use crate::store::metadata::{Metadata, MetricKind};
-use crate::store::{Applied, Sample, SeriesKey, Store, Writer};
+use crate::store::native::{Exemplar, NativeHistogram};
+use crate::store::{Applied, Sample, SeriesKey, Store, Update, Writer};
+use crate::write::exemplar::read_exemplar;
+use crate::write::histogram::{read_histogram, HistogramProblem};
 use crate::write::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
 /// would make every later, correct sample of its series look out of order.
 pub const MAX_FUTURE_MS: i64 = 10 * 60 * 1000;
 
-/// Why a sample (or an exemplar or native histogram) was not stored; the label values of
+/// Which metric and label names are accepted (`--write.name-validation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRules {
+    /// Any non-empty valid UTF-8, as Prometheus 3.
+    Utf8,
+    /// The classic character sets only, as Prometheus 2.
+    Legacy,
+}
+
+/// What a write request is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteRules {
+    pub names: NameRules,
+    /// Buckets a native histogram may have, both sides together.
+    pub max_histogram_buckets: usize,
+}
+
+/// Why a sample, native histogram or exemplar was not stored; the label values of
 /// `k8s_exporter_samples_dropped_total{reason}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -29,13 +50,15 @@ pub enum DropReason {
     TooFarInFuture,
     SeriesLimit,
     OutOfOrder,
-    NativeHistogram,
-    Exemplar,
     InvalidReference,
+    InvalidNativeHistogram,
+    NativeHistogramBucketLimit,
+    InvalidExemplar,
+    ExemplarWithoutSeries,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::InvalidMetricName,
         DropReason::MissingMetricName,
         DropReason::InvalidLabelName,
@@ -44,9 +67,11 @@ impl DropReason {
         DropReason::TooFarInFuture,
         DropReason::SeriesLimit,
         DropReason::OutOfOrder,
-        DropReason::NativeHistogram,
-        DropReason::Exemplar,
         DropReason::InvalidReference,
+        DropReason::InvalidNativeHistogram,
+        DropReason::NativeHistogramBucketLimit,
+        DropReason::InvalidExemplar,
+        DropReason::ExemplarWithoutSeries,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,19 +84,21 @@ impl DropReason {
             DropReason::TooFarInFuture => "too_far_in_future",
             DropReason::SeriesLimit => "series_limit",
             DropReason::OutOfOrder => "out_of_order",
-            DropReason::NativeHistogram => "native_histogram",
-            DropReason::Exemplar => "exemplar",
             DropReason::InvalidReference => "invalid_reference",
+            DropReason::InvalidNativeHistogram => "invalid_native_histogram",
+            DropReason::NativeHistogramBucketLimit => "native_histogram_bucket_limit",
+            DropReason::InvalidExemplar => "invalid_exemplar",
+            DropReason::ExemplarWithoutSeries => "exemplar_without_series",
         }
     }
 
     /// Whether the sender should hear about it as a 400. Out-of-order samples are retries or
-    /// replays, and native histograms and exemplars are simply not supported yet: none of these
-    /// is the sender's error.
+    /// replays, and an exemplar that arrives before any sample of its series has nothing to
+    /// attach to: neither is the sender's error.
     pub fn is_client_error(self) -> bool {
         !matches!(
             self,
-            DropReason::OutOfOrder | DropReason::NativeHistogram | DropReason::Exemplar
+            DropReason::OutOfOrder | DropReason::ExemplarWithoutSeries
         )
     }
 
@@ -80,10 +107,22 @@ impl DropReason {
     }
 }
 
+/// How many of each kind of point a request carried, or had stored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Points {
+    pub samples: u64,
+    pub histograms: u64,
+    pub exemplars: u64,
+}
+
 /// What one request did, for the answer and the counters.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Report {
-    pub samples_received: u64,
+    pub received: Points,
+    /// Stored, exactly (the `X-Prometheus-Remote-Write-*-Written` headers). Of several samples
+    /// of one series in a request, the newest is kept and the older ones count as written
+    /// too, as replaced at once; so do samples that are stale markers.
+    pub written: Points,
     pub dropped: [u64; DropReason::ALL.len()],
     pub metadata_received: u64,
     pub metadata_dropped: u64,
@@ -101,8 +140,8 @@ impl Report {
         self.dropped[reason.index()]
     }
 
-    /// Samples refused for the sender's error; any makes the answer a 400.
-    pub fn rejected_samples(&self) -> u64 {
+    /// Points refused for the sender's error; any makes the answer a 400.
+    pub fn rejected(&self) -> u64 {
         DropReason::ALL
             .iter()
             .filter(|reason| reason.is_client_error())
@@ -111,27 +150,16 @@ impl Report {
     }
 
     pub fn is_clean(&self) -> bool {
-        self.rejected_samples() == 0 && self.metadata_dropped == 0 && !self.first_symbol_not_empty
-    }
-
-    /// Samples stored: received less those dropped for any reason (histograms and exemplars
-    /// are counted apart). Of several samples of one series in a request, the newest is kept
-    /// and the older ones count as written too, as replaced at once.
-    pub fn samples_written(&self) -> u64 {
-        let dropped: u64 = DropReason::ALL
-            .iter()
-            .filter(|reason| !matches!(reason, DropReason::NativeHistogram | DropReason::Exemplar))
-            .map(|reason| self.dropped(*reason))
-            .sum();
-        self.samples_received - dropped
+        self.rejected() == 0 && self.metadata_dropped == 0 && !self.first_symbol_not_empty
     }
 
     /// One line for the 400 body: what was refused, why, and the first example.
     pub fn summary(&self) -> String {
+        let received = self.received;
         let mut line = format!(
-            "rejected {} of {} samples",
-            self.rejected_samples(),
-            self.samples_received
+            "rejected {} of {} samples, histograms and exemplars",
+            self.rejected(),
+            received.samples + received.histograms + received.exemplars
         );
         if self.metadata_dropped > 0 {
             let _ = write!(
@@ -155,7 +183,7 @@ impl Report {
         line
     }
 
-    fn drop_samples(&mut self, reason: DropReason, count: usize, problem: impl FnOnce() -> String) {
+    fn drop_points(&mut self, reason: DropReason, count: usize, problem: impl FnOnce() -> String) {
         if count == 0 {
             return;
         }
@@ -166,43 +194,49 @@ impl Report {
     }
 }
 
-/// Applies every usable sample and metadata entry of a decoded request to `store`.
-/// `now_ms` is the Unix time in milliseconds, `tick` the store's clock for expiry.
-pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Report {
+/// Applies every usable sample, histogram, exemplar and metadata entry of a decoded request to
+/// `store`. `now_ms` is the Unix time in milliseconds, `tick` the store's clock for expiry.
+pub fn ingest(
+    store: &Store,
+    batch: &WriteBatch,
+    rules: &WriteRules,
+    now_ms: i64,
+    tick: u32,
+) -> Report {
     let mut report = Report::default();
-    let mut scratch = LabelScratch::default();
+    let mut scratch = Scratch::default();
     let mut writer = store.writer();
     if batch.first_symbol_not_empty {
         report.first_symbol_not_empty = true;
         report.first_problem = Some("the first symbol is not the empty string".into());
     }
     for series in &batch.series {
-        report.drop_samples(DropReason::Exemplar, series.exemplars as usize, String::new);
-        report.drop_samples(
-            DropReason::NativeHistogram,
-            series.histograms as usize,
-            String::new,
-        );
+        let points = Points {
+            samples: batch.samples_of(series).len() as u64,
+            histograms: series.histograms.len() as u64,
+            exemplars: series.exemplars.len() as u64,
+        };
+        report.received.samples += points.samples;
+        report.received.histograms += points.histograms;
+        report.received.exemplars += points.exemplars;
         if let Some(problem) = series.problem {
-            let samples = batch.samples_of(series).len();
-            report.samples_received += samples as u64;
-            report.drop_samples(DropReason::InvalidReference, samples, || {
+            let all = points.samples + points.histograms + points.exemplars;
+            report.drop_points(DropReason::InvalidReference, all as usize, || {
                 problem.to_string()
             });
             continue;
         }
-        ingest_series(
-            &mut writer,
+        let context = SeriesContext {
             batch,
             series,
+            rules,
             now_ms,
             tick,
-            &mut scratch,
-            &mut report,
-        );
+        };
+        context.ingest(&mut writer, &mut scratch, &mut report);
     }
     for entry in &batch.metadata {
-        match validate_metadata(batch, entry) {
+        match validate_metadata(batch, entry, rules.names) {
             Ok((family, metadata)) => {
                 store.set_metadata(family, metadata, tick);
                 report.metadata_received += 1;
@@ -216,73 +250,149 @@ pub fn ingest(store: &Store, batch: &WriteBatch, now_ms: i64, tick: u32) -> Repo
     report
 }
 
-/// Label lists reused from one series to the next within a request.
+/// Lists reused from one series to the next within a request.
 #[derive(Default)]
-struct LabelScratch<'a> {
+struct Scratch<'a> {
     /// The labels as sent, when they can be matched as they are (see [`raw_key`]).
     raw: Vec<(&'a [u8], &'a [u8])>,
     /// The labels once their names are checked: sorted, without `__name__` and empty values.
     checked: Vec<(&'a [u8], &'a [u8])>,
+    /// The series' native histograms that passed their checks.
+    histograms: Vec<NativeHistogram>,
+    /// The series' exemplars that passed their checks.
+    exemplars: Vec<Exemplar>,
 }
 
-/// Stores the newest usable sample of one series.
-///
-/// Labels sent the way Prometheus sends them are matched as they are, byte for byte, against
-/// what the store holds: when it holds the series, or a series of the same metric name and
-/// label names, those names were checked when it was made, and label values are checked for
-/// UTF-8 by the store only when it meets them for the first time. Only the first series of a
-/// shape, and labels sent unsorted or with empty values, are checked here.
-fn ingest_series<'a>(
-    writer: &mut Writer,
+/// One series of a request, and what it is checked against.
+struct SeriesContext<'a> {
     batch: &'a WriteBatch,
-    series: &SeriesEntry,
+    series: &'a SeriesEntry,
+    rules: &'a WriteRules,
     now_ms: i64,
     tick: u32,
-    scratch: &mut LabelScratch<'a>,
-    report: &mut Report,
-) {
-    let samples = batch.samples_of(series);
-    report.samples_received += samples.len() as u64;
-    if samples.is_empty() {
-        return;
-    }
-    let labels = batch.labels_of(series);
-    let (newest, in_time) = newest_in_time(samples, now_ms.saturating_add(MAX_FUTURE_MS));
-    let outcome = Outcome {
-        samples: samples.len(),
-        in_time,
-        now_ms,
-    };
-    let mut raw = None;
-    if let (Some(name), Some(sample)) = (raw_key(batch, labels, &mut scratch.raw), newest) {
+}
+
+impl<'a> SeriesContext<'a> {
+    /// Stores the newest usable sample or histogram of one series, with its exemplars and
+    /// start timestamp.
+    ///
+    /// Labels sent the way Prometheus sends them are matched as they are, byte for byte,
+    /// against what the store holds: when it holds the series, or a series of the same metric
+    /// name and label names, those names were checked when it was made, and label values are
+    /// checked for UTF-8 by the store only when it meets them for the first time. Only the
+    /// first series of a shape, and labels sent unsorted or with empty values, are checked here.
+    fn ingest(&self, writer: &mut Writer, scratch: &mut Scratch<'a>, report: &mut Report) {
+        let batch = self.batch;
+        self.read_histograms(&mut scratch.histograms, report);
+        self.read_exemplars(&mut scratch.exemplars, report);
+        let floats = batch.samples_of(self.series);
+        let horizon = self.now_ms.saturating_add(MAX_FUTURE_MS);
+        let (newest_float, floats_in_time) = newest_in_time(floats, horizon);
+        let in_time = |h: &&NativeHistogram| h.timestamp_ms <= horizon;
+        let histograms_in_time = scratch.histograms.iter().filter(in_time).count();
+        // Of equal timestamps the later sent wins; a histogram counts as sent after floats.
+        let newest_histogram = scratch
+            .histograms
+            .iter()
+            .filter(in_time)
+            .reduce(|newest, h| {
+                if h.timestamp_ms >= newest.timestamp_ms {
+                    h
+                } else {
+                    newest
+                }
+            });
+        let outcome = Outcome {
+            floats: floats.len(),
+            floats_in_time,
+            histograms: scratch.histograms.len(),
+            histograms_in_time,
+            exemplars: scratch.exemplars.len(),
+            now_ms: self.now_ms,
+        };
+        if outcome.floats + outcome.histograms + outcome.exemplars == 0 {
+            return;
+        }
+        let histogram = newest_histogram
+            .filter(|h| newest_float.is_none_or(|f| h.timestamp_ms >= f.timestamp_ms));
+        let update = Update {
+            sample: match histogram {
+                Some(h) => Some(Sample {
+                    value: f64::NAN,
+                    timestamp_ms: h.timestamp_ms,
+                }),
+                None => newest_float,
+            },
+            histogram,
+            created_ms: (self.series.created_ms != 0).then_some(self.series.created_ms),
+            exemplars: &scratch.exemplars,
+        };
+        if update.sample.is_none() && update.exemplars.is_empty() {
+            // Everything it sent is too far in the future.
+            return outcome.record(report, writer.store(), b"", Applied::NotHeld);
+        }
+        let labels = batch.labels_of(self.series);
+        let mut raw = None;
+        if let Some(name) = raw_key(batch, labels, &mut scratch.raw) {
+            let key = SeriesKey {
+                name,
+                labels: &scratch.raw,
+            };
+            let hash = writer.store().hash(&key);
+            if let Some(applied) = writer.apply_unchecked(&key, hash, &update, self.tick) {
+                return outcome.record(report, writer.store(), name, applied);
+            }
+            raw = Some((name, hash));
+        }
+        let name = match validate_labels(batch, labels, self.rules.names, &mut scratch.checked) {
+            Ok(name) => name,
+            Err((reason, problem)) => {
+                let all = outcome.floats + outcome.histograms + outcome.exemplars;
+                return report.drop_points(reason, all, || problem);
+            }
+        };
         let key = SeriesKey {
             name,
-            labels: &scratch.raw,
+            labels: &scratch.checked,
         };
-        let hash = writer.store().hash(&key);
-        if let Some(applied) = writer.apply_unchecked(&key, hash, sample, tick) {
-            return outcome.record(report, writer.store(), name, applied);
-        }
-        raw = Some((name, hash));
+        // Labels that came sorted are checked into the very slices the raw look-up hashed.
+        let hash = match raw {
+            Some((raw_name, hash)) if same_key(raw_name, &scratch.raw, &key) => hash,
+            _ => writer.store().hash(&key),
+        };
+        let applied = writer.apply(&key, hash, &update, self.tick);
+        outcome.record(report, writer.store(), name, applied);
     }
-    let name = match validate_labels(batch, labels, &mut scratch.checked) {
-        Ok(name) => name,
-        Err((reason, problem)) => return report.drop_samples(reason, samples.len(), || problem),
-    };
-    let key = SeriesKey {
-        name,
-        labels: &scratch.checked,
-    };
-    let Some(sample) = newest else {
-        return outcome.drop_too_new(report, name);
-    };
-    // Labels that came sorted are checked into the very slices the raw look-up hashed.
-    let hash = match raw {
-        Some((raw_name, hash)) if same_key(raw_name, &scratch.raw, &key) => hash,
-        _ => writer.store().hash(&key),
-    };
-    let applied = writer.apply(&key, hash, sample, tick);
-    outcome.record(report, writer.store(), name, applied);
+
+    /// Reads the series' native histograms into `out`, dropping those that fail their checks.
+    fn read_histograms(&self, out: &mut Vec<NativeHistogram>, report: &mut Report) {
+        out.clear();
+        for message in self.batch.histograms_of(self.series) {
+            match read_histogram(message, self.rules.max_histogram_buckets) {
+                Ok(histogram) => out.push(histogram),
+                Err(problem) => {
+                    let reason = match problem {
+                        HistogramProblem::TooManyBuckets { .. } => {
+                            DropReason::NativeHistogramBucketLimit
+                        }
+                        _ => DropReason::InvalidNativeHistogram,
+                    };
+                    report.drop_points(reason, 1, || problem.to_string());
+                }
+            }
+        }
+    }
+
+    /// Reads the series' exemplars into `out`, dropping those that fail their checks.
+    fn read_exemplars(&self, out: &mut Vec<Exemplar>, report: &mut Report) {
+        out.clear();
+        for message in self.batch.exemplars_of(self.series) {
+            match read_exemplar(self.batch, message, self.rules.names) {
+                Ok(exemplar) => out.push(exemplar),
+                Err(problem) => report.drop_points(DropReason::InvalidExemplar, 1, || problem),
+            }
+        }
+    }
 }
 
 /// Whether a checked key is made of exactly the same slices of the request as a raw one.
@@ -296,52 +406,66 @@ fn same_key(raw_name: &[u8], raw_labels: &[(&[u8], &[u8])], key: &SeriesKey) -> 
             .all(|((n, v), (name, value))| same(n, name) && same(v, value))
 }
 
-/// How the samples of one series divide, for counting what applying its newest one did.
+/// How the points of one series divide, for counting what applying its newest one did.
 struct Outcome {
-    samples: usize,
-    /// Samples not too far in the future; the others are dropped whatever happens.
-    in_time: usize,
+    floats: usize,
+    /// Float samples not too far in the future; the others are dropped whatever happens.
+    floats_in_time: usize,
+    histograms: usize,
+    histograms_in_time: usize,
+    exemplars: usize,
     now_ms: i64,
 }
 
 impl Outcome {
-    fn drop_too_new(&self, report: &mut Report, name: &[u8]) {
-        report.drop_samples(
-            DropReason::TooFarInFuture,
-            self.samples - self.in_time,
-            || {
-                format!(
-                    "a sample of {} is more than 10m ahead of this server's clock ({} ms)",
-                    String::from_utf8_lossy(name),
-                    self.now_ms
-                )
-            },
-        );
-    }
-
     fn record(&self, report: &mut Report, store: &Store, name: &[u8], applied: Applied) {
         let name_text = || String::from_utf8_lossy(name);
+        let all = self.floats + self.histograms + self.exemplars;
         if applied == Applied::NotText {
-            return report.drop_samples(DropReason::InvalidUtf8, self.samples, || {
+            return report.drop_points(DropReason::InvalidUtf8, all, || {
                 format!("a label value of {} is not valid UTF-8", name_text())
             });
         }
-        self.drop_too_new(report, name);
-        let in_time = self.in_time;
+        let too_new =
+            (self.floats - self.floats_in_time) + (self.histograms - self.histograms_in_time);
+        report.drop_points(DropReason::TooFarInFuture, too_new, || {
+            format!(
+                "a sample of {} is more than 10m ahead of this server's clock ({} ms)",
+                name_text(),
+                self.now_ms
+            )
+        });
+        let in_time = self.floats_in_time + self.histograms_in_time;
+        match applied {
+            Applied::Created | Applied::Updated | Applied::Removed | Applied::StaleUnknown => {
+                report.written.samples += self.floats_in_time as u64;
+                report.written.histograms += self.histograms_in_time as u64;
+            }
+            Applied::OutOfOrder => report.drop_points(DropReason::OutOfOrder, in_time, String::new),
+            Applied::LimitReached => {
+                report.drop_points(DropReason::SeriesLimit, in_time + self.exemplars, || {
+                    format!(
+                        "series limit --series.max={} reached, new series {} dropped",
+                        store.max_series(),
+                        name_text()
+                    )
+                })
+            }
+            Applied::NotText | Applied::Annotated | Applied::NotHeld => {}
+        }
         match applied {
             Applied::Created => report.series_created += 1,
-            Applied::Updated | Applied::StaleUnknown | Applied::NotText => {}
             Applied::Removed => report.removed_by_stale_marker += 1,
-            Applied::OutOfOrder => {
-                report.drop_samples(DropReason::OutOfOrder, in_time, String::new)
-            }
-            Applied::LimitReached => report.drop_samples(DropReason::SeriesLimit, in_time, || {
-                format!(
-                    "series limit --series.max={} reached, new series {} dropped",
-                    store.max_series(),
-                    name_text()
-                )
-            }),
+            _ => {}
+        }
+        if applied.holds_series() {
+            report.written.exemplars += self.exemplars as u64;
+        } else if applied != Applied::LimitReached {
+            report.drop_points(
+                DropReason::ExemplarWithoutSeries,
+                self.exemplars,
+                String::new,
+            );
         }
     }
 }
@@ -398,6 +522,7 @@ fn raw_key<'a>(
 fn validate_labels<'a>(
     batch: &'a WriteBatch,
     labels: &[LabelSpan],
+    rules: NameRules,
     out: &mut Vec<(&'a [u8], &'a [u8])>,
 ) -> Result<&'a [u8], (DropReason, String)> {
     out.clear();
@@ -407,7 +532,7 @@ fn validate_labels<'a>(
         out.push((label_name, value));
         if label_name == b"__name__" {
             name = Some(value);
-        } else if !is_label_name(label_name) {
+        } else if !rules.allows_label_name(label_name) {
             return Err(invalid_name(
                 DropReason::InvalidLabelName,
                 "invalid label name",
@@ -436,7 +561,7 @@ fn validate_labels<'a>(
                 "series without a metric name (__name__)".into(),
             ))
         }
-        Some(name) if !is_metric_name(name) => {
+        Some(name) if !rules.allows_metric_name(name) => {
             return Err(invalid_name(
                 DropReason::InvalidMetricName,
                 "invalid metric name",
@@ -464,9 +589,10 @@ fn utf8_text(bytes: &[u8]) -> Result<&str, String> {
 fn validate_metadata<'a>(
     batch: &'a WriteBatch,
     entry: &MetadataEntry,
+    rules: NameRules,
 ) -> Result<(&'a str, Metadata), String> {
     let family = utf8_text(batch.bytes(entry.family))?;
-    if !is_metric_name(family.as_bytes()) {
+    if !rules.allows_metric_name(family.as_bytes()) {
         return Err(format!(
             "metadata for invalid metric name {}",
             quoted(family)
@@ -478,6 +604,24 @@ fn validate_metadata<'a>(
         unit: utf8_text(batch.bytes(entry.unit))?.into(),
     };
     Ok((family, metadata))
+}
+
+impl NameRules {
+    /// Under UTF-8 rules any non-empty UTF-8 name (the store checks label values and names it
+    /// meets first for UTF-8 anyway, but a name is checked here so that the reason says so).
+    pub fn allows_metric_name(self, name: &[u8]) -> bool {
+        match self {
+            NameRules::Utf8 => !name.is_empty() && std::str::from_utf8(name).is_ok(),
+            NameRules::Legacy => is_metric_name(name),
+        }
+    }
+
+    pub fn allows_label_name(self, name: &[u8]) -> bool {
+        match self {
+            NameRules::Utf8 => !name.is_empty() && std::str::from_utf8(name).is_ok(),
+            NameRules::Legacy => is_label_name(name),
+        }
+    }
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
@@ -507,20 +651,47 @@ fn quoted(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::STALE_NAN_BITS;
-    use crate::write::proto::{v2, Label, MetricMetadata, TimeSeries, WriteRequest};
+    use crate::write::proto::{
+        histogram, v2, BucketSpan, Exemplar, Histogram, Label, MetricMetadata, TimeSeries,
+        WriteRequest,
+    };
     use crate::write::wire::Protocol;
     use prost::Message;
 
     /// Encodes `request` as a sender would, decodes it as the server does, and ingests it.
     fn apply(store: &Store, request: &WriteRequest, now_ms: i64, tick: u32) -> Report {
+        apply_by(&RULES, store, request, now_ms, tick)
+    }
+
+    /// `apply` with legacy name rules.
+    fn apply_legacy(store: &Store, request: &WriteRequest, now_ms: i64, tick: u32) -> Report {
+        let rules = WriteRules {
+            names: NameRules::Legacy,
+            ..RULES
+        };
+        apply_by(&rules, store, request, now_ms, tick)
+    }
+
+    fn apply_by(
+        rules: &WriteRules,
+        store: &Store,
+        request: &WriteRequest,
+        now_ms: i64,
+        tick: u32,
+    ) -> Report {
         let bytes = request.encode_to_vec();
         let mut batch = WriteBatch::default();
         batch.buffer_for(bytes.len()).copy_from_slice(&bytes);
         batch.parse(Protocol::V1).unwrap();
-        ingest(store, &batch, now_ms, tick)
+        ingest(store, &batch, rules, now_ms, tick)
     }
 
     const NOW: i64 = 1_700_000_000_000;
+
+    const RULES: WriteRules = WriteRules {
+        names: NameRules::Utf8,
+        max_histogram_buckets: 100,
+    };
 
     fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
         TimeSeries::from_pairs(labels, samples)
@@ -580,7 +751,7 @@ mod tests {
     #[test]
     fn unusable_series_are_counted_and_usable_ones_stored() {
         let store = Store::new(100);
-        let report = apply(
+        let report = apply_legacy(
             &store,
             &request(vec![
                 series(&[("__name__", "good")], &[(1.0, NOW)]),
@@ -599,8 +770,8 @@ mod tests {
         assert_eq!(report.dropped(DropReason::InvalidLabelName), 1);
         assert_eq!(report.dropped(DropReason::DuplicateLabelName), 1);
         assert_eq!(report.dropped(DropReason::MissingMetricName), 3);
-        assert_eq!(report.rejected_samples(), 7);
-        assert_eq!(report.samples_received, 8);
+        assert_eq!(report.rejected(), 7);
+        assert_eq!(report.received.samples, 8);
         let summary = report.summary();
         assert!(summary.starts_with("rejected 7 of 8 samples"), "{summary}");
         assert!(
@@ -712,18 +883,6 @@ mod tests {
     }
 
     #[test]
-    fn exemplars_and_native_histograms_are_counted_not_errors() {
-        let store = Store::new(100);
-        let mut with_extras = series(&[("__name__", "h")], &[]);
-        with_extras.histograms = vec![vec![1u8, 2].into(), vec![3u8].into()];
-        with_extras.exemplars = vec![vec![4u8].into()];
-        let report = apply(&store, &request(vec![with_extras]), NOW, 0);
-        assert_eq!(report.dropped(DropReason::NativeHistogram), 2);
-        assert_eq!(report.dropped(DropReason::Exemplar), 1);
-        assert!(report.is_clean());
-    }
-
-    #[test]
     fn metadata_is_stored_and_bad_entries_reported() {
         let store = Store::new(100);
         let entry = |name: &str, kind: i32, help: &[u8]| MetricMetadata {
@@ -738,7 +897,7 @@ mod tests {
                 timeseries: vec![],
                 metadata: vec![
                     entry("cpu_seconds_total", 1, b"CPU used."),
-                    entry("0bad", 2, b""),
+                    entry("", 2, b""),
                     entry("m", 2, &[0xff]),
                 ],
             },
@@ -804,7 +963,7 @@ mod tests {
             batch.buffer_for(corrupt.len()).copy_from_slice(&corrupt);
             if batch.parse(Protocol::V1).is_ok() {
                 decoded += 1;
-                ingest(&store, &batch, NOW + round, 0);
+                ingest(&store, &batch, &RULES, NOW + round, 0);
             }
             assert_eq!(store.series_count(), store.snapshot().series.len());
         }
@@ -818,7 +977,7 @@ mod tests {
     #[test]
     fn new_series_of_a_known_shape_are_checked_where_they_are_new() {
         let store = Store::new(100);
-        let send = |series: TimeSeries| apply(&store, &request(vec![series]), NOW, 0);
+        let send = |series: TimeSeries| apply_legacy(&store, &request(vec![series]), NOW, 0);
         assert_eq!(
             send(series(&[("__name__", "m"), ("a", "1")], &[(1.0, NOW)])).series_created,
             1
@@ -970,7 +1129,7 @@ mod tests {
         let mut batch = WriteBatch::default();
         batch.buffer_for(bytes.len()).copy_from_slice(&bytes);
         batch.parse(Protocol::V2).unwrap();
-        ingest(store, &batch, NOW, 0)
+        ingest(store, &batch, &RULES, NOW, 0)
     }
 
     fn series_v2(labels_refs: Vec<u32>, samples: &[(f64, i64)]) -> v2::TimeSeries {
@@ -1002,15 +1161,19 @@ mod tests {
             help_ref: 5,
             unit_ref: 0,
         });
-        counter.exemplars = vec![vec![].into()];
+        counter.exemplars = vec![v2::Exemplar {
+            labels_refs: vec![],
+            value: 2.0,
+            timestamp: NOW - 1000,
+        }];
         let report = apply_v2(
             &store,
             &symbols,
             vec![counter, series_v2(vec![1, 2, 3, 6], &[(5.0, NOW)])],
         );
         assert!(report.is_clean(), "{}", report.summary());
-        assert_eq!(report.samples_written(), 3);
-        assert_eq!(report.dropped(DropReason::Exemplar), 1);
+        assert_eq!(report.written.samples, 3);
+        assert_eq!(report.written.exemplars, 1);
         assert_eq!(
             stored(&store),
             [
@@ -1037,7 +1200,7 @@ mod tests {
         );
         assert!(!report.is_clean());
         assert_eq!(report.dropped(DropReason::InvalidReference), 3);
-        assert_eq!(report.samples_written(), 1);
+        assert_eq!(report.written.samples, 1);
         let summary = report.summary();
         assert!(summary.contains("invalid_reference=3"), "{summary}");
         assert!(summary.contains("not name-value pairs"), "{summary}");
@@ -1063,5 +1226,307 @@ mod tests {
             [format!("up{{}} 4 @{NOW}")],
             "yet what it sent is stored"
         );
+    }
+
+    /// An integer native histogram of schema 0: buckets (0.5,1], (1,2], (2,4] hold 1, 0, 2.
+    fn native(timestamp: i64) -> Histogram {
+        Histogram {
+            count: Some(histogram::Count::CountInt(4)),
+            sum: 7.5,
+            schema: 0,
+            zero_threshold: 0.001,
+            zero_count: Some(histogram::ZeroCount::ZeroCountInt(1)),
+            positive_spans: vec![BucketSpan {
+                offset: 0,
+                length: 3,
+            }],
+            positive_deltas: vec![1, -1, 2],
+            timestamp,
+            ..Default::default()
+        }
+    }
+
+    fn page(store: &Store) -> String {
+        String::from_utf8(crate::expose::text::render(&store.snapshot(), false)).unwrap()
+    }
+
+    #[test]
+    fn native_histograms_are_stored_and_shown_as_classic_buckets() {
+        let store = Store::new(100);
+        let mut latency = series(&[("__name__", "rpc_seconds"), ("job", "a")], &[]);
+        latency.histograms = vec![native(NOW - 1000), native(NOW)];
+        latency.histograms[0].sum = 1.0;
+        let report = apply(&store, &request(vec![latency]), NOW, 0);
+        assert!(report.is_clean(), "{}", report.summary());
+        assert_eq!(report.written.histograms, 2);
+        assert_eq!(report.written.samples, 0);
+        let page = page(&store);
+        assert!(page.contains("# TYPE rpc_seconds histogram\n"), "{page}");
+        let lines: Vec<&str> = page.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "rpc_seconds_bucket{job=\"a\",le=\"0.001\"} 1",
+                "rpc_seconds_bucket{job=\"a\",le=\"1\"} 2",
+                "rpc_seconds_bucket{job=\"a\",le=\"4\"} 4",
+                "rpc_seconds_bucket{job=\"a\",le=\"+Inf\"} 4",
+                "rpc_seconds_sum{job=\"a\"} 7.5",
+                "rpc_seconds_count{job=\"a\"} 4",
+            ]
+        );
+        // A float sample that is newer replaces the histogram, as in Prometheus.
+        apply(
+            &store,
+            &request(vec![series(
+                &[("__name__", "rpc_seconds"), ("job", "a")],
+                &[(3.0, NOW + 1)],
+            )]),
+            NOW,
+            0,
+        );
+        assert_eq!(
+            stored(&store),
+            [format!("rpc_seconds{{job=a}} 3 @{}", NOW + 1)]
+        );
+        // A histogram stale marker removes the series.
+        let mut stale = series(&[("__name__", "rpc_seconds"), ("job", "a")], &[]);
+        stale.histograms = vec![native(NOW + 2)];
+        stale.histograms[0].sum = f64::from_bits(STALE_NAN_BITS);
+        let report = apply(&store, &request(vec![stale]), NOW, 0);
+        assert_eq!(report.removed_by_stale_marker, 1);
+        assert_eq!(store.series_count(), 0);
+    }
+
+    #[test]
+    fn hostile_histograms_cost_only_themselves() {
+        let store = Store::new(100);
+        let spans = |length| vec![BucketSpan { offset: 0, length }];
+        let cases: Vec<(&str, Histogram, DropReason, &str)> = vec![
+            (
+                "negative",
+                Histogram {
+                    positive_deltas: vec![1, -2, 0],
+                    ..native(NOW)
+                },
+                DropReason::InvalidNativeHistogram,
+                "negative count",
+            ),
+            (
+                "disagree",
+                Histogram {
+                    positive_spans: spans(4),
+                    ..native(NOW)
+                },
+                DropReason::InvalidNativeHistogram,
+                "spans cover 4 buckets but 3 counts",
+            ),
+            (
+                "nan",
+                Histogram {
+                    count: Some(histogram::Count::CountFloat(f64::NAN)),
+                    positive_deltas: vec![],
+                    positive_counts: vec![1.0, 0.0, 2.0],
+                    ..native(NOW)
+                },
+                DropReason::InvalidNativeHistogram,
+                "NaN count",
+            ),
+            (
+                "schema",
+                Histogram {
+                    schema: 9,
+                    ..native(NOW)
+                },
+                DropReason::InvalidNativeHistogram,
+                "schema 9",
+            ),
+            (
+                "wide",
+                Histogram {
+                    count: Some(histogram::Count::CountInt(0)),
+                    zero_count: None,
+                    positive_spans: spans(101),
+                    positive_deltas: vec![0; 101],
+                    ..native(NOW)
+                },
+                DropReason::NativeHistogramBucketLimit,
+                "101 buckets",
+            ),
+            (
+                "custom",
+                Histogram {
+                    schema: -53,
+                    zero_count: None,
+                    custom_values: vec![1.0, 0.5],
+                    ..native(NOW)
+                },
+                DropReason::InvalidNativeHistogram,
+                "custom values do not increase",
+            ),
+        ];
+        for (name, histogram, reason, words) in cases {
+            let mut bad = series(&[("__name__", name)], &[]);
+            bad.histograms = vec![histogram];
+            let mut good = series(&[("__name__", "good")], &[]);
+            good.histograms = vec![native(NOW)];
+            let report = apply(&store, &request(vec![bad, good]), NOW, 0);
+            assert_eq!(report.dropped(reason), 1, "{name}");
+            assert_eq!(report.written.histograms, 1, "{name}");
+            assert!(
+                report.summary().contains(words),
+                "{name}: {}",
+                report.summary()
+            );
+        }
+        assert_eq!(store.series_count(), 1);
+    }
+
+    #[test]
+    fn custom_bucket_histograms_show_their_custom_values() {
+        let store = Store::new(100);
+        let mut nhcb = series(&[("__name__", "size_bytes")], &[]);
+        nhcb.histograms = vec![Histogram {
+            count: Some(histogram::Count::CountFloat(5.0)),
+            sum: 900.0,
+            schema: -53,
+            positive_spans: vec![BucketSpan {
+                offset: 1,
+                length: 1,
+            }],
+            positive_counts: vec![5.0],
+            custom_values: vec![100.0, 500.0],
+            timestamp: NOW,
+            ..Default::default()
+        }];
+        assert!(apply(&store, &request(vec![nhcb]), NOW, 0).is_clean());
+        let page = page(&store);
+        for line in [
+            "size_bytes_bucket{le=\"100\"} 0\n",
+            "size_bytes_bucket{le=\"500\"} 5\n",
+            "size_bytes_bucket{le=\"+Inf\"} 5\n",
+            "size_bytes_count 5\n",
+        ] {
+            assert!(page.contains(line), "{line} in {page}");
+        }
+    }
+
+    #[test]
+    fn exemplars_attach_to_their_series_and_count_when_it_is_missing() {
+        let store = Store::new(100);
+        let exemplar = |trace: &str, value: f64| Exemplar {
+            labels: vec![Label {
+                name: b"trace_id".to_vec().into(),
+                value: trace.as_bytes().to_vec().into(),
+            }],
+            value,
+            timestamp: NOW,
+        };
+        let mut first = series(&[("__name__", "jobs_total")], &[(1.0, NOW)]);
+        first.exemplars = vec![exemplar("abc", 1.0)];
+        // Prometheus sends exemplars in series of their own, without samples.
+        let mut alone = series(&[("__name__", "jobs_total")], &[]);
+        alone.exemplars = vec![exemplar("def", 2.0)];
+        let mut orphan = series(&[("__name__", "unknown_total")], &[]);
+        orphan.exemplars = vec![exemplar("ghi", 3.0)];
+        let mut too_long = series(&[("__name__", "jobs_total")], &[]);
+        too_long.exemplars = vec![exemplar(&"x".repeat(130), 4.0)];
+        let report = apply(
+            &store,
+            &request(vec![first, alone, orphan, too_long]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.written.exemplars, 2);
+        assert_eq!(report.dropped(DropReason::ExemplarWithoutSeries), 1);
+        assert_eq!(report.dropped(DropReason::InvalidExemplar), 1);
+        assert!(
+            report.summary().contains("over the 128"),
+            "{}",
+            report.summary()
+        );
+        let snapshot = store.snapshot();
+        let extras = snapshot.series[0].extras.as_ref().unwrap();
+        let traces: Vec<(&str, f64)> = extras
+            .exemplars
+            .iter()
+            .map(|e| (&*e.labels[0].1, e.value))
+            .collect();
+        assert_eq!(traces, [("abc", 1.0), ("def", 2.0)]);
+    }
+
+    #[test]
+    fn v2_histograms_exemplars_and_created_timestamps_are_stored() {
+        let store = Store::new(100);
+        let symbols = ["", "__name__", "rpc_seconds", "trace_id", "t1"];
+        let mut series = series_v2(vec![1, 2], &[]);
+        series.histograms = vec![native(NOW)];
+        series.exemplars = vec![v2::Exemplar {
+            labels_refs: vec![3, 4],
+            value: 0.7,
+            timestamp: NOW,
+        }];
+        series.created_timestamp = NOW - 60_000;
+        let report = apply_v2(&store, &symbols, vec![series]);
+        assert!(report.is_clean(), "{}", report.summary());
+        assert_eq!(
+            report.written,
+            Points {
+                samples: 0,
+                histograms: 1,
+                exemplars: 1
+            }
+        );
+        let snapshot = store.snapshot();
+        let extras = snapshot.series[0].extras.as_ref().unwrap();
+        assert_eq!(extras.created_ms, Some(NOW - 60_000));
+        assert_eq!(extras.histogram.as_ref().unwrap().count, 4.0);
+        assert_eq!(&*extras.exemplars[0].labels[0].1, "t1");
+    }
+
+    #[test]
+    fn utf8_names_are_stored_and_escaped_on_the_text_page() {
+        let store = Store::new(100);
+        let report = apply(
+            &store,
+            &request(vec![
+                series(
+                    &[
+                        ("__name__", "http.server.duration"),
+                        ("service.name", "api"),
+                    ],
+                    &[(1.0, NOW)],
+                ),
+                // Escapes to the same line as the first: only one of them is shown.
+                series(
+                    &[
+                        ("__name__", "http_server_duration"),
+                        ("service_name", "api"),
+                    ],
+                    &[(2.0, NOW)],
+                ),
+                series(&[("__name__", "température_celsius")], &[(3.0, NOW)]),
+            ]),
+            NOW,
+            0,
+        );
+        assert!(report.is_clean(), "{}", report.summary());
+        assert_eq!(store.series_count(), 3);
+        let page = page(&store);
+        let lines: Vec<&str> = page.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "http_server_duration{service_name=\"api\"} 2",
+                "temp_rature_celsius 3",
+            ]
+        );
+        // Legacy rules refuse what UTF-8 rules take.
+        let report = apply_legacy(
+            &store,
+            &request(vec![series(&[("__name__", "my-metric")], &[(1.0, NOW)])]),
+            NOW,
+            0,
+        );
+        assert_eq!(report.dropped(DropReason::InvalidMetricName), 1);
     }
 }

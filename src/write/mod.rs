@@ -1,6 +1,8 @@
 //! The write path: a remote-write request body decoded and applied to the store.
 
 pub mod decode;
+pub mod exemplar;
+pub mod histogram;
 pub mod ingest;
 pub mod proto;
 pub mod wire;

@@ -6,9 +6,23 @@
 
 include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 
-/// Remote write 2.0: `io.prometheus.write.v2`.
-pub mod v2 {
-    include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
+/// Remote write 2.0: `io.prometheus.write.v2`, nested as its package so that its references to
+/// 1.0's `prometheus.Histogram` resolve.
+pub use io::prometheus::write::v2;
+
+pub mod io {
+    pub mod prometheus {
+        pub mod write {
+            pub mod v2 {
+                include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
+            }
+        }
+    }
+}
+
+/// The `prometheus` package, as the 2.0 messages name it.
+mod prometheus {
+    pub use super::Histogram;
 }
 
 impl TimeSeries {

@@ -52,6 +52,11 @@ impl Span {
     fn range(self) -> Range<usize> {
         self.start as usize..self.end as usize
     }
+
+    /// The bytes the span points at in `message`, the bytes it was read from.
+    pub(super) fn of(self, message: &[u8]) -> &[u8] {
+        &message[self.range()]
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,16 +76,21 @@ pub struct WireSample {
 pub struct SeriesEntry {
     pub labels: Range<u32>,
     pub samples: Range<u32>,
-    pub exemplars: u32,
-    pub histograms: u32,
+    /// Index range into the batch's native histogram messages.
+    pub histograms: Range<u32>,
+    /// Index range into the batch's exemplar messages.
+    pub exemplars: Range<u32>,
+    /// Remote write 2.0 `created_timestamp`, in ms; 0 when not sent.
+    pub created_ms: i64,
     /// A 2.0 series whose references cannot be resolved: its samples cannot be stored.
     pub problem: Option<ReferenceProblem>,
 }
 
 /// Which protocol a request body is: remote write 1.0 (`prometheus.WriteRequest`) or 2.0
 /// (`io.prometheus.write.v2.Request`), as its `Content-Type` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
+    #[default]
     V1,
     V2,
 }
@@ -132,6 +142,12 @@ pub struct WriteBatch {
     pub labels: Vec<LabelSpan>,
     pub samples: Vec<WireSample>,
     pub metadata: Vec<MetadataEntry>,
+    /// Native histogram messages, read when the series is ingested.
+    pub histograms: Vec<Span>,
+    /// Exemplar messages, read when the series is ingested.
+    pub exemplars: Vec<Span>,
+    /// Which protocol the request is: how its exemplars name their labels.
+    pub protocol: Protocol,
     /// A 2.0 request's symbol table, in order.
     symbols: Vec<Span>,
     /// One 2.0 series' label references, reused from series to series.
@@ -161,7 +177,10 @@ impl WriteBatch {
         self.labels.clear();
         self.samples.clear();
         self.metadata.clear();
+        self.histograms.clear();
+        self.exemplars.clear();
         self.symbols.clear();
+        self.protocol = protocol;
         self.first_symbol_not_empty = false;
         let buffer = std::mem::take(&mut self.buffer);
         let result = if self.len > u32::MAX as usize {
@@ -189,6 +208,20 @@ impl WriteBatch {
         &self.samples[series.samples.start as usize..series.samples.end as usize]
     }
 
+    /// The series' native histogram messages, each as its bytes.
+    pub fn histograms_of(&self, series: &SeriesEntry) -> impl Iterator<Item = &[u8]> {
+        self.histograms[series.histograms.start as usize..series.histograms.end as usize]
+            .iter()
+            .map(|span| self.bytes(*span))
+    }
+
+    /// The series' exemplar messages, each as its bytes.
+    pub fn exemplars_of(&self, series: &SeriesEntry) -> impl Iterator<Item = &[u8]> {
+        self.exemplars[series.exemplars.start as usize..series.exemplars.end as usize]
+            .iter()
+            .map(|span| self.bytes(*span))
+    }
+
     /// Gives back memory one unusually large request made this batch hold.
     pub fn shrink(&mut self) {
         if self.buffer.capacity() > KEEP_CAPACITY_BYTES {
@@ -198,18 +231,29 @@ impl WriteBatch {
             self.labels = Vec::new();
             self.samples = Vec::new();
             self.metadata = Vec::new();
+            self.histograms = Vec::new();
+            self.exemplars = Vec::new();
             self.symbols = Vec::new();
         }
     }
 
     /// An entry for the next series, its label and sample ranges empty where it starts.
     fn new_entry(&self) -> SeriesEntry {
-        let (labels, samples) = (self.labels.len() as u32, self.samples.len() as u32);
+        let at = |list_len: usize| list_len as u32..list_len as u32;
         SeriesEntry {
-            labels: labels..labels,
-            samples: samples..samples,
+            labels: at(self.labels.len()),
+            samples: at(self.samples.len()),
+            histograms: at(self.histograms.len()),
+            exemplars: at(self.exemplars.len()),
             ..Default::default()
         }
+    }
+
+    /// Closes an entry's sample, histogram and exemplar ranges where the lists now end.
+    fn end_entry(&self, entry: &mut SeriesEntry) {
+        entry.samples.end = self.samples.len() as u32;
+        entry.histograms.end = self.histograms.len() as u32;
+        entry.exemplars.end = self.exemplars.len() as u32;
     }
 
     fn parse_request(&mut self, buffer: &[u8]) -> Result<(), WireError> {
@@ -248,20 +292,14 @@ impl WriteBatch {
             match (field, wire_type) {
                 (1, LEN) => self.labels.push(parse_label(reader.sub_message()?)?),
                 (2, LEN) => self.samples.push(parse_sample(reader.sub_message()?)?),
-                (3, LEN) => {
-                    reader.sub_message()?;
-                    entry.exemplars += 1;
-                }
-                (4, LEN) => {
-                    reader.sub_message()?;
-                    entry.histograms += 1;
-                }
+                (3, LEN) => self.exemplars.push(reader.span()?),
+                (4, LEN) => self.histograms.push(reader.span()?),
                 (1..=4, _) => return Err(wrong_type("TimeSeries", field)),
                 _ => reader.skip(wire_type)?,
             }
         }
         entry.labels.end = self.labels.len() as u32;
-        entry.samples.end = self.samples.len() as u32;
+        self.end_entry(&mut entry);
         self.series.push(entry);
         Ok(())
     }
@@ -315,7 +353,7 @@ impl WriteBatch {
     }
 
     /// The symbol a 2.0 reference points at.
-    fn symbol(&self, reference: u64) -> Result<Span, ReferenceProblem> {
+    pub fn symbol(&self, reference: u64) -> Result<Span, ReferenceProblem> {
         usize::try_from(reference)
             .ok()
             .and_then(|at| self.symbols.get(at).copied())
@@ -342,22 +380,15 @@ impl WriteBatch {
                 }
                 (1, VARINT) => references.push(reader.varint()?),
                 (2, LEN) => self.samples.push(parse_sample(reader.sub_message()?)?),
-                (3, LEN) => {
-                    reader.sub_message()?;
-                    entry.histograms += 1;
-                }
-                (4, LEN) => {
-                    reader.sub_message()?;
-                    entry.exemplars += 1;
-                }
+                (3, LEN) => self.histograms.push(reader.span()?),
+                (4, LEN) => self.exemplars.push(reader.span()?),
                 (5, LEN) => metadata = Some(parse_metadata_v2(reader.sub_message()?)?),
-                // The created timestamp is not kept yet.
-                (6, VARINT) => drop(reader.varint()?),
+                (6, VARINT) => entry.created_ms = reader.varint()? as i64,
                 (1..=6, _) => return Err(wrong_type("TimeSeries", field)),
                 _ => reader.skip(wire_type)?,
             }
         }
-        entry.samples.end = self.samples.len() as u32;
+        self.end_entry(&mut entry);
         match self.resolve_series(reader.buffer, &references, metadata) {
             Ok(()) => entry.labels.end = self.labels.len() as u32,
             Err(problem) => {
@@ -445,7 +476,7 @@ fn parse_metadata_v2(mut reader: Reader) -> Result<(i32, u64, u64), WireError> {
     Ok((kind, help, unit))
 }
 
-fn parse_label(mut reader: Reader) -> Result<LabelSpan, WireError> {
+pub(super) fn parse_label(mut reader: Reader) -> Result<LabelSpan, WireError> {
     let mut label = LabelSpan::default();
     while let Some((field, wire_type)) = reader.key()? {
         match (field, wire_type) {
@@ -471,7 +502,7 @@ fn parse_sample(mut reader: Reader) -> Result<WireSample, WireError> {
     Ok(sample)
 }
 
-fn wrong_type(message: &'static str, field: u32) -> WireError {
+pub(super) fn wrong_type(message: &'static str, field: u32) -> WireError {
     WireError::WrongWireType { message, field }
 }
 
@@ -493,21 +524,35 @@ fn short_field(message: &[u8], at: usize, key: u8) -> Option<(Range<usize>, usiz
     (end <= message.len()).then_some((start..end, end))
 }
 
-const VARINT: u8 = 0;
-const I64: u8 = 1;
-const LEN: u8 = 2;
+pub(super) const VARINT: u8 = 0;
+pub(super) const I64: u8 = 1;
+pub(super) const LEN: u8 = 2;
 const I32: u8 = 5;
 
 /// A cursor over one message: `buffer[position..end]`.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buffer: &'a [u8],
     position: usize,
     end: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of a whole message.
+    pub(super) fn new(buffer: &'a [u8]) -> Reader<'a> {
+        Reader {
+            buffer,
+            position: 0,
+            end: buffer.len(),
+        }
+    }
+
+    /// Whether the message is read to its end.
+    pub(super) fn at_end(&self) -> bool {
+        self.position == self.end
+    }
+
     /// The next field number and wire type, or `None` at the end of the message.
-    fn key(&mut self) -> Result<Option<(u32, u8)>, WireError> {
+    pub(super) fn key(&mut self) -> Result<Option<(u32, u8)>, WireError> {
         if self.position == self.end {
             return Ok(None);
         }
@@ -519,7 +564,7 @@ impl<'a> Reader<'a> {
         Ok(Some((field as u32, (key & 7) as u8)))
     }
 
-    fn varint(&mut self) -> Result<u64, WireError> {
+    pub(super) fn varint(&mut self) -> Result<u64, WireError> {
         let bytes = &self.buffer[self.position..self.end];
         // Keys and most lengths fit in one byte.
         match bytes.first() {
@@ -547,7 +592,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn fixed64(&mut self) -> Result<u64, WireError> {
+    pub(super) fn fixed64(&mut self) -> Result<u64, WireError> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(
             bytes.try_into().expect("took eight bytes"),
@@ -599,7 +644,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field, as a reader of the message inside it.
-    fn sub_message(&mut self) -> Result<Reader<'a>, WireError> {
+    pub(super) fn sub_message(&mut self) -> Result<Reader<'a>, WireError> {
         let span = self.span()?;
         Ok(Reader {
             buffer: self.buffer,
@@ -608,7 +653,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn skip(&mut self, wire_type: u8) -> Result<(), WireError> {
+    pub(super) fn skip(&mut self, wire_type: u8) -> Result<(), WireError> {
         match wire_type {
             VARINT => self.varint().map(drop),
             I64 => self.take(8).map(drop),
@@ -622,7 +667,9 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::write::proto::{v2, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    use crate::write::proto::{
+        histogram, v2, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
+    };
     use prost::Message;
 
     fn parse(bytes: &[u8]) -> Result<WriteBatch, WireError> {
@@ -653,8 +700,20 @@ mod tests {
                             timestamp: -5,
                         },
                     ],
-                    exemplars: vec![vec![1u8].into()],
-                    histograms: vec![vec![2u8].into(), vec![3u8].into()],
+                    exemplars: vec![Exemplar {
+                        value: 1.0,
+                        ..Default::default()
+                    }],
+                    histograms: vec![
+                        Histogram {
+                            sum: 2.0,
+                            ..Default::default()
+                        },
+                        Histogram {
+                            sum: 3.0,
+                            ..Default::default()
+                        },
+                    ],
                 },
                 TimeSeries {
                     labels: vec![label("__name__", "")],
@@ -698,7 +757,12 @@ mod tests {
                 }
             ]
         );
-        assert_eq!((first.exemplars, first.histograms), (1, 2));
+        assert_eq!((first.exemplars.len(), first.histograms.len()), (1, 2));
+        let histograms: Vec<Histogram> = batch
+            .histograms_of(first)
+            .map(|bytes| Histogram::decode(bytes).unwrap())
+            .collect();
+        assert_eq!(histograms, request().timeseries[0].histograms);
         assert!(batch.samples_of(&batch.series[1]).is_empty());
         let metadata = batch.metadata[0];
         assert_eq!(metadata.kind, 3);
@@ -896,7 +960,16 @@ mod tests {
                     value: 3.0,
                     timestamp: 1000,
                 }],
-                exemplars: vec![vec![1].into(), vec![2].into()],
+                exemplars: vec![
+                    v2::Exemplar {
+                        value: 1.0,
+                        ..Default::default()
+                    },
+                    v2::Exemplar {
+                        value: 2.0,
+                        ..Default::default()
+                    },
+                ],
                 metadata: Some(v2::Metadata {
                     r#type: 3,
                     help_ref: 7,
@@ -911,7 +984,10 @@ mod tests {
                     value: 1.0,
                     timestamp: 2000,
                 }],
-                histograms: vec![vec![1].into()],
+                histograms: vec![Histogram {
+                    count: Some(histogram::Count::CountInt(1)),
+                    ..Default::default()
+                }],
                 metadata: Some(v2::Metadata::default()),
                 ..Default::default()
             },
@@ -943,8 +1019,17 @@ mod tests {
                 .map(|s| (s.value, s.timestamp))
                 .collect();
             assert_eq!(samples, sent_samples);
-            assert_eq!(entry.exemplars as usize, sent.exemplars.len());
-            assert_eq!(entry.histograms as usize, sent.histograms.len());
+            let exemplars: Vec<v2::Exemplar> = batch
+                .exemplars_of(entry)
+                .map(|bytes| v2::Exemplar::decode(bytes).unwrap())
+                .collect();
+            assert_eq!(exemplars, sent.exemplars);
+            let histograms: Vec<Histogram> = batch
+                .histograms_of(entry)
+                .map(|bytes| Histogram::decode(bytes).unwrap())
+                .collect();
+            assert_eq!(histograms, sent.histograms);
+            assert_eq!(entry.created_ms, sent.created_timestamp);
             assert_eq!(entry.problem, None);
         }
         // The histogram's bucket series describes its family; metadata saying nothing is no

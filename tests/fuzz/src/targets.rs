@@ -15,6 +15,7 @@ use k8s_exporter::ops::log;
 use k8s_exporter::store::{is_stale_marker, Store, STALE_NAN_BITS};
 use k8s_exporter::web::http1::{Head, Version};
 use k8s_exporter::web::routes::{handle, write_page, App, Request, Settings};
+use k8s_exporter::write::ingest::{NameRules, WriteRules};
 use k8s_exporter::write::proto::{v2, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 
@@ -240,6 +241,10 @@ fn app(expose_timestamps: bool) -> App {
         expose_timestamps,
         max_bytes: MAX_DECODED_BYTES,
         max_decoded_bytes: MAX_DECODED_BYTES,
+        write_rules: WriteRules {
+            names: NameRules::Utf8,
+            max_histogram_buckets: 64,
+        },
         ttl: Duration::from_secs(300),
         flags_in_effect: Vec::new(),
     };
@@ -358,39 +363,62 @@ fn held_series(app: &App) -> Vec<text_format::Sample> {
     })
 }
 
-/// Both pages parse; `/metrics` shows every stored series once, with its labels and value.
+/// Both pages parse; `/metrics` shows every stored series once, by its escaped names, with its
+/// labels and value (a native histogram as its classic buckets, sum and count), and series
+/// whose escaped names are the same are shown once.
 fn check_pages(app: &App) {
     let shown = held_series(app);
     let snapshot = app.store.snapshot();
-    assert_eq!(shown.len(), snapshot.series.len(), "one line per series");
-    let mut stored: Vec<_> = snapshot
-        .series
-        .iter()
-        .map(|s| {
-            let labels: Vec<(String, String)> = s
-                .labels()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect();
-            (
-                (s.name().to_owned(), sorted(&labels)),
-                (s.value, s.timestamp_ms),
-            )
-        })
-        .collect();
+    type Key = (String, Vec<(String, String)>);
+    let mut stored: Vec<(Key, (f64, i64))> = Vec::new();
+    for s in &snapshot.series {
+        let labels: Vec<(String, String)> = s
+            .labels()
+            .map(|(n, v)| (escaped(n, false), v.to_owned()))
+            .collect();
+        let name = escaped(s.name(), true);
+        let mut line = |suffix: &str, extra: Option<String>, value: f64| {
+            let mut labels = labels.clone();
+            labels.extend(extra.map(|le| ("le".to_owned(), le)));
+            let key = (format!("{name}{suffix}"), sorted(&labels));
+            stored.push((key, (value, s.timestamp_ms)));
+        };
+        match s.histogram() {
+            Some(h) => {
+                for (le, count) in h.classic_buckets() {
+                    line("_bucket", Some(float_text(le)), count);
+                }
+                line("_sum", None, h.sum);
+                line("_count", None, h.count);
+            }
+            None => line("", None, s.value),
+        }
+    }
+    // Series whose labels escape to the same name are not shown at all.
+    stored.retain(|((_, labels), _)| labels.windows(2).all(|pair| pair[0].0 != pair[1].0));
     stored.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut distinct = stored.iter().map(|s| &s.0).collect::<Vec<_>>();
+    distinct.dedup();
+    assert_eq!(
+        shown.len(),
+        distinct.len(),
+        "one line per distinct escaped series"
+    );
     let timestamps = app.settings.expose_timestamps;
     for sample in &shown {
         let key = (sample.name.clone(), sorted(&sample.labels));
-        let index = stored
-            .binary_search_by(|s| s.0.cmp(&key))
-            .unwrap_or_else(|_| panic!("{key:?} is shown but not stored"));
-        let (value, timestamp_ms) = stored[index].1;
+        let candidates: Vec<&(f64, i64)> =
+            stored.iter().filter(|s| s.0 == key).map(|s| &s.1).collect();
+        assert!(!candidates.is_empty(), "{key:?} is shown but not stored");
+        let matches = candidates.iter().any(|(value, timestamp_ms)| {
+            (sample.value == *value || (sample.value.is_nan() && value.is_nan()))
+                && sample.timestamp_ms == timestamps.then_some(*timestamp_ms)
+        });
         assert!(
-            sample.value == value || (sample.value.is_nan() && value.is_nan()),
-            "{key:?} shows {} but holds {value}",
+            matches,
+            "{key:?} shows {} but holds {candidates:?}",
             sample.value
         );
-        assert_eq!(sample.timestamp_ms, timestamps.then_some(timestamp_ms));
     }
     let reply = handle(app, &request("GET", "/metrics/exporter", &[], Vec::new()));
     assert_eq!(reply.status, 200);
@@ -411,9 +439,9 @@ fn assert_accepted_series_held(app: &App, request: &WriteRequest, sent_at: i64) 
         for label in &series.labels {
             let (n, v) = (text(&label.name), text(&label.value));
             if n == "__name__" {
-                name = v;
+                name = escaped(&v, true);
             } else if !v.is_empty() {
-                labels.push((n, v));
+                labels.push((escaped(&n, false), v));
             }
         }
         (name, sorted(&labels))
@@ -426,7 +454,13 @@ fn assert_accepted_series_held(app: &App, request: &WriteRequest, sent_at: i64) 
     for (series, key) in request.timeseries.iter().zip(&keys) {
         // The sample the server applies: the last of those with the greatest timestamp.
         // Series with a sample near the server's future horizon are left out.
-        if series.samples.iter().any(|s| s.timestamp > sent_at) {
+        // So are series with native histograms (shown as buckets), and series whose escaped
+        // names are another's (one of them is shown).
+        if series.samples.iter().any(|s| s.timestamp > sent_at) || !series.histograms.is_empty() {
+            continue;
+        }
+        let labels = &key.1;
+        if labels.windows(2).any(|pair| pair[0].0 == pair[1].0) {
             continue;
         }
         let newest = series.samples.iter().max_by_key(|s| s.timestamp);
@@ -436,4 +470,30 @@ fn assert_accepted_series_held(app: &App, request: &WriteRequest, sent_at: i64) 
         }
         assert!(held.contains(key), "accepted series {key:?} is not held");
     }
+}
+
+/// A float as the page spells it.
+fn float_text(value: f64) -> String {
+    let mut text = Vec::new();
+    k8s_exporter::expose::text::write_float(&mut text, value);
+    String::from_utf8(text).expect("floats are ASCII")
+}
+
+/// A name as the `underscores` escaping scheme writes it for text 0.0.4: every character
+/// outside the legacy set, and a leading digit, becomes `_` (a label name's colons too).
+fn escaped(name: &str, metric: bool) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let legacy = c.is_ascii_alphabetic()
+                || c == '_'
+                || (metric && c == ':')
+                || (i > 0 && c.is_ascii_digit());
+            if legacy {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
