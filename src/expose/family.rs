@@ -29,7 +29,9 @@ impl MetricKind {
 
     /// Whether a series of this name may appear in a family of this kind named `family`.
     pub fn admits(self, family: &str, series_name: &str) -> bool {
-        let suffix = &series_name[family.len().min(series_name.len())..];
+        let Some(suffix) = series_name.strip_prefix(family) else {
+            return false;
+        };
         match self {
             MetricKind::Histogram => matches!(suffix, "_bucket" | "_sum" | "_count"),
             MetricKind::Summary => matches!(suffix, "" | "_sum" | "_count"),
@@ -39,18 +41,20 @@ impl MetricKind {
 
     /// Whether `series` may be exposed in a family of this kind named `family`: its name fits,
     /// and its `le` (in a histogram) or `quantile` (in a summary) is a float, which expfmt
-    /// (promtool, the client libraries) requires of every line of such a family.
+    /// (promtool, the client libraries) requires of every line of such a family. Names as the
+    /// page writes them, escaped.
     pub fn admits_series(self, family: &str, series: &SeriesView) -> bool {
+        let name = series.schema.exposed_name();
         if series.histogram().is_some() {
             // Written as `family_bucket`, `family_sum` and `family_count` lines.
-            return self == MetricKind::Histogram && series.name() == family;
+            return self == MetricKind::Histogram && name == family;
         }
         let bound_label = match self {
             MetricKind::Histogram => "le",
             MetricKind::Summary => "quantile",
-            _ => return self.admits(family, series.name()),
+            _ => return self.admits(family, name),
         };
-        self.admits(family, series.name())
+        self.admits(family, name)
             && series
                 .labels()
                 .all(|(name, value)| name != bound_label || is_float_text(value))

@@ -306,17 +306,23 @@ const GATHERED: usize = 32;
 /// The series of one family, in exposition order.
 struct FamilyGroup<'s> {
     name: String,
-    metadata: Option<&'s Metadata>,
+    metadata: Option<Metadata>,
+    /// Whether, without metadata, a family of native histograms is typed `histogram` (see
+    /// [`HistogramConflicts::names`]).
+    natives_typed: bool,
     members: Vec<&'s SeriesView>,
 }
 
 impl FamilyGroup<'_> {
     /// The family's kind as metadata says; without metadata, a family of native histograms is
-    /// a histogram, since that is what the series are.
+    /// a histogram, since that is what the series are (unless other families would then be
+    /// read as part of it).
     fn kind(&self) -> MetricKind {
-        match self.metadata {
+        match &self.metadata {
             Some(metadata) => metadata.kind,
-            None if self.members.iter().all(|s| s.histogram().is_some()) => MetricKind::Histogram,
+            None if self.natives_typed && self.members.iter().all(|s| s.histogram().is_some()) => {
+                MetricKind::Histogram
+            }
             None => MetricKind::Unknown,
         }
     }
@@ -346,19 +352,29 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks, u64) {
     // Keyed by schema address: a few hundred schemas, so the lookup hardly ever hashes a name.
     let mut group_of_schema: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
     let mut left_out = 0;
+    let conflicts = histogram_conflicts(snapshot);
+    let families = exposed_families(&snapshot.families);
     for series in &snapshot.series {
-        if series.schema.escaped_labels_collide {
+        let unshowable_histogram = series.histogram().is_some()
+            && (series.labels().any(|(label, _)| label == "le")
+                || conflicts
+                    .as_ref()
+                    .is_some_and(|c| c.lines.contains(&shown_identity(series, ""))));
+        if series.schema.escaped_labels_collide || unshowable_histogram {
             left_out += 1;
             continue;
         }
         let schema = Arc::as_ptr(&series.schema) as usize;
         let index = *group_of_schema.entry(schema).or_insert_with(|| {
-            let (family, metadata) = family_of(series.name(), &snapshot.families);
-            let family = underscore_escaped(&family, true).into_owned();
+            let (family, metadata) = family_of(series.schema.exposed_name(), &families);
             let index = *group_of_family.entry(family.clone()).or_insert_with(|| {
+                let natives_typed = conflicts
+                    .as_ref()
+                    .is_none_or(|c| !c.names.contains(&family));
                 groups.push(FamilyGroup {
                     name: family,
-                    metadata,
+                    metadata: metadata.cloned(),
+                    natives_typed,
                     members: Vec::new(),
                 });
                 groups.len() - 1
@@ -402,6 +418,81 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks, u64) {
     (groups, ranks, left_out)
 }
 
+/// The family metadata by family name as the page writes it, escaped: a family's metadata
+/// applies to the series whose escaped names are its. Of two families that escape to one name,
+/// the one whose name needed no escaping wins, else the first in name order. Borrowed when no
+/// name needs escaping, as on most pages.
+fn exposed_families(
+    families: &HashMap<Arc<str>, Metadata>,
+) -> Cow<'_, HashMap<Arc<str>, Metadata>> {
+    let escaped = |name: &str| matches!(underscore_escaped(name, true), Cow::Owned(_));
+    if !families.keys().any(|name| escaped(name)) {
+        return Cow::Borrowed(families);
+    }
+    let mut names: Vec<&Arc<str>> = families.keys().collect();
+    names.sort_by_key(|name| (escaped(name), Arc::clone(name)));
+    let mut exposed = HashMap::with_capacity(families.len());
+    for name in names {
+        let key: Arc<str> = underscore_escaped(name, true).into();
+        exposed.entry(key).or_insert_with(|| families[name].clone());
+    }
+    Cow::Owned(exposed)
+}
+
+/// A series as the page shows it, named `base` less `suffix`: its escaped name without the
+/// suffix, and its labels with escaped names, without `le`.
+type ShownIdentity = (String, Vec<(String, String)>);
+
+fn shown_identity(series: &SeriesView, suffix: &str) -> ShownIdentity {
+    let name = series.schema.exposed_name();
+    let labels = series
+        .labels()
+        .map(|(label, value)| {
+            (
+                underscore_escaped(label, false).into_owned(),
+                value.to_owned(),
+            )
+        })
+        .filter(|(label, _)| label != "le")
+        .collect();
+    (name[..name.len() - suffix.len()].to_owned(), labels)
+}
+
+/// What float series take from native histograms `x` by being named `x_bucket`, `x_sum` or
+/// `x_count`: a native histogram `x{a="1"}` writes `x_bucket{a="1",le=...}`, `x_sum{a="1"}`
+/// and `x_count{a="1"}`.
+#[derive(Default)]
+struct HistogramConflicts {
+    /// Histograms whose lines a float series of the same name and labels would repeat: they
+    /// are left off the page (the float series are shown), as is a histogram with an `le`
+    /// label of its own, which its buckets would repeat.
+    lines: HashSet<ShownIdentity>,
+    /// Histogram names `x` for which some float series is named `x_bucket`, `x_sum` or
+    /// `x_count`: without metadata such a family stays `untyped`, since expfmt would read
+    /// those series' lines as the histogram's.
+    names: HashSet<String>,
+}
+
+/// The conflicts of the snapshot's native histograms; `None` when it holds none, as most do.
+fn histogram_conflicts(snapshot: &Snapshot) -> Option<HistogramConflicts> {
+    if !snapshot.series.iter().any(|s| s.histogram().is_some()) {
+        return None;
+    }
+    let mut conflicts = HistogramConflicts::default();
+    for series in snapshot.series.iter().filter(|s| s.histogram().is_none()) {
+        let name = series.schema.exposed_name();
+        if let Some(suffix) = ["_bucket", "_sum", "_count"]
+            .into_iter()
+            .find(|suffix| name.ends_with(suffix))
+        {
+            let identity = shown_identity(series, suffix);
+            conflicts.names.insert(identity.0.clone());
+            conflicts.lines.insert(identity);
+        }
+    }
+    Some(conflicts)
+}
+
 /// Leaves out of a family the series whose escaped name and labels are those of another, so
 /// that no line is written twice: a series whose names needed no escaping is kept over one
 /// whose did, and of two escaped ones the first in store order. Returns how many were left out.
@@ -413,12 +504,13 @@ fn drop_escaped_duplicates(members: &mut Vec<&SeriesView>) -> u64 {
     let before = members.len();
     let mut seen = HashSet::new();
     members.retain(|s| {
-        let identity = (
-            s.schema.exposed_name(),
-            &s.schema.prefixes,
-            s.values.address(),
-        );
-        seen.insert(identity)
+        // Label order as shown may differ: escaping changes how names sort.
+        let mut labels: Vec<(Cow<str>, &str)> = s
+            .labels()
+            .map(|(label, value)| (underscore_escaped(label, false), value))
+            .collect();
+        labels.sort_unstable();
+        seen.insert((s.schema.exposed_name(), labels))
     });
     (before - members.len()) as u64
 }
@@ -515,7 +607,7 @@ struct ExpfmtFamilies<'a> {
     /// Families declared summary or histogram.
     typed: HashMap<&'a str, &'static str>,
     /// Families expfmt made of samples alone.
-    implicit: HashSet<&'a str>,
+    implicit: HashSet<Cow<'a, str>>,
 }
 
 impl<'a> ExpfmtFamilies<'a> {
@@ -567,7 +659,7 @@ pub fn render_to<W: Write>(
         let type_word = group.type_word();
         let header = expfmt.header_parses(&group.name);
         if header {
-            let help = group.metadata.map_or(DEFAULT_HELP, |m| &m.help);
+            let help = group.metadata.as_ref().map_or(DEFAULT_HELP, |m| &m.help);
             write_header(&mut out, &group.name, help, type_word);
         }
         let typed = header && matches!(type_word, "summary" | "histogram");
@@ -584,10 +676,18 @@ pub fn render_to<W: Write>(
             for (series, place) in batch.iter().zip(places) {
                 let name = series.schema.exposed_name();
                 if apart && name != group.name {
-                    expfmt.implicit.insert(name);
+                    expfmt.implicit.insert(Cow::Borrowed(name));
                 }
                 let timestamp = expose_timestamps.then_some(series.timestamp_ms);
                 if let Some(histogram) = series.histogram() {
+                    if !(typed && type_word == "histogram") {
+                        // Its lines are families of their own to expfmt.
+                        for suffix in ["_bucket", "_sum", "_count"] {
+                            expfmt
+                                .implicit
+                                .insert(Cow::Owned(format!("{name}{suffix}")));
+                        }
+                    }
                     write_classic(&mut out, name, blocks.at(place), histogram, timestamp);
                     continue;
                 }

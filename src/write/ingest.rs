@@ -131,6 +131,9 @@ pub struct Report {
     /// A remote-write 2.0 request whose first symbol is not the empty string: what could be
     /// read of it is stored, and the answer is a 400.
     pub first_symbol_not_empty: bool,
+    /// 2.0 series whose references do not resolve, with or without points: each makes the
+    /// answer a 400.
+    pub unresolvable_series: u64,
     /// The first problem met, in words, for the 400 body.
     pub first_problem: Option<String>,
 }
@@ -150,7 +153,10 @@ impl Report {
     }
 
     pub fn is_clean(&self) -> bool {
-        self.rejected() == 0 && self.metadata_dropped == 0 && !self.first_symbol_not_empty
+        self.rejected() == 0
+            && self.metadata_dropped == 0
+            && self.unresolvable_series == 0
+            && !self.first_symbol_not_empty
     }
 
     /// One line for the 400 body: what was refused, why, and the first example.
@@ -221,9 +227,11 @@ pub fn ingest(
         report.received.exemplars += points.exemplars;
         if let Some(problem) = series.problem {
             let all = points.samples + points.histograms + points.exemplars;
-            report.drop_points(DropReason::InvalidReference, all as usize, || {
-                problem.to_string()
-            });
+            report
+                .first_problem
+                .get_or_insert_with(|| problem.to_string());
+            report.drop_points(DropReason::InvalidReference, all as usize, String::new);
+            report.unresolvable_series += 1;
             continue;
         }
         let context = SeriesContext {
@@ -1511,14 +1519,36 @@ mod tests {
         );
         assert!(report.is_clean(), "{}", report.summary());
         assert_eq!(store.series_count(), 3);
-        let page = page(&store);
-        let lines: Vec<&str> = page.lines().filter(|l| !l.starts_with('#')).collect();
+        let shown = page(&store);
+        let lines: Vec<&str> = shown.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             lines,
             [
                 "http_server_duration{service_name=\"api\"} 2",
                 "temp_rature_celsius 3",
             ]
+        );
+        // Metadata of a UTF-8 family describes the escaped family the page shows.
+        apply(
+            &store,
+            &WriteRequest {
+                timeseries: vec![],
+                metadata: vec![MetricMetadata {
+                    r#type: 2,
+                    metric_family_name: b"http.server.duration".to_vec().into(),
+                    help: b"Server time.".to_vec().into(),
+                    unit: Default::default(),
+                }],
+            },
+            NOW,
+            0,
+        );
+        let typed = page(&store);
+        assert!(
+            typed.contains(
+                "# HELP http_server_duration Server time.\n# TYPE http_server_duration gauge\n"
+            ),
+            "{typed}"
         );
         // Legacy rules refuse what UTF-8 rules take.
         let report = apply_legacy(

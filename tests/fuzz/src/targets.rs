@@ -12,11 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::text_format::{self, sorted};
 use k8s_exporter::ops::log;
-use k8s_exporter::store::{is_stale_marker, Store, STALE_NAN_BITS};
+use k8s_exporter::store::{is_stale_marker, SeriesView, Store, STALE_NAN_BITS};
 use k8s_exporter::web::http1::{Head, Version};
 use k8s_exporter::web::routes::{handle, write_page, App, Request, Settings};
 use k8s_exporter::write::ingest::{NameRules, WriteRules};
-use k8s_exporter::write::proto::{v2, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{
+    histogram, v2, BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
+};
 use prost::Message;
 
 /// Series a fuzzed store may hold: small, so that the series limit is reached too.
@@ -97,8 +99,8 @@ pub fn write_request(data: &[u8]) {
 }
 
 /// Input: a little program that builds write requests (series with names and labels from
-/// small pools or from the input, values and timestamps, metadata of every type) and sends
-/// them; then the pages are checked. Reaches the exposition's corners that random protobuf
+/// small pools or from the input, values and timestamps, native histograms valid or not,
+/// metadata of every type) and sends them; then the pages are checked. Reaches the exposition's corners that random protobuf
 /// seldom does: families split over `_bucket`, `_sum`, `_count` and `_total`, odd `le` and
 /// `quantile` values, escapes, and metadata for names that are also series.
 pub fn exposition(data: &[u8]) {
@@ -216,7 +218,52 @@ impl Input<'_> {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        TimeSeries::from_pairs(&pairs, &samples)
+        let mut series = TimeSeries::from_pairs(&pairs, &samples);
+        if self.byte().is_multiple_of(4) {
+            series.histograms.push(self.histogram(now));
+        }
+        series
+    }
+
+    /// A native histogram, valid or not: any schema near the valid ones, spans and counts that
+    /// may disagree, integer deltas or float counts, custom values in any order.
+    fn histogram(&mut self, now: i64) -> Histogram {
+        let schema = [-53, -5, -4, 0, 1, 3, 8, 9][usize::from(self.byte() % 8)];
+        let spans = |input: &mut Self| -> Vec<BucketSpan> {
+            (0..input.byte() % 3)
+                .map(|_| BucketSpan {
+                    offset: i32::from(input.byte() as i8),
+                    length: u32::from(input.byte() % 5),
+                })
+                .collect()
+        };
+        let positive_spans = spans(self);
+        let negative_spans = spans(self);
+        let buckets = usize::from(self.byte() % 8);
+        let float = self.byte() & 1 == 0;
+        let mut histogram = Histogram {
+            sum: self.number(),
+            schema,
+            zero_threshold: f64::from(self.byte()) / 256.0,
+            positive_spans,
+            negative_spans,
+            timestamp: now - i64::from(self.byte()) * 1000,
+            custom_values: (0..self.byte() % 4).map(|_| self.number()).collect(),
+            ..Default::default()
+        };
+        if float {
+            histogram.count = Some(histogram::Count::CountFloat(self.number()));
+            histogram.zero_count = Some(histogram::ZeroCount::ZeroCountFloat(self.number()));
+            histogram.positive_counts = (0..buckets).map(|_| self.number()).collect();
+        } else {
+            histogram.count = Some(histogram::Count::CountInt(u64::from(self.byte())));
+            histogram.zero_count = Some(histogram::ZeroCount::ZeroCountInt(u64::from(
+                self.byte() % 4,
+            )));
+            histogram.positive_deltas =
+                (0..buckets).map(|_| i64::from(self.byte() as i8)).collect();
+        }
+        histogram
     }
 
     fn metadata(&mut self) -> MetricMetadata {
@@ -364,62 +411,106 @@ fn held_series(app: &App) -> Vec<text_format::Sample> {
 }
 
 /// Both pages parse; `/metrics` shows every stored series once, by its escaped names, with its
-/// labels and value (a native histogram as its classic buckets, sum and count), and series
-/// whose escaped names are the same are shown once.
+/// labels and value (a native histogram as its classic buckets, sum and count). Of series that
+/// escape to the same name and labels, exactly one is shown, whole.
 fn check_pages(app: &App) {
+    type Key = (String, Vec<(String, String)>);
     let shown = held_series(app);
     let snapshot = app.store.snapshot();
-    type Key = (String, Vec<(String, String)>);
-    let mut stored: Vec<(Key, (f64, i64))> = Vec::new();
-    for s in &snapshot.series {
-        let labels: Vec<(String, String)> = s
+    let labels_of = |s: &SeriesView| -> Vec<(String, String)> {
+        let labels: Vec<_> = s
             .labels()
             .map(|(n, v)| (escaped(n, false), v.to_owned()))
             .collect();
+        sorted(&labels)
+    };
+    let without_le = |labels: &[(String, String)]| -> Vec<(String, String)> {
+        labels
+            .iter()
+            .filter(|(label, _)| label != "le")
+            .cloned()
+            .collect()
+    };
+    // What float series `x_bucket`, `x_sum` and `x_count` take from a native histogram `x`.
+    let taken_by_floats: Vec<Key> = snapshot
+        .series
+        .iter()
+        .filter(|s| s.histogram().is_none())
+        .filter_map(|s| {
+            let name = escaped(s.name(), true);
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))?;
+            Some((base.to_owned(), without_le(&labels_of(s))))
+        })
+        .collect();
+    // Each shown series (by escaped name and labels), with the lines each candidate would write.
+    type Lines = Vec<(Key, f64, i64)>;
+    let mut identities: Vec<(Key, Vec<Lines>)> = Vec::new();
+    for s in &snapshot.series {
+        let labels = labels_of(s);
         let name = escaped(s.name(), true);
-        let mut line = |suffix: &str, extra: Option<String>, value: f64| {
+        if labels.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            continue; // Two label names escape to one: not shown.
+        }
+        let line = |suffix: &str, le: Option<f64>, value: f64| {
             let mut labels = labels.clone();
-            labels.extend(extra.map(|le| ("le".to_owned(), le)));
-            let key = (format!("{name}{suffix}"), sorted(&labels));
-            stored.push((key, (value, s.timestamp_ms)));
+            labels.extend(le.map(|le| ("le".to_owned(), float_text(le))));
+            (
+                (format!("{name}{suffix}"), sorted(&labels)),
+                value,
+                s.timestamp_ms,
+            )
         };
-        match s.histogram() {
+        let lines = match s.histogram() {
+            // Not shown when its lines would repeat another series' or its own `le`.
+            Some(_) if taken_by_floats.contains(&(name.clone(), without_le(&labels))) => continue,
+            Some(_) if labels.iter().any(|(label, _)| label == "le") => continue,
             Some(h) => {
-                for (le, count) in h.classic_buckets() {
-                    line("_bucket", Some(float_text(le)), count);
-                }
-                line("_sum", None, h.sum);
-                line("_count", None, h.count);
+                let mut lines: Vec<_> = h
+                    .classic_buckets()
+                    .into_iter()
+                    .map(|(le, count)| line("_bucket", Some(le), count))
+                    .collect();
+                lines.push(line("_sum", None, h.sum));
+                lines.push(line("_count", None, h.count));
+                lines
             }
-            None => line("", None, s.value),
+            None => vec![line("", None, s.value)],
+        };
+        let identity = (name.clone(), labels.clone());
+        match identities.iter_mut().find(|(held, _)| *held == identity) {
+            Some((_, candidates)) => candidates.push(lines),
+            None => identities.push((identity, vec![lines])),
         }
     }
-    // Series whose labels escape to the same name are not shown at all.
-    stored.retain(|((_, labels), _)| labels.windows(2).all(|pair| pair[0].0 != pair[1].0));
-    stored.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut distinct = stored.iter().map(|s| &s.0).collect::<Vec<_>>();
-    distinct.dedup();
-    assert_eq!(
-        shown.len(),
-        distinct.len(),
-        "one line per distinct escaped series"
-    );
     let timestamps = app.settings.expose_timestamps;
-    for sample in &shown {
-        let key = (sample.name.clone(), sorted(&sample.labels));
-        let candidates: Vec<&(f64, i64)> =
-            stored.iter().filter(|s| s.0 == key).map(|s| &s.1).collect();
-        assert!(!candidates.is_empty(), "{key:?} is shown but not stored");
-        let matches = candidates.iter().any(|(value, timestamp_ms)| {
-            (sample.value == *value || (sample.value.is_nan() && value.is_nan()))
-                && sample.timestamp_ms == timestamps.then_some(*timestamp_ms)
+    let mut unclaimed: Vec<_> = shown
+        .iter()
+        .map(|sample| ((sample.name.clone(), sorted(&sample.labels)), sample))
+        .collect();
+    for (identity, candidates) in &identities {
+        let written = candidates.iter().find(|lines| {
+            lines.iter().all(|(key, value, timestamp_ms)| {
+                unclaimed.iter().any(|(shown_key, sample)| {
+                    shown_key == key
+                        && (sample.value == *value || (sample.value.is_nan() && value.is_nan()))
+                        && sample.timestamp_ms == timestamps.then_some(*timestamp_ms)
+                })
+            })
         });
-        assert!(
-            matches,
-            "{key:?} shows {} but holds {candidates:?}",
-            sample.value
-        );
+        let Some(lines) = written else {
+            panic!(
+                "{identity:?} is stored but none of {candidates:?} is shown; shown {unclaimed:?}"
+            );
+        };
+        for (key, _, _) in lines {
+            let at = unclaimed.iter().position(|(shown_key, _)| shown_key == key);
+            unclaimed.remove(at.expect("found above"));
+        }
     }
+    let unclaimed: Vec<_> = unclaimed.iter().map(|(key, _)| key).collect();
+    assert!(unclaimed.is_empty(), "shown but not stored: {unclaimed:?}");
     let reply = handle(app, &request("GET", "/metrics/exporter", &[], Vec::new()));
     assert_eq!(reply.status, 200);
     if let Err(problem) = text_format::parse(&reply.body) {
