@@ -6,6 +6,7 @@ mod connections;
 mod exposition;
 mod fuzz_replay;
 mod hostile;
+mod native_peers;
 mod operations;
 mod parsers;
 mod remote_write;

@@ -432,6 +432,11 @@ pub fn find_tool(name: &str) -> String {
 
 /// Runs `program` with `input` on its standard input and collects what it printed.
 pub fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Output {
+    run_with_stdin_bytes(program, args, input.as_bytes())
+}
+
+/// `run_with_stdin` for input that need not be text.
+pub fn run_with_stdin_bytes(program: &str, args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -439,12 +444,7 @@ pub fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
 

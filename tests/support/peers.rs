@@ -120,6 +120,11 @@ pub fn node_exporter(textfile_dir: &Path, log_dir: &Path) -> Peer {
 
 /// A Prometheus server with `config` (written as JSON, which is YAML) and its own storage.
 pub fn prometheus(name: &str, config: &Value, dir: &Path) -> Peer {
+    prometheus_with(name, config, dir, &[])
+}
+
+/// `prometheus` with extra flags, such as `--enable-feature=...`.
+pub fn prometheus_with(name: &str, config: &Value, dir: &Path, extra: &[&str]) -> Peer {
     let config_path = dir.join(format!("{name}.yml"));
     std::fs::write(&config_path, serde_json::to_string_pretty(config).unwrap()).unwrap();
     let address = format!("127.0.0.1:{}", free_port());
@@ -132,6 +137,10 @@ pub fn prometheus(name: &str, config: &Value, dir: &Path) -> Peer {
         format!("--web.listen-address={address}"),
         "--log.level=warn".to_owned(),
     ];
+    let args: Vec<String> = args
+        .into_iter()
+        .chain(extra.iter().map(|flag| flag.to_string()))
+        .collect();
     let mut peer = Peer::spawn(
         "prometheus",
         &args,
@@ -165,6 +174,41 @@ pub fn query(prometheus: &Peer, promql: &str) -> QueryResult {
             (labels, series["value"][1].as_str().unwrap().to_owned())
         })
         .collect()
+}
+
+/// `/api/v1/query_exemplars` over the last hour: each exemplar's labels, value and timestamp
+/// (in seconds, as the API gives it).
+pub fn query_exemplars(
+    prometheus: &Peer,
+    promql: &str,
+) -> Vec<(BTreeMap<String, String>, f64, f64)> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = api(
+        prometheus,
+        &format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            percent_encode(promql),
+            now - 3600,
+            now + 60
+        ),
+    );
+    let mut found = Vec::new();
+    for series in body["data"].as_array().expect("a list of series") {
+        for exemplar in series["exemplars"].as_array().expect("exemplars") {
+            let labels = exemplar["labels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect();
+            let value = exemplar["value"].as_str().unwrap().parse().unwrap();
+            found.push((labels, value, exemplar["timestamp"].as_f64().unwrap()));
+        }
+    }
+    found
 }
 
 /// `/api/v1/metadata`: family name to (type, help) as the server learned them from scrapes.
