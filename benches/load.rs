@@ -16,11 +16,12 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_exporter::write::proto::{TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{v2, TimeSeries, WriteRequest};
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
-[--scrapes N] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] [--stages]";
+[--scrapes N] [--protocol 1|2] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
+[--stages]";
 
 struct Options {
     series: usize,
@@ -33,6 +34,8 @@ struct Options {
     versus: Option<PathBuf>,
     trials: usize,
     stages: bool,
+    /// Remote write 1.0 or 2.0: the same series and samples either way.
+    protocol: u8,
 }
 
 fn options() -> Options {
@@ -50,6 +53,7 @@ fn options() -> Options {
         versus: None,
         trials: 5,
         stages: false,
+        protocol: 1,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
@@ -71,6 +75,13 @@ fn options() -> Options {
                 assert!(options.trials > 0, "--trials must be at least 1\n{USAGE}");
             }
             "--stages" => options.stages = true,
+            "--protocol" => {
+                options.protocol = value().parse().expect(USAGE);
+                assert!(
+                    matches!(options.protocol, 1 | 2),
+                    "--protocol is 1 or 2\n{USAGE}"
+                );
+            }
             _ => panic!("unknown argument {arg}\n{USAGE}"),
         }
     }
@@ -185,30 +196,94 @@ fn round_payloads(
     batch: usize,
     timestamp: i64,
     round: usize,
+    protocol: u8,
 ) -> Vec<Vec<u8>> {
+    let value = |i: usize| (i * 1000 + round) as f64 * 1.5;
     labels
         .chunks(batch)
         .map(|chunk| {
-            let timeseries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, labels)| {
-                    let pairs: Vec<(&str, &str)> = labels
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    TimeSeries::from_pairs(&pairs, &[((i * 1000 + round) as f64 * 1.5, timestamp)])
-                })
-                .collect();
-            let request = WriteRequest {
-                timeseries,
-                metadata: vec![],
+            let body = match protocol {
+                2 => v2_request(chunk, timestamp, value),
+                _ => v1_request(chunk, timestamp, value),
             };
-            snap::raw::Encoder::new()
-                .compress_vec(&request.encode_to_vec())
-                .unwrap()
+            snap::raw::Encoder::new().compress_vec(&body).unwrap()
         })
         .collect()
+}
+
+/// A remote write 1.0 request: every series spells out its labels.
+fn v1_request(
+    chunk: &[Vec<(String, String)>],
+    timestamp: i64,
+    value: impl Fn(usize) -> f64,
+) -> Vec<u8> {
+    let timeseries = chunk
+        .iter()
+        .enumerate()
+        .map(|(i, labels)| {
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            TimeSeries::from_pairs(&pairs, &[(value(i), timestamp)])
+        })
+        .collect();
+    WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
+    .encode_to_vec()
+}
+
+/// A remote write 2.0 request, as Prometheus builds one: each distinct string once in the
+/// request's symbols (the empty string first), series as references into them.
+fn v2_request(
+    chunk: &[Vec<(String, String)>],
+    timestamp: i64,
+    value: impl Fn(usize) -> f64,
+) -> Vec<u8> {
+    let mut symbols = Symbols::default();
+    symbols.reference("");
+    let timeseries = chunk
+        .iter()
+        .enumerate()
+        .map(|(i, labels)| v2::TimeSeries {
+            labels_refs: labels
+                .iter()
+                .flat_map(|(k, v)| [symbols.reference(k), symbols.reference(v)])
+                .collect(),
+            samples: vec![v2::Sample {
+                value: value(i),
+                timestamp,
+            }],
+            ..Default::default()
+        })
+        .collect();
+    v2::Request {
+        symbols: symbols
+            .list
+            .iter()
+            .map(|s| s.as_bytes().to_vec().into())
+            .collect(),
+        timeseries,
+    }
+    .encode_to_vec()
+}
+
+/// A 2.0 request's symbol table as it is built: each string's index, given on first use.
+#[derive(Default)]
+struct Symbols<'a> {
+    list: Vec<&'a str>,
+    index: std::collections::HashMap<&'a str, u32>,
+}
+
+impl<'a> Symbols<'a> {
+    fn reference(&mut self, text: &'a str) -> u32 {
+        *self.index.entry(text).or_insert_with(|| {
+            self.list.push(text);
+            (self.list.len() - 1) as u32
+        })
+    }
 }
 
 /// A keep-alive HTTP/1.1 connection that sends requests and reads their answers.
@@ -469,15 +544,31 @@ fn resident_bytes(pid: u32) -> f64 {
         * 1024.0
 }
 
-const WRITE_HEADERS: [(&str, &str); 3] = [
-    ("Content-Type", "application/x-protobuf"),
-    ("Content-Encoding", "snappy"),
-    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-];
+/// The write headers of the protocol `--protocol` chose, set once at start.
+static WRITE_HEADERS: std::sync::OnceLock<[(&str, &str); 3]> = std::sync::OnceLock::new();
+
+fn write_headers(protocol: u8) -> [(&'static str, &'static str); 3] {
+    match protocol {
+        2 => [
+            (
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            ),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+        ],
+        _ => [
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ],
+    }
+}
 
 /// Sends every payload over `connections` connections; returns wall seconds, CPU seconds used
 /// by the target, and the slowest single request.
 fn send_all(target: &Target, payloads: &[Vec<u8>], connections: usize) -> (f64, f64, Duration) {
+    let headers = WRITE_HEADERS.get().expect("set in main");
     let next = AtomicUsize::new(0);
     let slowest = Mutex::new(Duration::ZERO);
     let cpu_before = cpu_seconds(target.child.id());
@@ -489,7 +580,7 @@ fn send_all(target: &Target, payloads: &[Vec<u8>], connections: usize) -> (f64, 
                 while let Some(payload) = payloads.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let sent = Instant::now();
                     let (status, body) =
-                        connection.send("POST", target.write_path, &WRITE_HEADERS, payload);
+                        connection.send("POST", target.write_path, headers, payload);
                     assert!(
                         status / 100 == 2,
                         "{}: {status} {}",
@@ -801,6 +892,10 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         .unwrap()
         .as_millis() as i64;
     let mut batch = WriteBatch::default();
+    let protocol = match options.protocol {
+        2 => Protocol::V2,
+        _ => Protocol::V1,
+    };
     println!("stages (one thread, no HTTP, best of 3):");
     let mut buffer = vec![0u8; 64 << 20];
     report(
@@ -820,7 +915,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         best_of_three(&mut || {
             timed(|| {
                 for payload in &rounds[0] {
-                    decode::decode(payload, Protocol::V1, 64 << 20, &mut batch).unwrap();
+                    decode::decode(payload, protocol, 64 << 20, &mut batch).unwrap();
                 }
             })
         }),
@@ -828,7 +923,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     let ingest_round = |store: &Store, round: usize, batch: &mut WriteBatch| {
         timed(|| {
             for payload in &rounds[round] {
-                decode::decode(payload, Protocol::V1, 64 << 20, batch).unwrap();
+                decode::decode(payload, protocol, 64 << 20, batch).unwrap();
                 ingest::ingest(store, batch, &WRITE_RULES, now, 0);
             }
         })
@@ -910,11 +1005,22 @@ fn main() {
         options.append_rounds + 2
     };
     let rounds: Vec<Vec<Vec<u8>>> = (0..round_count)
-        .map(|round| round_payloads(&labels, options.batch, now + round as i64 * 1000, round))
+        .map(|round| {
+            let timestamp = now + round as i64 * 1000;
+            round_payloads(&labels, options.batch, timestamp, round, options.protocol)
+        })
         .collect();
+    WRITE_HEADERS
+        .set(write_headers(options.protocol))
+        .expect("set once");
+    assert!(
+        !(options.compare_prometheus && options.protocol == 2),
+        "Prometheus 2.42's receiver takes remote write 1.0 only\n{USAGE}"
+    );
     let compressed: usize = rounds[0].iter().map(Vec::len).sum();
     println!(
-        "load: {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} compressed; {} per request, {} connections, {} append rounds",
+        "load: remote write {}.0, {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} compressed; {} per request, {} connections, {} append rounds",
+        options.protocol,
         options.series,
         labels[0].len(),
         uncompressed as f64 / options.series as f64,

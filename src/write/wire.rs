@@ -1,12 +1,15 @@
-//! A zero-allocation reader of `prometheus.WriteRequest` protobuf.
+//! A zero-allocation reader of remote-write protobuf: `prometheus.WriteRequest` (1.0) and
+//! `io.prometheus.write.v2.Request` (2.0).
 //!
 //! prost allocates a `Vec` of labels per series and a `String` or `Bytes` per label; at 2000
 //! series of 12 labels per request that dominated ingest. This reader walks the wire format once
 //! and records where each label, sample and metadata entry sits, as offsets into the
-//! decompressed buffer, in vectors that are reused from request to request. The whole request is
-//! read before anything is stored, so a malformed one changes nothing.
+//! decompressed buffer, in vectors that are reused from request to request; native histograms
+//! and exemplars, rare beside samples, are recorded as the spans of their messages and read when
+//! their series is ingested (`histogram`, `exemplar`). The whole request is read before
+//! anything is stored, so a malformed one changes nothing.
 //!
-//! Field numbers are those of `proto/remote.proto`; wire format per
+//! Field numbers are those of `proto/remote.proto` and `proto/write_v2.proto`; wire format per
 //! https://protobuf.dev/programming-guides/encoding/. As in protobuf, unknown fields are skipped
 //! and a repeated scalar field keeps its last value.
 
