@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use k8s_exporter::ops::flags::Flags;
 use k8s_exporter::server::Server;
+use k8s_exporter::store::native::{Extras, NativeHistogram};
 use k8s_exporter::store::SeriesView;
 use k8s_exporter::web::webconfig::WebConfig;
 use prost::Message;
@@ -109,9 +110,16 @@ fn bridge() -> Server {
     Server::start(&flags, WebConfig::none()).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-fn held(server: &Server, name: &str) -> Option<SeriesView> {
+/// The series of this name the bridge holds, and what it holds beside its value.
+fn held(server: &Server, name: &str) -> Option<(SeriesView, Option<Extras>)> {
     let snapshot = server.app.store.snapshot();
-    snapshot.series.iter().find(|s| s.name() == name).cloned()
+    let series = snapshot.series.iter().find(|s| s.name() == name)?;
+    Some((series.clone(), snapshot.extras_of(series).cloned()))
+}
+
+/// The native histogram the bridge holds as the newest sample of the series of this name.
+fn held_histogram(server: &Server, name: &str) -> Option<NativeHistogram> {
+    held(server, name)?.1?.histogram
 }
 
 #[test]
@@ -154,12 +162,11 @@ fn prometheus_sends_native_histograms_and_exemplars_that_the_bridge_keeps() {
     );
 
     // The histogram: what Prometheus stored is what the bridge holds, bucket for bucket.
-    let series = eventually(
+    let histogram = eventually(
         Duration::from_secs(30),
         "the bridge to hold the histogram",
-        || held(&server, "rpc_duration_seconds").filter(|s| s.histogram().is_some()),
+        || held_histogram(&server, "rpc_duration_seconds"),
     );
-    let histogram = series.histogram().unwrap();
     assert_eq!(
         (
             histogram.schema,
@@ -212,15 +219,12 @@ fn prometheus_sends_native_histograms_and_exemplars_that_the_bridge_keeps() {
             (!found.is_empty()).then_some(found)
         },
     );
-    let series = eventually(
+    let extras = eventually(
         Duration::from_secs(30),
         "the bridge to hold the exemplar",
-        || held(&server, "jobs_total").filter(|s| s.extras.is_some()),
+        || held(&server, "jobs_total")?.1,
     );
-    let kept: Vec<_> = series
-        .extras
-        .as_ref()
-        .unwrap()
+    let kept: Vec<_> = extras
         .exemplars
         .iter()
         .map(|e| {
@@ -292,8 +296,7 @@ fn requests_from_the_published_proto_are_held_as_sent() {
     let response = request_with_body(&server.address, &output.stdout);
     assert_eq!(response.status, 204, "{}", response.text());
 
-    let float = held(&server, "queue_wait_seconds").expect("the float histogram");
-    let float = float.histogram().unwrap();
+    let float = held_histogram(&server, "queue_wait_seconds").expect("the float histogram");
     assert!(!float.integer_counts);
     assert_eq!(
         (float.count, float.sum, float.zero_count),
@@ -304,16 +307,15 @@ fn requests_from_the_published_proto_are_held_as_sent() {
         float.positive.indexed().collect::<Vec<_>>(),
         [(0, 1.0), (1, 3.0), (5, 4.0)]
     );
-    let custom = held(&server, "payload_bytes").expect("the custom-bucket histogram");
-    let custom = custom.histogram().unwrap();
+    let custom = held_histogram(&server, "payload_bytes").expect("the custom-bucket histogram");
     assert_eq!(&*custom.custom_values, [64.0, 512.0, 4096.0]);
     assert_eq!(
         custom.positive.indexed().collect::<Vec<_>>(),
         [(1, 2.0), (2, 3.0), (3, 1.0)]
     );
-    let counter = held(&server, "http.server.requests").expect("the UTF-8 named counter");
+    let (counter, extras) = held(&server, "http.server.requests").expect("the UTF-8 named counter");
     assert_eq!(counter.value, 42.0);
-    let exemplar = &counter.extras.as_ref().unwrap().exemplars[0];
+    let exemplar = &extras.expect("its exemplar").exemplars[0];
     let labels: Vec<(&str, &str)> = exemplar.labels.iter().map(|(n, v)| (&**n, &**v)).collect();
     assert_eq!(
         labels,

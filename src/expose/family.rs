@@ -42,11 +42,11 @@ impl MetricKind {
     /// Whether `series` may be exposed in a family of this kind named `family`: its name fits,
     /// and its `le` (in a histogram) or `quantile` (in a summary) is a float, which expfmt
     /// (promtool, the client libraries) requires of every line of such a family. Names as the
-    /// page writes them, escaped.
-    pub fn admits_series(self, family: &str, series: &SeriesView) -> bool {
+    /// page writes them, escaped. A `native` histogram series is written as `family_bucket`,
+    /// `family_sum` and `family_count` lines.
+    pub fn admits_series(self, family: &str, series: &SeriesView, native: bool) -> bool {
         let name = series.schema.exposed_name();
-        if series.histogram().is_some() {
-            // Written as `family_bucket`, `family_sum` and `family_count` lines.
+        if native {
             return self == MetricKind::Histogram && name == family;
         }
         let bound_label = match self {
@@ -181,7 +181,6 @@ mod tests {
             values: Tuple::new(0, pairs.iter().map(|(_, v)| Atom::new(v))),
             value: 0.0,
             timestamp_ms: 0,
-            extras: None,
         }
     }
     #[test]
@@ -246,14 +245,14 @@ mod tests {
     #[test]
     fn a_bound_that_is_no_float_keeps_a_series_out_of_its_typed_family() {
         let summary = MetricKind::Summary;
-        assert!(summary.admits_series("s", &view("s", &[("quantile", "0.99")])));
-        assert!(!summary.admits_series("s", &view("s", &[("quantile", "+NaN")])));
-        assert!(!summary.admits_series("s", &view("s_sum", &[("quantile", "x")])));
+        assert!(summary.admits_series("s", &view("s", &[("quantile", "0.99")]), false));
+        assert!(!summary.admits_series("s", &view("s", &[("quantile", "+NaN")]), false));
+        assert!(!summary.admits_series("s", &view("s_sum", &[("quantile", "x")]), false));
         let histogram = MetricKind::Histogram;
-        assert!(histogram.admits_series("h", &view("h_bucket", &[("le", "+Inf")])));
-        assert!(!histogram.admits_series("h", &view("h_bucket", &[("le", "1e500")])));
-        assert!(histogram.admits_series("h", &view("h_sum", &[("quantile", "x")])));
-        assert!(MetricKind::Gauge.admits_series("g", &view("g", &[("le", "x")])));
+        assert!(histogram.admits_series("h", &view("h_bucket", &[("le", "+Inf")]), false));
+        assert!(!histogram.admits_series("h", &view("h_bucket", &[("le", "1e500")]), false));
+        assert!(histogram.admits_series("h", &view("h_sum", &[("quantile", "x")]), false));
+        assert!(MetricKind::Gauge.admits_series("g", &view("g", &[("le", "x")]), false));
     }
 
     #[test]

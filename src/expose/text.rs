@@ -305,6 +305,8 @@ const GATHERED: usize = 32;
 
 /// The series of one family, in exposition order.
 struct FamilyGroup<'s> {
+    /// The snapshot the members are of, which holds their extras.
+    snapshot: &'s Snapshot,
     name: String,
     metadata: Option<Metadata>,
     /// Whether, without metadata, a family of native histograms is typed `histogram` (see
@@ -320,7 +322,7 @@ impl FamilyGroup<'_> {
     fn kind(&self) -> MetricKind {
         match &self.metadata {
             Some(metadata) => metadata.kind,
-            None if self.natives_typed && self.members.iter().all(|s| s.histogram().is_some()) => {
+            None if self.natives_typed && self.members.iter().all(|s| self.is_native(s)) => {
                 MetricKind::Histogram
             }
             None => MetricKind::Unknown,
@@ -334,12 +336,16 @@ impl FamilyGroup<'_> {
         if self
             .members
             .iter()
-            .all(|s| kind.admits_series(&self.name, s))
+            .all(|s| kind.admits_series(&self.name, s, self.is_native(s)))
         {
             kind.text_type()
         } else {
             "untyped"
         }
+    }
+
+    fn is_native(&self, series: &SeriesView) -> bool {
+        self.snapshot.histogram_of(series).is_some()
     }
 }
 
@@ -355,7 +361,7 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks, u64) {
     let conflicts = histogram_conflicts(snapshot);
     let families = exposed_families(&snapshot.families);
     for series in &snapshot.series {
-        let unshowable_histogram = series.histogram().is_some()
+        let unshowable_histogram = snapshot.histogram_of(series).is_some()
             && (series.labels().any(|(label, _)| label == "le")
                 || conflicts
                     .as_ref()
@@ -372,6 +378,7 @@ fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks, u64) {
                     .as_ref()
                     .is_none_or(|c| !c.names.contains(&family));
                 groups.push(FamilyGroup {
+                    snapshot,
                     name: family,
                     metadata: metadata.cloned(),
                     natives_typed,
@@ -475,11 +482,14 @@ struct HistogramConflicts {
 
 /// The conflicts of the snapshot's native histograms; `None` when it holds none, as most do.
 fn histogram_conflicts(snapshot: &Snapshot) -> Option<HistogramConflicts> {
-    if !snapshot.series.iter().any(|s| s.histogram().is_some()) {
+    if !snapshot.has_histograms() {
         return None;
     }
     let mut conflicts = HistogramConflicts::default();
-    for series in snapshot.series.iter().filter(|s| s.histogram().is_none()) {
+    for series in snapshot.series.iter() {
+        if snapshot.histogram_of(series).is_some() {
+            continue;
+        }
         let name = series.schema.exposed_name();
         if let Some(suffix) = ["_bucket", "_sum", "_count"]
             .into_iter()
@@ -679,7 +689,7 @@ pub fn render_to<W: Write>(
                     expfmt.implicit.insert(Cow::Borrowed(name));
                 }
                 let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-                if let Some(histogram) = series.histogram() {
+                if let Some(histogram) = snapshot.histogram_of(series) {
                     if !(typed && type_word == "histogram") {
                         // Its lines are families of their own to expfmt.
                         for suffix in ["_bucket", "_sum", "_count"] {
@@ -869,7 +879,6 @@ mod tests {
             values: Tuple::new(0, pairs.iter().map(|(_, v)| Atom::new(v))),
             value,
             timestamp_ms,
-            extras: None,
         }
     }
 
@@ -884,6 +893,7 @@ mod tests {
     fn page(series: Vec<SeriesView>, families: &[(&str, Metadata)], timestamps: bool) -> String {
         let snapshot = Snapshot {
             series,
+            extras: Vec::new(),
             families: families
                 .iter()
                 .map(|(n, m)| (Arc::from(*n), m.clone()))
@@ -1138,7 +1148,6 @@ mod tests {
                     values: values.clone(),
                     value: 1.0,
                     timestamp_ms: 0,
-                    extras: None,
                 });
             }
         }
@@ -1158,7 +1167,6 @@ mod tests {
                 values,
                 value: 1.0,
                 timestamp_ms: 0,
-                extras: None,
             });
         }
         let page = page(series, &[], false);
@@ -1198,6 +1206,7 @@ mod tests {
     fn snapshot_of(series: Vec<SeriesView>) -> Snapshot {
         Snapshot {
             series,
+            extras: Vec::new(),
             families: HashMap::new(),
         }
     }
@@ -1262,7 +1271,6 @@ mod tests {
                 values: values.clone(),
                 value: i as f64,
                 timestamp_ms: 0,
-                extras: None,
             })
             .collect();
         let text = page(series, &[], false);
@@ -1280,7 +1288,6 @@ mod tests {
                 values: values.clone(),
                 value: f64::from(i),
                 timestamp_ms: 0,
-                extras: None,
             })
             .collect();
         let ranks = block_ranks(&snapshot_of(series.clone()));

@@ -338,17 +338,11 @@ pub struct SeriesView {
     pub values: Tuple,
     pub value: f64,
     pub timestamp_ms: i64,
-    pub extras: Option<Arc<Extras>>,
 }
 
 impl SeriesView {
     pub fn name(&self) -> &str {
         &self.schema.name
-    }
-
-    /// The native histogram that is the series' newest sample, if it is one.
-    pub fn histogram(&self) -> Option<&NativeHistogram> {
-        self.extras.as_ref()?.histogram.as_ref()
     }
 
     /// Label names and values, sorted by name, without `__name__`.
@@ -366,7 +360,41 @@ impl SeriesView {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub series: Vec<SeriesView>,
+    /// The extras of the series that have any, by their place in `series`, in order. Kept
+    /// beside the views rather than in them, so that a view stays 32 bytes (every scrape holds
+    /// one per series) while most series have none.
+    pub extras: Vec<(u32, Arc<Extras>)>,
     pub families: HashMap<Arc<str>, Metadata>,
+}
+
+impl Snapshot {
+    /// The extras of `view`, which must be one of this snapshot's series.
+    pub fn extras_of(&self, view: &SeriesView) -> Option<&Extras> {
+        if self.extras.is_empty() {
+            return None;
+        }
+        let offset = (view as *const SeriesView as usize)
+            .wrapping_sub(self.series.as_ptr() as usize)
+            / std::mem::size_of::<SeriesView>();
+        assert!(offset < self.series.len(), "a view of another snapshot");
+        let at = self
+            .extras
+            .binary_search_by_key(&(offset as u32), |(index, _)| *index)
+            .ok()?;
+        Some(&self.extras[at].1)
+    }
+
+    /// The native histogram that is `view`'s newest sample, if it is one.
+    pub fn histogram_of(&self, view: &SeriesView) -> Option<&NativeHistogram> {
+        self.extras_of(view)?.histogram.as_ref()
+    }
+
+    /// Whether any series' newest sample is a native histogram.
+    pub fn has_histograms(&self) -> bool {
+        self.extras
+            .iter()
+            .any(|(_, extras)| extras.histogram.is_some())
+    }
 }
 
 pub struct Store {
@@ -647,21 +675,31 @@ impl Store {
             series = Vec::new();
         }
         series.reserve(count);
+        let mut extras = Vec::new();
         for shard in self.shards.iter() {
             let shard = read(shard);
-            series.extend(shard.table.iter().map(|s| SeriesView {
-                schema: Arc::clone(&s.schema),
-                values: s.values.clone(),
-                value: s.value,
-                timestamp_ms: s.timestamp_ms,
-                extras: shard.extras.get(s.extras).cloned(),
+            let start = series.len();
+            series.extend(shard.table.iter().enumerate().map(|(i, s)| {
+                if let Some(held) = shard.extras.get(s.extras) {
+                    extras.push(((start + i) as u32, Arc::clone(held)));
+                }
+                SeriesView {
+                    schema: Arc::clone(&s.schema),
+                    values: s.values.clone(),
+                    value: s.value,
+                    timestamp_ms: s.timestamp_ms,
+                }
             }));
         }
         let families = read(&self.families)
             .iter()
             .map(|(name, entry)| (Arc::clone(name), entry.metadata.clone()))
             .collect();
-        Snapshot { series, families }
+        Snapshot {
+            series,
+            extras,
+            families,
+        }
     }
 
     /// Takes back a snapshot once its page is written, so that the next scrape fills the same
@@ -1220,9 +1258,9 @@ mod tests {
     fn a_series_and_its_view_stay_small() {
         // Both are held once per series, the view in every scrape's list: a fat pointer or a
         // field more here is 8 bytes more per series. A series finds its extras by a slot
-        // number in the space its clock leaves; a view holds them by reference.
+        // number in the space its clock leaves; a snapshot keeps them beside its views.
         assert_eq!(std::mem::size_of::<Series>(), 40);
-        assert_eq!(std::mem::size_of::<SeriesView>(), 40);
+        assert_eq!(std::mem::size_of::<SeriesView>(), 32);
     }
 
     #[test]

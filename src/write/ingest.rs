@@ -1453,7 +1453,7 @@ mod tests {
             report.summary()
         );
         let snapshot = store.snapshot();
-        let extras = snapshot.series[0].extras.as_ref().unwrap();
+        let extras = snapshot.extras_of(&snapshot.series[0]).unwrap();
         let traces: Vec<(&str, f64)> = extras
             .exemplars
             .iter()
@@ -1485,7 +1485,7 @@ mod tests {
             }
         );
         let snapshot = store.snapshot();
-        let extras = snapshot.series[0].extras.as_ref().unwrap();
+        let extras = snapshot.extras_of(&snapshot.series[0]).unwrap();
         assert_eq!(extras.created_ms, Some(NOW - 60_000));
         assert_eq!(extras.histogram.as_ref().unwrap().count, 4.0);
         assert_eq!(&*extras.exemplars[0].labels[0].1, "t1");

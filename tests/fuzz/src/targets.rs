@@ -435,7 +435,7 @@ fn check_pages(app: &App) {
     let taken_by_floats: Vec<Key> = snapshot
         .series
         .iter()
-        .filter(|s| s.histogram().is_none())
+        .filter(|s| snapshot.histogram_of(s).is_none())
         .filter_map(|s| {
             let name = escaped(s.name(), true);
             let base = ["_bucket", "_sum", "_count"]
@@ -462,7 +462,7 @@ fn check_pages(app: &App) {
                 s.timestamp_ms,
             )
         };
-        let lines = match s.histogram() {
+        let lines = match snapshot.histogram_of(s) {
             // Not shown when its lines would repeat another series' or its own `le`.
             Some(_) if taken_by_floats.contains(&(name.clone(), without_le(&labels))) => continue,
             Some(_) if labels.iter().any(|(label, _)| label == "le") => continue,
