@@ -28,8 +28,9 @@ impl MetricKind {
     }
 
     /// Whether a series of this name may appear in a family of this kind named `family`.
+    /// `family` is the series' own family, so a prefix of its name; only the rest is compared.
     pub fn admits(self, family: &str, series_name: &str) -> bool {
-        let Some(suffix) = series_name.strip_prefix(family) else {
+        let Some(suffix) = series_name.get(family.len()..) else {
             return false;
         };
         match self {

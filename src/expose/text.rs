@@ -662,6 +662,7 @@ pub fn render_to<W: Write>(
     let (groups, ranks, left_out) = group_families(snapshot);
     let mut blocks = LabelBlocks::new(block_bytes, &ranks);
     let mut expfmt = ExpfmtFamilies::default();
+    let mut classic = Vec::new();
     for group in &groups {
         if out.failed() {
             break;
@@ -698,7 +699,12 @@ pub fn render_to<W: Write>(
                                 .insert(Cow::Owned(format!("{name}{suffix}")));
                         }
                     }
-                    write_classic(&mut out, name, blocks.at(place), histogram, timestamp);
+                    // Spelled apart and copied in: histograms are few, and writing them
+                    // straight onto the page made the compiler stop inlining the float
+                    // writing every other series goes through (3% more instructions a page).
+                    classic.clear();
+                    write_classic(&mut classic, name, blocks.at(place), histogram, timestamp);
+                    out.put(&classic);
                     continue;
                 }
                 out.put(name.as_bytes());
