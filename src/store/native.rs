@@ -5,7 +5,7 @@
 //! schemas -4..8, where bucket `i` holds observations in `(2^((i-1)·2^-schema), 2^(i·2^-schema)]`
 //! (mirrored for negative buckets), and schema -53, custom buckets, whose upper bounds are the
 //! histogram's custom values. Counts are kept absolute, as floats, whether they were sent as
-//! integer deltas or as float counts; `integer_counts` remembers which.
+//! integer deltas or as float counts; `float_counts` remembers which.
 
 /// Exemplars kept per series: the newest by timestamp. A scrape shows at most one per sample
 /// line (OpenMetrics), and a histogram's classic buckets are a handful of lines.
@@ -44,7 +44,7 @@ impl Buckets {
 }
 
 /// One native histogram sample.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NativeHistogram {
     pub timestamp_ms: i64,
     pub count: f64,
@@ -56,8 +56,8 @@ pub struct NativeHistogram {
     pub positive: Buckets,
     /// Upper bounds of the buckets of a custom-bucket histogram, increasing.
     pub custom_values: Box<[f64]>,
-    /// Counts were sent as integers (`count_int`, deltas), not floats.
-    pub integer_counts: bool,
+    /// Counts were sent as floats (`count_float`, bucket counts), not integers (deltas).
+    pub float_counts: bool,
     /// The sender's reset hint; 3 (`GAUGE`) marks a gauge histogram.
     pub reset_hint: i32,
 }
@@ -196,17 +196,9 @@ mod tests {
 
     fn histogram(schema: i32) -> NativeHistogram {
         NativeHistogram {
-            timestamp_ms: 0,
-            count: 0.0,
-            sum: 0.0,
             schema,
             zero_threshold: 0.001,
-            zero_count: 0.0,
-            negative: Buckets::default(),
-            positive: Buckets::default(),
-            custom_values: Box::new([]),
-            integer_counts: true,
-            reset_hint: 0,
+            ..NativeHistogram::default()
         }
     }
 

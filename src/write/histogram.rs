@@ -83,19 +83,7 @@ pub fn read_histogram(
     message: &[u8],
     max_buckets: usize,
 ) -> Result<NativeHistogram, HistogramProblem> {
-    let mut h = NativeHistogram {
-        timestamp_ms: 0,
-        count: 0.0,
-        sum: 0.0,
-        schema: 0,
-        zero_threshold: 0.0,
-        zero_count: 0.0,
-        negative: Buckets::default(),
-        positive: Buckets::default(),
-        custom_values: Box::new([]),
-        integer_counts: true,
-        reset_hint: 0,
-    };
+    let mut h = NativeHistogram::default();
     let (mut negative, mut positive) = (SentBuckets::default(), SentBuckets::default());
     let mut custom_values = Vec::new();
     let mut reader = Reader::new(message);
@@ -104,7 +92,7 @@ pub fn read_histogram(
             (1, VARINT) => h.count = reader.varint()? as f64,
             (2, I64) => {
                 h.count = f64::from_bits(reader.fixed64()?);
-                h.integer_counts = false;
+                h.float_counts = true;
             }
             (3, I64) => h.sum = f64::from_bits(reader.fixed64()?),
             (4, VARINT) => h.schema = zigzag(reader.varint()?) as i32,
@@ -207,11 +195,7 @@ fn check_counts(h: &NativeHistogram) -> Result<(), HistogramProblem> {
     // `total` took in the count itself last.
     let buckets = total - h.count;
     // Float counts are sums of floats: a rounding's worth of difference is no disagreement.
-    let slack = if h.integer_counts {
-        0.0
-    } else {
-        buckets * 1e-9
-    };
+    let slack = if h.float_counts { buckets * 1e-9 } else { 0.0 };
     if buckets > h.count + slack {
         return Err(HistogramProblem::CountBelowBuckets {
             count: h.count,
