@@ -446,21 +446,27 @@ fn exposed_families(
     Cow::Owned(exposed)
 }
 
+/// A series' labels as the page shows them: names escaped, sorted by name (escaping can change
+/// how names sort), so that two series that show alike compare equal.
+fn shown_labels(series: &SeriesView) -> Vec<(Cow<'_, str>, &str)> {
+    let mut labels: Vec<_> = series
+        .labels()
+        .map(|(label, value)| (underscore_escaped(label, false), value))
+        .collect();
+    labels.sort_unstable();
+    labels
+}
+
 /// A series as the page shows it, named `base` less `suffix`: its escaped name without the
-/// suffix, and its labels with escaped names, without `le`.
+/// suffix, and its shown labels without `le`.
 type ShownIdentity = (String, Vec<(String, String)>);
 
 fn shown_identity(series: &SeriesView, suffix: &str) -> ShownIdentity {
     let name = series.schema.exposed_name();
-    let labels = series
-        .labels()
-        .map(|(label, value)| {
-            (
-                underscore_escaped(label, false).into_owned(),
-                value.to_owned(),
-            )
-        })
+    let labels = shown_labels(series)
+        .into_iter()
         .filter(|(label, _)| label != "le")
+        .map(|(label, value)| (label.into_owned(), value.to_owned()))
         .collect();
     (name[..name.len() - suffix.len()].to_owned(), labels)
 }
@@ -513,15 +519,7 @@ fn drop_escaped_duplicates(members: &mut Vec<&SeriesView>) -> u64 {
     members.sort_by_key(|s| s.schema.escaped);
     let before = members.len();
     let mut seen = HashSet::new();
-    members.retain(|s| {
-        // Label order as shown may differ: escaping changes how names sort.
-        let mut labels: Vec<(Cow<str>, &str)> = s
-            .labels()
-            .map(|(label, value)| (underscore_escaped(label, false), value))
-            .collect();
-        labels.sort_unstable();
-        seen.insert((s.schema.exposed_name(), labels))
-    });
+    members.retain(|s| seen.insert((s.schema.exposed_name(), shown_labels(s))));
     (before - members.len()) as u64
 }
 
