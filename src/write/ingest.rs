@@ -335,11 +335,15 @@ impl<'a> SeriesContext<'a> {
             created_ms: (self.series.created_ms != 0).then_some(self.series.created_ms),
             exemplars: &scratch.exemplars,
         };
-        if update.sample.is_none() && update.exemplars.is_empty() {
-            // Everything it sent is too far in the future.
-            return outcome.record(report, writer.store(), b"", Applied::NotHeld);
-        }
         let labels = batch.labels_of(self.series);
+        if update.sample.is_none() && update.exemplars.is_empty() {
+            // Everything it sent is too far in the future: only the message needs its name.
+            let name = labels
+                .iter()
+                .find(|label| batch.bytes(label.name) == b"__name__")
+                .map_or(&b""[..], |label| batch.bytes(label.value));
+            return outcome.record(report, writer.store(), name, Applied::NotHeld);
+        }
         let mut raw = None;
         if let Some(name) = raw_key(batch, labels, &mut scratch.raw) {
             let key = SeriesKey {
@@ -619,17 +623,22 @@ impl NameRules {
     /// meets first for UTF-8 anyway, but a name is checked here so that the reason says so).
     pub fn allows_metric_name(self, name: &[u8]) -> bool {
         match self {
-            NameRules::Utf8 => !name.is_empty() && std::str::from_utf8(name).is_ok(),
+            NameRules::Utf8 => is_utf8_name(name),
             NameRules::Legacy => is_metric_name(name),
         }
     }
 
     pub fn allows_label_name(self, name: &[u8]) -> bool {
         match self {
-            NameRules::Utf8 => !name.is_empty() && std::str::from_utf8(name).is_ok(),
+            NameRules::Utf8 => is_utf8_name(name),
             NameRules::Legacy => is_label_name(name),
         }
     }
+}
+
+/// Any non-empty UTF-8: Prometheus 3's rule for metric and label names alike.
+fn is_utf8_name(name: &[u8]) -> bool {
+    !name.is_empty() && std::str::from_utf8(name).is_ok()
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
@@ -821,6 +830,13 @@ mod tests {
         );
         assert_eq!(report.dropped(DropReason::TooFarInFuture), 1);
         assert!(!report.is_clean());
+        assert!(
+            report
+                .summary()
+                .contains("a sample of m is more than 10m ahead"),
+            "{}",
+            report.summary()
+        );
         let report = apply(
             &store,
             &request(vec![series(&[("__name__", "m")], &[(1.0, NOW)])]),
