@@ -241,3 +241,97 @@ fn a_million_tiny_series_fill_the_limit_exactly_and_the_rest_is_refused() {
     let page = exporter.metrics();
     assert_eq!(page.lines().filter(|l| l.starts_with("t{")).count(), 999);
 }
+
+#[test]
+fn hostile_native_histograms_are_400_each_counted_and_the_rest_stored() {
+    use k8s_exporter::write::proto::{histogram, BucketSpan, Histogram};
+    let exporter = exporter_with_sentinel(&["--write.native-histogram-max-buckets=64"]);
+    let now = now_ms();
+    let good = || Histogram {
+        count: Some(histogram::Count::CountInt(3)),
+        sum: 2.0,
+        positive_spans: vec![BucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: now,
+        ..Default::default()
+    };
+    let hostile = [
+        (
+            "negative",
+            Histogram {
+                positive_deltas: vec![1, -3],
+                ..good()
+            },
+            "invalid_native_histogram",
+        ),
+        (
+            "spans",
+            Histogram {
+                positive_deltas: vec![1],
+                ..good()
+            },
+            "invalid_native_histogram",
+        ),
+        (
+            "nan",
+            Histogram {
+                count: Some(histogram::Count::CountFloat(f64::NAN)),
+                positive_deltas: vec![],
+                positive_counts: vec![1.0, 2.0],
+                ..good()
+            },
+            "invalid_native_histogram",
+        ),
+        (
+            "schema",
+            Histogram {
+                schema: 12,
+                ..good()
+            },
+            "invalid_native_histogram",
+        ),
+        (
+            "wide",
+            Histogram {
+                count: Some(histogram::Count::CountInt(0)),
+                positive_spans: vec![BucketSpan {
+                    offset: 0,
+                    length: 65,
+                }],
+                positive_deltas: vec![0; 65],
+                ..good()
+            },
+            "native_histogram_bucket_limit",
+        ),
+    ];
+    for (name, bad, reason) in hostile {
+        let before = dropped(&exporter, reason).unwrap_or(0.0);
+        let mut refused = series(&[("__name__", name)], &[]);
+        refused.histograms = vec![bad];
+        let mut kept = series(&[("__name__", "kept_seconds")], &[]);
+        kept.histograms = vec![good()];
+        let body = snappy(&write_request(vec![refused, kept]).encode_to_vec());
+        let response = post(&exporter, &body);
+        let page = assert_answered(&exporter, &response, 400);
+        assert!(
+            response.text().contains(&format!("{reason}=1")),
+            "{name}: {}",
+            response.text()
+        );
+        assert_eq!(dropped(&exporter, reason), Some(before + 1.0), "{name}");
+        assert_eq!(
+            sample_value(&page, "kept_seconds_count"),
+            Some(3.0),
+            "{name}"
+        );
+        assert!(
+            !page.contains(&format!("{name}_")),
+            "{name} is not shown: {page}"
+        );
+        let (code, report) = promtool_check(&page);
+        assert!(code == Some(0) || code == Some(3), "promtool: {report}");
+    }
+}
