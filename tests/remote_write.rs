@@ -8,8 +8,8 @@ use k8s_exporter::write::proto::WriteRequest;
 use prost::Message;
 
 use crate::support::{
-    metadata, now_ms, parse_response, sample_value, series, snappy, write_request, Exporter,
-    REMOTE_WRITE_HEADERS,
+    metadata, now_ms, parse_response, promtool_check, python_parse, sample_value, series, snappy,
+    write_request, Exporter, REMOTE_WRITE_HEADERS,
 };
 
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -429,6 +429,15 @@ fn native_histograms_and_exemplars_are_stored_and_shown_as_classic_buckets() {
     ] {
         assert!(page.contains(line), "{line} in {page}");
     }
+    let (code, report) = promtool_check(&page);
+    assert!(code == Some(0) || code == Some(3), "promtool: {report}");
+    let parsed = python_parse(&page);
+    for line in [
+        "F\trpc_seconds\thistogram\t",
+        "S\trpc_seconds_bucket\t{\"le\":\"2\"}\t3\n",
+    ] {
+        assert!(parsed.contains(line), "{line:?} in {parsed}");
+    }
     for (counter, value) in [
         ("k8s_exporter_native_histograms_received_total", 1.0),
         ("k8s_exporter_exemplars_received_total", 1.0),
@@ -477,6 +486,13 @@ fn utf8_names_are_taken_by_default_and_escaped_on_the_page() {
     assert_eq!(
         exporter.exporter_value("k8s_exporter_scrape_series_left_out_total"),
         Some(1.0)
+    );
+    // Both Prometheus's parser and Python's read the escaped page.
+    let (code, report) = promtool_check(&page);
+    assert!(code == Some(0) || code == Some(3), "promtool: {report}");
+    assert!(
+        python_parse(&page).contains("temp_rature_celsius"),
+        "{page}"
     );
     let legacy = Exporter::start(&["--write.name-validation=legacy"]);
     let response = legacy.write(&request);
