@@ -16,11 +16,11 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_exporter::write::proto::{v2, TimeSeries, WriteRequest};
+use k8s_exporter::write::proto::{histogram, v2, BucketSpan, Histogram, TimeSeries, WriteRequest};
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
-[--scrapes N] [--protocol 1|2] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
+[--scrapes N] [--protocol 1|2] [--native-histograms] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
 [--stages]";
 
 struct Options {
@@ -36,6 +36,8 @@ struct Options {
     stages: bool,
     /// Remote write 1.0 or 2.0: the same series and samples either way.
     protocol: u8,
+    /// One series in 25 (one per container) sends a native histogram instead of a float.
+    native_histograms: bool,
 }
 
 fn options() -> Options {
@@ -54,6 +56,7 @@ fn options() -> Options {
         trials: 5,
         stages: false,
         protocol: 1,
+        native_histograms: false,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
@@ -75,6 +78,7 @@ fn options() -> Options {
                 assert!(options.trials > 0, "--trials must be at least 1\n{USAGE}");
             }
             "--stages" => options.stages = true,
+            "--native-histograms" => options.native_histograms = true,
             "--protocol" => {
                 options.protocol = value().parse().expect(USAGE);
                 assert!(
@@ -190,21 +194,55 @@ fn series_labels(count: usize) -> Vec<Vec<(String, String)>> {
     out
 }
 
-/// Snappy-compressed requests for one round: every series once, with this timestamp.
+/// One series' point in a round: a float sample, or a native histogram.
+enum Point {
+    Float(f64),
+    Histogram(Box<Histogram>),
+}
+
+/// Snappy-compressed requests for one round: every series once, with this timestamp; with
+/// `native_histograms`, the first series of every 25 (one per container) sends a native
+/// histogram of 20 buckets (schema 3, integer counts) that grows from round to round.
 fn round_payloads(
     labels: &[Vec<(String, String)>],
     batch: usize,
     timestamp: i64,
     round: usize,
-    protocol: u8,
+    options: &Options,
 ) -> Vec<Vec<u8>> {
-    let value = |i: usize| (i * 1000 + round) as f64 * 1.5;
+    let point = |i: usize| {
+        if !(options.native_histograms && i.is_multiple_of(25)) {
+            return Point::Float((i * 1000 + round) as f64 * 1.5);
+        }
+        let deltas: Vec<i64> = (0..20)
+            .map(|b| if b == 0 { 1 + round as i64 } else { b % 3 - 1 })
+            .collect();
+        let count: i64 = deltas
+            .iter()
+            .scan(0, |c, d| {
+                *c += d;
+                Some(*c)
+            })
+            .sum();
+        Point::Histogram(Box::new(Histogram {
+            count: Some(histogram::Count::CountInt(count as u64)),
+            sum: count as f64 * 1.5,
+            schema: 3,
+            positive_spans: vec![BucketSpan {
+                offset: -4,
+                length: 20,
+            }],
+            positive_deltas: deltas,
+            timestamp,
+            ..Default::default()
+        }))
+    };
     labels
         .chunks(batch)
         .map(|chunk| {
-            let body = match protocol {
-                2 => v2_request(chunk, timestamp, value),
-                _ => v1_request(chunk, timestamp, value),
+            let body = match options.protocol {
+                2 => v2_request(chunk, timestamp, point),
+                _ => v1_request(chunk, timestamp, point),
             };
             snap::raw::Encoder::new().compress_vec(&body).unwrap()
         })
@@ -215,7 +253,7 @@ fn round_payloads(
 fn v1_request(
     chunk: &[Vec<(String, String)>],
     timestamp: i64,
-    value: impl Fn(usize) -> f64,
+    point: impl Fn(usize) -> Point,
 ) -> Vec<u8> {
     let timeseries = chunk
         .iter()
@@ -225,7 +263,13 @@ fn v1_request(
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            TimeSeries::from_pairs(&pairs, &[(value(i), timestamp)])
+            match point(i) {
+                Point::Float(value) => TimeSeries::from_pairs(&pairs, &[(value, timestamp)]),
+                Point::Histogram(histogram) => TimeSeries {
+                    histograms: vec![*histogram],
+                    ..TimeSeries::from_pairs(&pairs, &[])
+                },
+            }
         })
         .collect();
     WriteRequest {
@@ -240,23 +284,26 @@ fn v1_request(
 fn v2_request(
     chunk: &[Vec<(String, String)>],
     timestamp: i64,
-    value: impl Fn(usize) -> f64,
+    point: impl Fn(usize) -> Point,
 ) -> Vec<u8> {
     let mut symbols = Symbols::default();
     symbols.reference("");
     let timeseries = chunk
         .iter()
         .enumerate()
-        .map(|(i, labels)| v2::TimeSeries {
-            labels_refs: labels
-                .iter()
-                .flat_map(|(k, v)| [symbols.reference(k), symbols.reference(v)])
-                .collect(),
-            samples: vec![v2::Sample {
-                value: value(i),
-                timestamp,
-            }],
-            ..Default::default()
+        .map(|(i, labels)| {
+            let mut series = v2::TimeSeries {
+                labels_refs: labels
+                    .iter()
+                    .flat_map(|(k, v)| [symbols.reference(k), symbols.reference(v)])
+                    .collect(),
+                ..Default::default()
+            };
+            match point(i) {
+                Point::Float(value) => series.samples = vec![v2::Sample { value, timestamp }],
+                Point::Histogram(histogram) => series.histograms = vec![*histogram],
+            }
+            series
         })
         .collect();
     v2::Request {
@@ -1007,7 +1054,7 @@ fn main() {
     let rounds: Vec<Vec<Vec<u8>>> = (0..round_count)
         .map(|round| {
             let timestamp = now + round as i64 * 1000;
-            round_payloads(&labels, options.batch, timestamp, round, options.protocol)
+            round_payloads(&labels, options.batch, timestamp, round, &options)
         })
         .collect();
     WRITE_HEADERS
@@ -1019,8 +1066,13 @@ fn main() {
     );
     let compressed: usize = rounds[0].iter().map(Vec::len).sum();
     println!(
-        "load: remote write {}.0, {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} compressed; {} per request, {} connections, {} append rounds",
+        "load: remote write {}.0{}, {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} compressed; {} per request, {} connections, {} append rounds",
         options.protocol,
+        if options.native_histograms {
+            ", native histograms for 1 series in 25"
+        } else {
+            ""
+        },
         options.series,
         labels[0].len(),
         uncompressed as f64 / options.series as f64,
