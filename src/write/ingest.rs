@@ -15,7 +15,7 @@ use crate::store::native::{Exemplar, NativeHistogram};
 use crate::store::{Applied, Sample, SeriesKey, Store, Update, Writer};
 use crate::write::exemplar::read_exemplar;
 use crate::write::histogram::{read_histogram, HistogramProblem};
-use crate::write::wire::{LabelSpan, MetadataEntry, SeriesEntry, WireSample, WriteBatch};
+use crate::write::wire::{LabelSpan, MetadataEntry, SeriesEntry, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
 /// would make every later, correct sample of its series look out of order.
@@ -295,21 +295,13 @@ impl<'a> SeriesContext<'a> {
         self.read_exemplars(&mut scratch.exemplars, report);
         let floats = batch.samples_of(self.series);
         let horizon = self.now_ms.saturating_add(MAX_FUTURE_MS);
-        let (newest_float, floats_in_time) = newest_in_time(floats, horizon);
-        let in_time = |h: &&NativeHistogram| h.timestamp_ms <= horizon;
-        let histograms_in_time = scratch.histograms.iter().filter(in_time).count();
-        // Of equal timestamps the later sent wins; a histogram counts as sent after floats.
-        let newest_histogram = scratch
-            .histograms
-            .iter()
-            .filter(in_time)
-            .reduce(|newest, h| {
-                if h.timestamp_ms >= newest.timestamp_ms {
-                    h
-                } else {
-                    newest
-                }
-            });
+        let (newest_float, floats_in_time) = newest_in_time(floats, horizon, |s| s.timestamp);
+        let newest_float = newest_float.map(|s| Sample {
+            value: s.value,
+            timestamp_ms: s.timestamp,
+        });
+        let (newest_histogram, histograms_in_time) =
+            newest_in_time(&scratch.histograms, horizon, |h| h.timestamp_ms);
         let outcome = Outcome {
             floats: floats.len(),
             floats_in_time,
@@ -321,6 +313,7 @@ impl<'a> SeriesContext<'a> {
         if outcome.floats + outcome.histograms + outcome.exemplars == 0 {
             return;
         }
+        // Of equal timestamps a histogram wins, as if sent after the floats.
         let histogram = newest_histogram
             .filter(|h| newest_float.is_none_or(|f| h.timestamp_ms >= f.timestamp_ms));
         let update = Update {
@@ -482,21 +475,21 @@ impl Outcome {
     }
 }
 
-/// The newest sample not too far in the future (of equal timestamps the last one sent), and
-/// how many samples are not too far in the future.
-fn newest_in_time(samples: &[WireSample], horizon: i64) -> (Option<Sample>, usize) {
-    let mut newest: Option<&WireSample> = None;
+/// The newest of `points` not too far in the future (of equal timestamps the last one sent),
+/// and how many are not too far in the future: for float samples and histograms alike.
+fn newest_in_time<T>(
+    points: &[T],
+    horizon: i64,
+    timestamp: impl Fn(&T) -> i64,
+) -> (Option<&T>, usize) {
+    let mut newest: Option<&T> = None;
     let mut in_time = 0;
-    for sample in samples.iter().filter(|s| s.timestamp <= horizon) {
+    for point in points.iter().filter(|p| timestamp(p) <= horizon) {
         in_time += 1;
-        if newest.is_none_or(|n| sample.timestamp >= n.timestamp) {
-            newest = Some(sample);
+        if newest.is_none_or(|n| timestamp(point) >= timestamp(n)) {
+            newest = Some(point);
         }
     }
-    let newest = newest.map(|s| Sample {
-        value: s.value,
-        timestamp_ms: s.timestamp,
-    });
     (newest, in_time)
 }
 
