@@ -659,14 +659,30 @@ struct Scrapes {
     bytes: usize,
 }
 
+/// The formats a full scrape is timed in, by the `Accept` header that asks for each.
+const FORMATS: [(&str, &str); 4] = [
+    ("text 0.0.4", "text/plain;version=0.0.4"),
+    ("text 1.0.0", "text/plain;version=1.0.0;escaping=allow-utf-8"),
+    ("OpenMetrics 1.0.0", "application/openmetrics-text;version=1.0.0"),
+    (
+        "protobuf",
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+    ),
+];
+
 /// Renders the scrape page `times` times.
 fn scrape(target: &Target, times: usize, gzip: bool) -> Scrapes {
-    let mut connection = Connection::open(&target.address);
     let headers: &[(&str, &str)] = if gzip {
         &[("Accept-Encoding", "gzip")]
     } else {
         &[]
     };
+    scrape_with(target, times, headers)
+}
+
+/// Renders the scrape page `times` times, asking with `headers`.
+fn scrape_with(target: &Target, times: usize, headers: &[(&str, &str)]) -> Scrapes {
+    let mut connection = Connection::open(&target.address);
     let (mut best, mut body) = (f64::INFINITY, Vec::new());
     let cpu_before = cpu_seconds(target.child.id());
     for _ in 0..times {
@@ -713,6 +729,8 @@ struct Figures {
     bytes_per_series_after_scrapes: f64,
     plain: Scrapes,
     gzip: Scrapes,
+    /// Full scrapes in each of [`FORMATS`] (our server only).
+    formats: Vec<(&'static str, Scrapes)>,
     slowest_write: Duration,
     slowest_write_while_scraping: Duration,
 }
@@ -748,6 +766,17 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
     let bytes_per_series = (resident_bytes(target.child.id()) - baseline_rss) / series;
     let plain = scrape(target, options.scrapes, false);
     let gzip = scrape(target, options.scrapes, true);
+    let formats = if target.name == "k8s_exporter" {
+        FORMATS
+            .iter()
+            .map(|(name, accept)| {
+                let scrapes = scrape_with(target, options.scrapes, &[("Accept", accept)]);
+                (*name, scrapes)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let slowest_write_while_scraping = writes_during_scrapes(
         target,
         &rounds[options.append_rounds + 1],
@@ -767,6 +796,7 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
         bytes_per_series_after_scrapes,
         plain,
         gzip,
+        formats,
         slowest_write,
         slowest_write_while_scraping,
     }
@@ -797,6 +827,18 @@ fn print(name: &str, f: &Figures) {
             "  {what}  {:>12.3} s  {:>12} bytes  {:.3} CPU-s per scrape",
             scrapes.best_seconds, scrapes.bytes, scrapes.cpu_seconds
         );
+    }
+    if let Some((_, text)) = f.formats.first() {
+        for (format, scrapes) in &f.formats {
+            println!(
+                "  format {format:<18} {:>8.3} s  {:>12} bytes  {:.3} CPU-s per scrape  (x{:.2} time, x{:.2} CPU of text 0.0.4)",
+                scrapes.best_seconds,
+                scrapes.bytes,
+                scrapes.cpu_seconds,
+                scrapes.best_seconds / text.best_seconds,
+                scrapes.cpu_seconds / text.cpu_seconds
+            );
+        }
     }
     println!(
         "  slowest write {:>10.1} ms alone, {:.1} ms while scrapes run back to back",
@@ -916,7 +958,8 @@ fn timed(work: impl FnOnce()) -> f64 {
 /// Times each stage in this process on one thread, without HTTP: where the time goes. Each
 /// figure is the best of three runs, on a fresh store where the stage needs one.
 fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
-    use k8s_exporter::expose::text as exposition;
+    use k8s_exporter::expose::negotiate::negotiate;
+    use k8s_exporter::expose::{groups, render};
     use k8s_exporter::store::Store;
     use k8s_exporter::write::wire::{Protocol, WriteBatch};
     use k8s_exporter::write::{decode, ingest};
@@ -1002,19 +1045,22 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         "render: group and sort",
         best_of_three(&mut || {
             timed(|| {
-                exposition::family_count(&snapshot);
+                groups::family_count(&snapshot);
             })
         }),
     );
     let mut page = Vec::new();
-    report(
-        "render",
-        best_of_three(&mut || {
-            timed(|| {
-                page = exposition::render(&snapshot, false);
-            })
-        }),
-    );
+    for (format, accept) in FORMATS.iter().rev() {
+        let negotiated = negotiate(Some(accept));
+        report(
+            &format!("render {format}"),
+            best_of_three(&mut || {
+                timed(|| {
+                    page = render::render(&snapshot, negotiated, false);
+                })
+            }),
+        );
+    }
     let mut zipped = Vec::new();
     report(
         "gzip (fastest level)",
@@ -1118,5 +1164,11 @@ fn main() {
             "  full scrape           x{:.1} faster",
             theirs.plain.best_seconds / ours.plain.best_seconds
         );
+        for (format, scrapes) in &ours.formats {
+            println!(
+                "  full scrape, {format:<18} x{:.1} faster than /federate",
+                theirs.plain.best_seconds / scrapes.best_seconds
+            );
+        }
     }
 }

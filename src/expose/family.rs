@@ -40,13 +40,18 @@ impl MetricKind {
         }
     }
 
-    /// Whether `series` may be exposed in a family of this kind named `family`: its name fits,
+    /// Whether `series`, shown as `name`, may be exposed in a family of this kind named `family`: its name fits,
     /// and its `le` (in a histogram) or `quantile` (in a summary) is a float, which expfmt
     /// (promtool, the client libraries) requires of every line of such a family. Names as the
     /// page writes them, escaped. A `native` histogram series is written as `family_bucket`,
     /// `family_sum` and `family_count` lines.
-    pub fn admits_series(self, family: &str, series: &SeriesView, native: bool) -> bool {
-        let name = series.schema.exposed_name();
+    pub fn admits_series(
+        self,
+        family: &str,
+        name: &str,
+        series: &SeriesView,
+        native: bool,
+    ) -> bool {
         if native {
             return self == MetricKind::Histogram && name == family;
         }
@@ -246,14 +251,24 @@ mod tests {
     #[test]
     fn a_bound_that_is_no_float_keeps_a_series_out_of_its_typed_family() {
         let summary = MetricKind::Summary;
-        assert!(summary.admits_series("s", &view("s", &[("quantile", "0.99")]), false));
-        assert!(!summary.admits_series("s", &view("s", &[("quantile", "+NaN")]), false));
-        assert!(!summary.admits_series("s", &view("s_sum", &[("quantile", "x")]), false));
+        assert!(summary.admits_series("s", "s", &view("s", &[("quantile", "0.99")]), false));
+        assert!(!summary.admits_series("s", "s", &view("s", &[("quantile", "+NaN")]), false));
+        assert!(!summary.admits_series("s", "s_sum", &view("s_sum", &[("quantile", "x")]), false));
         let histogram = MetricKind::Histogram;
-        assert!(histogram.admits_series("h", &view("h_bucket", &[("le", "+Inf")]), false));
-        assert!(!histogram.admits_series("h", &view("h_bucket", &[("le", "1e500")]), false));
-        assert!(histogram.admits_series("h", &view("h_sum", &[("quantile", "x")]), false));
-        assert!(MetricKind::Gauge.admits_series("g", &view("g", &[("le", "x")]), false));
+        assert!(histogram.admits_series(
+            "h",
+            "h_bucket",
+            &view("h_bucket", &[("le", "+Inf")]),
+            false
+        ));
+        assert!(!histogram.admits_series(
+            "h",
+            "h_bucket",
+            &view("h_bucket", &[("le", "1e500")]),
+            false
+        ));
+        assert!(histogram.admits_series("h", "h_sum", &view("h_sum", &[("quantile", "x")]), false));
+        assert!(MetricKind::Gauge.admits_series("g", "g", &view("g", &[("le", "x")]), false));
     }
 
     #[test]

@@ -1,5 +1,13 @@
-//! The scrape path: a store snapshot rendered as an exposition page.
+//! The scrape path: a store snapshot rendered as an exposition page, in the format the scraper
+//! asked for.
 
 pub mod family;
+pub mod groups;
+pub mod naming;
+pub mod negotiate;
+pub mod openmetrics;
 pub mod page;
+pub mod protobuf;
+pub mod render;
+pub mod select;
 pub mod text;

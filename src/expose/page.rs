@@ -12,6 +12,11 @@
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
     fn put_byte(&mut self, byte: u8);
+
+    /// Whether a write failed, so that the rest of the page need not be made.
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 impl Sink for Vec<u8> {
@@ -51,11 +56,6 @@ impl<W: Write> PageWriter<W> {
         }
     }
 
-    /// Whether a write failed, so that the rest of the page need not be made.
-    pub fn failed(&self) -> bool {
-        self.error.is_some()
-    }
-
     /// Writes what is buffered; gives back `out`, or the first error.
     pub fn finish(mut self) -> io::Result<W> {
         self.flush();
@@ -87,6 +87,10 @@ impl<W: Write> PageWriter<W> {
 }
 
 impl<W: Write> Sink for PageWriter<W> {
+    fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
     fn put(&mut self, bytes: &[u8]) {
         if bytes.len() > BUFFER_BYTES - self.len {
             self.flush();

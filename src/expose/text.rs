@@ -6,16 +6,15 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Write};
+use std::io::Write;
 use std::ops::Range;
-use std::sync::Arc;
 
-use crate::base::label_text::underscore_escaped;
-use crate::expose::family::{compare_in_family, compare_plain, family_of};
-use crate::expose::page::{PageWriter, Sink};
-use crate::store::metadata::{Metadata, MetricKind};
+use crate::base::label_text::is_legacy_name;
+use crate::expose::groups::{block_key, Grouped, LabelBlocks, GATHERED};
+use crate::expose::naming::quoted_if_needed;
+use crate::expose::page::Sink;
+use crate::store::metadata::MetricKind;
 use crate::store::native::NativeHistogram;
-use crate::store::{SeriesView, Snapshot};
 
 /// The `Content-Type` of every page in this format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -244,364 +243,6 @@ fn write_value(out: &mut impl Sink, value: f64, timestamp_ms: Option<i64>) {
     out.put_byte(b'\n');
 }
 
-/// Writes the label block of a series, `{a="x",b="y"}` (nothing when it has no labels), from its
-/// schema's prefixes and its interned values.
-fn write_label_block(out: &mut impl Sink, series: &SeriesView) {
-    let prefixes = &series.schema.prefixes;
-    for (prefix, value) in prefixes.iter().zip(series.values.iter()) {
-        out.put(prefix.as_bytes());
-        out.put(escape_label_value(value).as_bytes());
-        out.put_byte(b'"');
-    }
-    if !prefixes.is_empty() {
-        out.put_byte(b'}');
-    }
-}
-
-/// Label blocks rendered once per scrape and copied for every series that has them: all metrics
-/// of a container share their label names and value tuple, so a block is written once and
-/// copied some 25 times.
-struct LabelBlocks<'b> {
-    /// The blocks, one after the other. A block's two dozen pieces are gathered in the writer's
-    /// buffer and reach the `Vec` as one copy (see [`crate::expose::page`]).
-    bytes: PageWriter<&'b mut Vec<u8>>,
-    /// Where each block sits in `bytes`, by its rank ([`block_ranks`]); empty until written.
-    /// A list rather than a table of its own: the ranks are hashed once per series already,
-    /// and on musl a table grown per scrape is mapped afresh at each growth.
-    places: Vec<Range<usize>>,
-}
-
-impl<'b> LabelBlocks<'b> {
-    fn new(bytes: &'b mut Vec<u8>, ranks: &Ranks) -> LabelBlocks<'b> {
-        bytes.clear();
-        LabelBlocks {
-            bytes: PageWriter::new(bytes),
-            places: vec![0..0; ranks.len()],
-        }
-    }
-
-    /// Where the block of `series`, of this rank, sits: written now if it is the first of its
-    /// kind (an empty block, of a series without labels, is written again, as nothing).
-    fn place_of(&mut self, rank: usize, series: &SeriesView) -> Range<usize> {
-        let place = &mut self.places[rank];
-        if place.start == place.end {
-            let start = self.bytes.written().len();
-            write_label_block(&mut self.bytes, series);
-            *place = start..self.bytes.written().len();
-        }
-        place.clone()
-    }
-
-    fn at(&mut self, place: Range<usize>) -> &[u8] {
-        &self.bytes.written()[place]
-    }
-}
-
-/// Series rendered together: the views of a family sit in the snapshot in store order, not in
-/// page order, so reading each is a cache miss, and so is finding its label block. Gathering a
-/// batch's views and blocks in one short loop lets the processor wait for those misses at once
-/// rather than one after the other, between the copies that make the page.
-const GATHERED: usize = 32;
-
-/// The series of one family, in exposition order.
-struct FamilyGroup<'s> {
-    /// The snapshot the members are of, which holds their extras.
-    snapshot: &'s Snapshot,
-    name: String,
-    metadata: Option<Metadata>,
-    /// Whether, without metadata, a family of native histograms is typed `histogram` (see
-    /// [`HistogramConflicts::names`]).
-    natives_typed: bool,
-    members: Vec<&'s SeriesView>,
-}
-
-impl FamilyGroup<'_> {
-    /// The family's kind as metadata says; without metadata, a family of native histograms is
-    /// a histogram, since that is what the series are (unless other families would then be
-    /// read as part of it).
-    fn kind(&self) -> MetricKind {
-        match &self.metadata {
-            Some(metadata) => metadata.kind,
-            None if self.natives_typed && self.members.iter().all(|s| self.is_native(s)) => {
-                MetricKind::Histogram
-            }
-            None => MetricKind::Unknown,
-        }
-    }
-
-    /// The family's type; `untyped` also when a member does not fit the declared type (a bare
-    /// `x` beside histogram `x`, or `le="abc"`), so that the page still parses.
-    fn type_word(&self) -> &'static str {
-        let kind = self.kind();
-        if self
-            .members
-            .iter()
-            .all(|s| kind.admits_series(&self.name, s, self.is_native(s)))
-        {
-            kind.text_type()
-        } else {
-            "untyped"
-        }
-    }
-
-    fn is_native(&self, series: &SeriesView) -> bool {
-        self.snapshot.histogram_of(series).is_some()
-    }
-}
-
-/// The snapshot's families in page order, each with its series in order, the ranks of their
-/// label blocks, and how many series were left out because text 0.0.4 cannot tell their
-/// escaped names from another's.
-fn group_families(snapshot: &Snapshot) -> (Vec<FamilyGroup<'_>>, Ranks, u64) {
-    let mut groups: Vec<FamilyGroup> = Vec::new();
-    let mut group_of_family: HashMap<String, usize> = HashMap::new();
-    // Keyed by schema address: a few hundred schemas, so the lookup hardly ever hashes a name.
-    let mut group_of_schema: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
-    let mut left_out = 0;
-    let conflicts = histogram_conflicts(snapshot);
-    let families = exposed_families(&snapshot.families);
-    for series in &snapshot.series {
-        let unshowable_histogram = snapshot.histogram_of(series).is_some()
-            && (series.labels().any(|(label, _)| label == "le")
-                || conflicts
-                    .as_ref()
-                    .is_some_and(|c| c.lines.contains(&shown_identity(series, ""))));
-        if series.schema.escaped_labels_collide || unshowable_histogram {
-            left_out += 1;
-            continue;
-        }
-        let schema = Arc::as_ptr(&series.schema) as usize;
-        let index = *group_of_schema.entry(schema).or_insert_with(|| {
-            let (family, metadata) = family_of(series.schema.exposed_name(), &families);
-            let index = *group_of_family.entry(family.clone()).or_insert_with(|| {
-                let natives_typed = conflicts
-                    .as_ref()
-                    .is_none_or(|c| !c.names.contains(&family));
-                groups.push(FamilyGroup {
-                    snapshot,
-                    name: family,
-                    metadata: metadata.cloned(),
-                    natives_typed,
-                    members: Vec::new(),
-                });
-                groups.len() - 1
-            });
-            // Room for the schema's series at once: each is held once by the store and once
-            // by this snapshot, so the count is about twice theirs. A list grown by doubling
-            // instead is copied at each step, into memory musl maps afresh every scrape.
-            groups[index]
-                .members
-                .reserve(Arc::strong_count(&series.schema) / 2);
-            index
-        });
-        groups[index].members.push(series);
-    }
-    groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    for group in &mut groups {
-        left_out += drop_escaped_duplicates(&mut group.members);
-    }
-    let ranks = block_ranks(snapshot);
-    let mut slots = Vec::new();
-    for group in &mut groups {
-        let kind = group.kind();
-        let members = &mut group.members;
-        let order = if matches!(kind, MetricKind::Histogram | MetricKind::Summary) {
-            Order::InFamily
-        } else if members
-            .iter()
-            .all(|s| Arc::ptr_eq(&s.schema, &members[0].schema))
-        {
-            // One schema, as nearly every family has: `compare_plain` orders by value tuple,
-            // and each tuple is there once, so the series can be put straight in their places.
-            if members.len() * 4 >= ranks.len() && place_by_rank(members, &ranks, &mut slots) {
-                continue;
-            }
-            Order::TupleRank(&ranks)
-        } else {
-            Order::Plain
-        };
-        sort_series(members, &order);
-    }
-    (groups, ranks, left_out)
-}
-
-/// The family metadata by family name as the page writes it, escaped: a family's metadata
-/// applies to the series whose escaped names are its. Of two families that escape to one name,
-/// the one whose name needed no escaping wins, else the first in name order. Borrowed when no
-/// name needs escaping, as on most pages.
-fn exposed_families(
-    families: &HashMap<Arc<str>, Metadata>,
-) -> Cow<'_, HashMap<Arc<str>, Metadata>> {
-    let escaped = |name: &str| matches!(underscore_escaped(name, true), Cow::Owned(_));
-    if !families.keys().any(|name| escaped(name)) {
-        return Cow::Borrowed(families);
-    }
-    let mut names: Vec<&Arc<str>> = families.keys().collect();
-    names.sort_by_key(|name| (escaped(name), Arc::clone(name)));
-    let mut exposed = HashMap::with_capacity(families.len());
-    for name in names {
-        let key: Arc<str> = underscore_escaped(name, true).into();
-        exposed.entry(key).or_insert_with(|| families[name].clone());
-    }
-    Cow::Owned(exposed)
-}
-
-/// A series' labels as the page shows them: names escaped, sorted by name (escaping can change
-/// how names sort), so that two series that show alike compare equal.
-fn shown_labels(series: &SeriesView) -> Vec<(Cow<'_, str>, &str)> {
-    let mut labels: Vec<_> = series
-        .labels()
-        .map(|(label, value)| (underscore_escaped(label, false), value))
-        .collect();
-    labels.sort_unstable();
-    labels
-}
-
-/// A series as the page shows it, named `base` less `suffix`: its escaped name without the
-/// suffix, and its shown labels without `le`.
-type ShownIdentity = (String, Vec<(String, String)>);
-
-fn shown_identity(series: &SeriesView, suffix: &str) -> ShownIdentity {
-    let name = series.schema.exposed_name();
-    let labels = shown_labels(series)
-        .into_iter()
-        .filter(|(label, _)| label != "le")
-        .map(|(label, value)| (label.into_owned(), value.to_owned()))
-        .collect();
-    (name[..name.len() - suffix.len()].to_owned(), labels)
-}
-
-/// What float series take from native histograms `x` by being named `x_bucket`, `x_sum` or
-/// `x_count`: a native histogram `x{a="1"}` writes `x_bucket{a="1",le=...}`, `x_sum{a="1"}`
-/// and `x_count{a="1"}`.
-#[derive(Default)]
-struct HistogramConflicts {
-    /// Histograms whose lines a float series of the same name and labels would repeat: they
-    /// are left off the page (the float series are shown), as is a histogram with an `le`
-    /// label of its own, which its buckets would repeat.
-    lines: HashSet<ShownIdentity>,
-    /// Histogram names `x` for which some float series is named `x_bucket`, `x_sum` or
-    /// `x_count`: without metadata such a family stays `untyped`, since expfmt would read
-    /// those series' lines as the histogram's.
-    names: HashSet<String>,
-}
-
-/// The conflicts of the snapshot's native histograms; `None` when it holds none, as most do.
-fn histogram_conflicts(snapshot: &Snapshot) -> Option<HistogramConflicts> {
-    if !snapshot.has_histograms() {
-        return None;
-    }
-    let mut conflicts = HistogramConflicts::default();
-    for series in snapshot.series.iter() {
-        if snapshot.histogram_of(series).is_some() {
-            continue;
-        }
-        let name = series.schema.exposed_name();
-        if let Some(suffix) = ["_bucket", "_sum", "_count"]
-            .into_iter()
-            .find(|suffix| name.ends_with(suffix))
-        {
-            let identity = shown_identity(series, suffix);
-            conflicts.names.insert(identity.0.clone());
-            conflicts.lines.insert(identity);
-        }
-    }
-    Some(conflicts)
-}
-
-/// Leaves out of a family the series whose escaped name and labels are those of another, so
-/// that no line is written twice: a series whose names needed no escaping is kept over one
-/// whose did, and of two escaped ones the first in store order. Returns how many were left out.
-fn drop_escaped_duplicates(members: &mut Vec<&SeriesView>) -> u64 {
-    if !members.iter().any(|s| s.schema.escaped) {
-        return 0;
-    }
-    members.sort_by_key(|s| s.schema.escaped);
-    let before = members.len();
-    let mut seen = HashSet::new();
-    members.retain(|s| seen.insert((s.schema.exposed_name(), shown_labels(s))));
-    (before - members.len()) as u64
-}
-
-/// Puts series of one schema in the order of their blocks' ranks by placing each in its slot,
-/// without comparing; returns false, leaving `members` as they were, if two share a tuple.
-/// `slots` is scratch space, one per scrape rather than one per family.
-fn place_by_rank<'s>(
-    members: &mut Vec<&'s SeriesView>,
-    ranks: &Ranks,
-    slots: &mut Vec<Option<&'s SeriesView>>,
-) -> bool {
-    slots.clear();
-    slots.resize(ranks.len(), None);
-    for series in members.iter() {
-        let slot = &mut slots[ranks[&block_key(series)]];
-        if slot.replace(series).is_some() {
-            return false;
-        }
-    }
-    members.clear();
-    members.extend(slots.drain(..).flatten());
-    true
-}
-
-/// How series are put in order. One comparator for every case, so that the sort is compiled
-/// once: the static binary has a size budget.
-enum Order<'r> {
-    /// Histograms and summaries: `compare_in_family`.
-    InFamily,
-    /// `compare_plain`.
-    Plain,
-    /// Series of one schema, by their label block's rank, which within one schema is their
-    /// tuple's: the same order as `compare_plain`.
-    TupleRank(&'r Ranks),
-    /// By value tuple.
-    Values,
-}
-
-fn sort_series(series: &mut [&SeriesView], order: &Order) {
-    series.sort_unstable_by(|a, b| match order {
-        Order::InFamily => compare_in_family(a, b),
-        Order::Plain => compare_plain(a, b),
-        Order::TupleRank(ranks) => ranks[&block_key(a)].cmp(&ranks[&block_key(b)]),
-        Order::Values => a.values.iter().cmp(b.values.iter()),
-    });
-}
-
-/// What a series' label block is made of: its label-name list and value tuple, by address.
-fn block_key(series: &SeriesView) -> (usize, usize) {
-    (series.schema.label_names.address(), series.values.address())
-}
-
-/// Each label block's place among all of the snapshot's, by [`block_key`].
-type Ranks = hashbrown::HashMap<(usize, usize), usize>;
-
-/// Ranks the snapshot's label blocks in the order of their value tuples. Tuples are interned
-/// and shared by all the metrics of a container, so a few thousand tuples are compared once,
-/// and then families of one schema are sorted by these integers instead of by comparing
-/// tuples afresh in every family, an indirection and a cache miss each time; the render keeps
-/// each block's place by the same integers. Within one schema, where the label names are the
-/// same, block order is tuple order.
-fn block_ranks(snapshot: &Snapshot) -> Ranks {
-    let mut ranks = Ranks::default();
-    let mut blocks = Vec::new();
-    for series in &snapshot.series {
-        ranks.entry(block_key(series)).or_insert_with(|| {
-            blocks.push(series);
-            0
-        });
-    }
-    sort_series(&mut blocks, &Order::Values);
-    for (rank, series) in blocks.iter().enumerate() {
-        ranks.insert(block_key(series), rank);
-    }
-    ranks
-}
-
-/// How many families `/metrics` shows for this snapshot.
-pub fn family_count(snapshot: &Snapshot) -> usize {
-    group_families(snapshot).0.len()
-}
-
 /// What expfmt (promtool, client libraries) has made of the page written so far, as far as
 /// it decides whether a later family's `# HELP` and `# TYPE` still parse. expfmt files a line
 /// about `x_sum` or `x_count` (and `x_bucket`) under summary (or histogram) `x` when `x` was
@@ -629,39 +270,22 @@ impl<'a> ExpfmtFamilies<'a> {
     }
 }
 
-/// Renders every series of the snapshot as the `/metrics` page.
-pub fn render(snapshot: &Snapshot, expose_timestamps: bool) -> Vec<u8> {
-    let page = Vec::with_capacity(snapshot.series.len() * 160);
-    render_to(snapshot, expose_timestamps, &mut Vec::new(), page)
-        .expect("writing to a Vec cannot fail")
-        .0
-}
-
-/// Writes the `/metrics` page of the snapshot to `out` as it is made, so that a scrape holds
-/// 64 KiB of it at a time rather than the whole page; stops at the first write error. Gives
-/// back `out` and how many series were left off the page because their escaped names
-/// collide (see [`drop_escaped_duplicates`]).
+/// Writes the page of `grouped` in text format 0.0.4, or 1.0.0 when `quote_names`: then a
+/// name outside the legacy set is written in quotes, the metric name inside the braces
+/// (`{"http.requests",code="200"} 1`), as escaping `allow-utf-8` has it.
 ///
 /// A native histogram is written as the classic histogram it reads as
 /// ([`NativeHistogram::classic_buckets`]): `_bucket` lines with `le`, then `_sum` and `_count`.
-///
-/// The label blocks are written in `block_bytes`, which is left empty for the next scrape:
-/// two megabytes for 100k cAdvisor series, which musl maps afresh for every scrape and unmaps
-/// after it, so that filling them cost the static build 600 page faults and 6% of its scrape
-/// time; glibc keeps such a block after its first free anyway. If the page used less than
-/// half of their room (the store has shrunk), they are let go, so that a peak is not held.
-pub fn render_to<W: Write>(
-    snapshot: &Snapshot,
+pub fn write_page(
+    out: &mut impl Sink,
+    grouped: &Grouped,
+    blocks: &mut LabelBlocks,
     expose_timestamps: bool,
-    block_bytes: &mut Vec<u8>,
-    out: W,
-) -> io::Result<(W, u64)> {
-    let mut out = PageWriter::new(out);
-    let (groups, ranks, left_out) = group_families(snapshot);
-    let mut blocks = LabelBlocks::new(block_bytes, &ranks);
+    quote_names: bool,
+) {
     let mut expfmt = ExpfmtFamilies::default();
     let mut classic = Vec::new();
-    for group in &groups {
+    for group in &grouped.groups {
         if out.failed() {
             break;
         }
@@ -669,7 +293,8 @@ pub fn render_to<W: Write>(
         let header = expfmt.header_parses(&group.name);
         if header {
             let help = group.metadata.as_ref().map_or(DEFAULT_HELP, |m| &m.help);
-            write_header(&mut out, &group.name, help, type_word);
+            let family = quote_if(quote_names, &group.name);
+            write_header(out, &family, help, type_word);
         }
         let typed = header && matches!(type_word, "summary" | "histogram");
         if typed {
@@ -680,15 +305,16 @@ pub fn render_to<W: Write>(
         for batch in group.members.chunks(GATHERED) {
             let mut places: [Range<usize>; GATHERED] = Default::default();
             for (place, series) in places.iter_mut().zip(batch) {
-                *place = blocks.place_of(ranks[&block_key(series)], series);
+                *place = blocks.place_of(grouped.ranks[&block_key(series)], series);
             }
             for (series, place) in batch.iter().zip(places) {
-                let name = series.schema.exposed_name();
+                let name = group.shown_name(series);
                 if apart && name != group.name {
                     expfmt.implicit.insert(Cow::Borrowed(name));
                 }
                 let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-                if let Some(histogram) = snapshot.histogram_of(series) {
+                let quoted = quote_names && !is_legacy_name(name, true);
+                if let Some(histogram) = group.snapshot.histogram_of(series) {
                     if !(typed && type_word == "histogram") {
                         // Its lines are families of their own to expfmt.
                         for suffix in ["_bucket", "_sum", "_count"] {
@@ -701,59 +327,134 @@ pub fn render_to<W: Write>(
                     // straight onto the page made the compiler stop inlining the float
                     // writing every other series goes through (3% more instructions a page).
                     classic.clear();
-                    write_classic(&mut classic, name, blocks.at(place), histogram, timestamp);
+                    let series_name = SeriesName { name, quoted };
+                    write_classic(
+                        &mut classic,
+                        series_name,
+                        blocks.at(place),
+                        histogram,
+                        timestamp,
+                    );
                     out.put(&classic);
                     continue;
                 }
-                out.put(name.as_bytes());
-                out.put(blocks.at(place));
-                write_value(&mut out, series.value, timestamp);
+                if quoted {
+                    let series_name = SeriesName { name, quoted };
+                    write_series_start(out, series_name, "", blocks.at(place), None);
+                } else {
+                    out.put(name.as_bytes());
+                    out.put(blocks.at(place));
+                }
+                write_value(out, series.value, timestamp);
             }
         }
     }
-    drop(blocks);
-    if block_bytes.len() * 2 < block_bytes.capacity() {
-        *block_bytes = Vec::new();
+}
+
+/// A series' metric name, and whether a text line writes it in quotes inside the braces.
+#[derive(Clone, Copy)]
+pub struct SeriesName<'a> {
+    pub name: &'a str,
+    pub quoted: bool,
+}
+
+/// Writes what a sample line starts with: the name with `suffix`, then the series' label block
+/// (`{a="x"}`, or nothing), with `le` added when given. A quoted name goes inside the braces.
+pub fn write_series_start(
+    out: &mut impl Sink,
+    name: SeriesName,
+    suffix: &str,
+    block: &[u8],
+    le: Option<f64>,
+) {
+    let labels = block
+        .strip_prefix(b"{")
+        .and_then(|b| b.strip_suffix(b"}"))
+        .unwrap_or(b"");
+    if name.quoted {
+        out.put(b"{\"");
+        out.put(escape_label_value(name.name).as_bytes());
+        out.put(escape_label_value(suffix).as_bytes());
+        out.put_byte(b'"');
+        if !labels.is_empty() || le.is_some() {
+            out.put_byte(b',');
+        }
+    } else {
+        out.put(name.name.as_bytes());
+        out.put(suffix.as_bytes());
+        if labels.is_empty() && le.is_none() {
+            return;
+        }
+        out.put_byte(b'{');
     }
-    block_bytes.clear();
-    out.finish().map(|out| (out, left_out))
+    out.put(labels);
+    if let Some(le) = le {
+        if !labels.is_empty() {
+            out.put_byte(b',');
+        }
+        out.put(b"le=\"");
+        write_float(out, le);
+        out.put_byte(b'"');
+    }
+    out.put_byte(b'}');
 }
 
 /// Writes a native histogram as the classic one it reads as, under the series' label block
-/// (`{a="x"}`, or nothing) with `le` added to each bucket's.
+/// with `le` added to each bucket's.
 fn write_classic(
     out: &mut impl Sink,
-    name: &str,
+    name: SeriesName,
     block: &[u8],
     histogram: &NativeHistogram,
     timestamp_ms: Option<i64>,
 ) {
-    let open_block = block.strip_suffix(b"}");
     for (le, count) in histogram.classic_buckets() {
-        out.put(name.as_bytes());
-        out.put(b"_bucket");
-        match open_block {
-            Some(labels) => {
-                out.put(labels);
-                out.put(b",le=\"");
-            }
-            None => out.put(b"{le=\""),
-        }
-        write_float(out, le);
-        out.put(b"\"}");
+        write_series_start(out, name, "_bucket", block, Some(le));
         write_value(out, count, timestamp_ms);
     }
     for (suffix, value) in [("_sum", histogram.sum), ("_count", histogram.count)] {
-        out.put(name.as_bytes());
-        out.put(suffix.as_bytes());
-        out.put(block);
+        write_series_start(out, name, suffix, block, None);
         write_value(out, value, timestamp_ms);
+    }
+}
+
+/// `name` in quotes when `quote` and it is outside the legacy set.
+fn quote_if(quote: bool, name: &str) -> Cow<'_, str> {
+    if quote {
+        quoted_if_needed(name, true)
+    } else {
+        Cow::Borrowed(name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::label_text::Escaping;
+    use crate::expose::groups::{block_ranks, place_by_rank, Grouped};
+    use crate::expose::naming::Naming;
+    use crate::expose::negotiate::Negotiated;
+    use crate::store::metadata::Metadata;
+    use crate::store::{SeriesView, Snapshot};
+    use std::collections::HashMap;
+
+    fn render(snapshot: &Snapshot, timestamps: bool) -> Vec<u8> {
+        crate::expose::render::render(snapshot, Negotiated::default(), timestamps)
+    }
+
+    fn render_to(
+        snapshot: &Snapshot,
+        timestamps: bool,
+        block_bytes: &mut Vec<u8>,
+        out: Vec<u8>,
+    ) -> std::io::Result<(Vec<u8>, u64)> {
+        let negotiated = Negotiated::default();
+        crate::expose::render::render_to(snapshot, negotiated, timestamps, block_bytes, out)
+    }
+
+    fn group_families<'s>(snapshot: &'s Snapshot, naming: &'s Naming) -> Grouped<'s> {
+        crate::expose::groups::group_families(snapshot, naming)
+    }
     use crate::store::intern::{Atom, Tuple};
     use crate::store::Schema;
     use std::sync::Arc;
@@ -1257,7 +958,8 @@ mod tests {
             store.apply_text(("up", &[("job", &job)]), sample, 0);
         }
         let snapshot = store.snapshot();
-        let (groups, _, _) = group_families(&snapshot);
+        let naming = Naming::new(&snapshot, Escaping::Underscores);
+        let groups = group_families(&snapshot, &naming).groups;
         let members = &groups[0].members;
         assert_eq!(members.len(), 100);
         // Grown by doubling from nothing, the list would have room for 128.

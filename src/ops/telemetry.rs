@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::base::locks::lock;
-use crate::expose::text::{write_float, write_header, write_sample};
+use crate::expose::text::write_float;
 use crate::ops::process::ProcessStats;
-use crate::store::Store;
+use crate::store::metadata::{Metadata, MetricKind};
+use crate::store::{Sample, Snapshot, Store};
 use crate::write::ingest::{DropReason, Report};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -53,8 +54,8 @@ impl Histogram {
             });
     }
 
-    fn write(&self, out: &mut Vec<u8>, name: &str, help: &str) {
-        write_header(out, name, help, "histogram");
+    fn write(&self, out: &mut OwnMetrics, name: &str, help: &str) {
+        out.header(name, help, "histogram");
         let bucket_name = format!("{name}_bucket");
         let mut cumulative = 0;
         for (bound, bucket) in DURATION_BUCKETS.iter().zip(&self.buckets) {
@@ -62,19 +63,13 @@ impl Histogram {
             let mut le = Vec::new();
             write_float(&mut le, *bound);
             let le = String::from_utf8(le).unwrap_or_default();
-            write_sample(
-                out,
-                &bucket_name,
-                [("le", le.as_str())],
-                cumulative as f64,
-                None,
-            );
+            out.sample(&bucket_name, [("le", le.as_str())], cumulative as f64);
         }
         let count = self.count.load(Ordering::Relaxed) as f64;
-        write_sample(out, &bucket_name, [("le", "+Inf")], count, None);
+        out.sample(&bucket_name, [("le", "+Inf")], count);
         let sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
-        write_sample(out, &format!("{name}_sum"), [], sum, None);
-        write_sample(out, &format!("{name}_count"), [], count, None);
+        out.sample(&format!("{name}_sum"), [], sum);
+        out.sample(&format!("{name}_count"), [], count);
     }
 }
 
@@ -139,10 +134,10 @@ impl ConnectionStats {
         self.errors[error as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
-        let gauge = |out: &mut Vec<u8>, name: &str, help: &str, value: &AtomicUsize| {
-            write_header(out, name, help, "gauge");
-            write_sample(out, name, [], value.load(Ordering::Relaxed) as f64, None);
+    fn write(&self, out: &mut OwnMetrics) {
+        let gauge = |out: &mut OwnMetrics, name: &str, help: &str, value: &AtomicUsize| {
+            out.header(name, help, "gauge");
+            out.sample(name, [], value.load(Ordering::Relaxed) as f64);
         };
         gauge(
             out,
@@ -157,15 +152,14 @@ impl ConnectionStats {
             &self.limit,
         );
         let name = "k8s_exporter_http_errors_total";
-        write_header(
-            out,
+        out.header(
             name,
             "Connections ended or refused by the HTTP layer before a handler answered, by reason.",
             "counter",
         );
         for (error, count) in HttpError::ALL.iter().zip(&self.errors) {
             let value = count.load(Ordering::Relaxed) as f64;
-            write_sample(out, name, [("reason", error.as_str())], value, None);
+            out.sample(name, [("reason", error.as_str())], value);
         }
     }
 }
@@ -188,6 +182,7 @@ pub struct Telemetry {
     last_write_ms: AtomicI64,
     scrapes: AtomicU64,
     left_off_page: AtomicU64,
+    bad_selectors: AtomicU64,
     scrape_duration: Histogram,
     handler_panics: AtomicU64,
 }
@@ -215,6 +210,7 @@ impl Default for Telemetry {
             last_write_ms: AtomicI64::new(0),
             scrapes: AtomicU64::new(0),
             left_off_page: AtomicU64::new(0),
+            bad_selectors: AtomicU64::new(0),
             scrape_duration: Histogram::default(),
             handler_panics: AtomicU64::new(0),
         }
@@ -273,6 +269,11 @@ impl Telemetry {
         self.left_off_page.fetch_add(series, Ordering::Relaxed);
     }
 
+    /// Counts a scrape refused because a `match[]` selector did not parse.
+    pub fn record_bad_selector(&self) {
+        self.bad_selectors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_expired(&self, series: usize) {
         self.removed_expired
             .fetch_add(series as u64, Ordering::Relaxed);
@@ -292,21 +293,22 @@ impl Telemetry {
         self.last_write_ms.load(Ordering::Relaxed)
     }
 
-    /// Renders the `/metrics/exporter` page.
-    pub fn render(&self, gauges: &Gauges, process: Option<&ProcessStats>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8192);
-        let counter = |out: &mut Vec<u8>, name: &str, help: &str, value: &AtomicU64| {
-            write_header(out, name, help, "counter");
-            write_sample(out, name, [], value.load(Ordering::Relaxed) as f64, None);
+    /// The `/metrics/exporter` page's series, to be rendered in the format a scraper asks for.
+    pub fn snapshot(&self, gauges: &Gauges, process: Option<&ProcessStats>) -> Snapshot {
+        let mut out = OwnMetrics {
+            store: Store::new(OWN_SERIES_LIMIT),
         };
-        let gauge = |out: &mut Vec<u8>, name: &str, help: &str, value: f64| {
-            write_header(out, name, help, "gauge");
-            write_sample(out, name, [], value, None);
+        let counter = |out: &mut OwnMetrics, name: &str, help: &str, value: &AtomicU64| {
+            out.header(name, help, "counter");
+            out.sample(name, [], value.load(Ordering::Relaxed) as f64);
+        };
+        let gauge = |out: &mut OwnMetrics, name: &str, help: &str, value: f64| {
+            out.header(name, help, "gauge");
+            out.sample(name, [], value);
         };
 
-        write_header(&mut out, "k8s_exporter_build_info", "A metric with a constant '1' value labeled by version, revision and the Rust version it was built with.", "gauge");
-        write_sample(
-            &mut out,
+        out.header("k8s_exporter_build_info", "A metric with a constant '1' value labeled by version, revision and the Rust version it was built with.", "gauge");
+        out.sample(
             "k8s_exporter_build_info",
             [
                 ("revision", REVISION),
@@ -314,7 +316,6 @@ impl Telemetry {
                 ("version", VERSION),
             ],
             1.0,
-            None,
         );
         self.connections.write(&mut out);
         counter(
@@ -350,20 +351,17 @@ impl Telemetry {
             &self.handler_panics,
         );
 
-        write_header(
-            &mut out,
+        out.header(
             "k8s_exporter_samples_dropped_total",
             "Samples, native histograms and exemplars received but not stored, by reason.",
             "counter",
         );
         for (reason, count) in DropReason::ALL.iter().zip(&self.samples_dropped) {
             let value = count.load(Ordering::Relaxed) as f64;
-            write_sample(
-                &mut out,
+            out.sample(
                 "k8s_exporter_samples_dropped_total",
                 [("reason", reason.as_str())],
                 value,
-                None,
             );
         }
         counter(
@@ -380,8 +378,14 @@ impl Telemetry {
         counter(
             &mut out,
             "k8s_exporter_scrape_series_left_out_total",
-            "Series left off a scraped page because their names, escaped for text format 0.0.4, are another series' (that one is shown).",
+            "Series left off a scraped page because their names, as escaped for the scraper, are another series' (that one is shown).",
             &self.left_off_page,
+        );
+        counter(
+            &mut out,
+            "k8s_exporter_scrape_selector_errors_total",
+            "Scrapes refused with 400 because a match[] selector did not parse or selected every series.",
+            &self.bad_selectors,
         );
         counter(
             &mut out,
@@ -402,8 +406,7 @@ impl Telemetry {
             gauges.series_limit as f64,
         );
 
-        write_header(
-            &mut out,
+        out.header(
             "k8s_exporter_series_removed_total",
             "Series removed, by reason: not written within the TTL, or ended by a stale marker.",
             "counter",
@@ -413,12 +416,10 @@ impl Telemetry {
             ("stale_marker", &self.removed_stale),
         ] {
             let value = count.load(Ordering::Relaxed) as f64;
-            write_sample(
-                &mut out,
+            out.sample(
                 "k8s_exporter_series_removed_total",
                 [("reason", reason)],
                 value,
-                None,
             );
         }
         gauge(
@@ -439,30 +440,69 @@ impl Telemetry {
             "Time taken to read, decode and store a write request.",
         );
 
-        write_header(
-            &mut out,
+        out.header(
             "k8s_exporter_write_requests_total",
             "Write requests answered, by HTTP status code.",
             "counter",
         );
         for (code, count) in lock(&self.write_requests).iter() {
-            write_sample(
-                &mut out,
+            out.sample(
                 "k8s_exporter_write_requests_total",
                 [("code", code.to_string().as_str())],
                 *count as f64,
-                None,
             );
         }
 
         if let Some(process) = process {
             write_process(&mut out, process);
         }
-        out
+        out.store.snapshot()
     }
 }
 
-fn write_process(out: &mut Vec<u8>, process: &ProcessStats) {
+/// More than the exporter's own series, which are some eighty.
+const OWN_SERIES_LIMIT: usize = 1000;
+
+/// The exporter's own metrics, gathered in a store of their own so that they are shown in any
+/// format exactly as the bridged series are.
+pub struct OwnMetrics {
+    store: Store,
+}
+
+impl OwnMetrics {
+    /// A family's help and type (`counter`, `gauge` or `histogram`).
+    fn header(&mut self, family: &str, help: &str, type_word: &str) {
+        let kind = match type_word {
+            "counter" => MetricKind::Counter,
+            "gauge" => MetricKind::Gauge,
+            "histogram" => MetricKind::Histogram,
+            _ => MetricKind::Unknown,
+        };
+        let metadata = Metadata {
+            kind,
+            help: help.into(),
+            unit: "".into(),
+        };
+        self.store.set_metadata(family, metadata, 0);
+    }
+
+    fn sample<'a>(
+        &mut self,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+        value: f64,
+    ) {
+        let mut labels: Vec<(&str, &str)> = labels.into_iter().collect();
+        labels.sort_unstable();
+        let sample = Sample {
+            value,
+            timestamp_ms: 0,
+        };
+        self.store.apply_text((name, &labels), sample, 0);
+    }
+}
+
+fn write_process(out: &mut OwnMetrics, process: &ProcessStats) {
     let families = [
         (
             "process_cpu_seconds_total",
@@ -502,14 +542,19 @@ fn write_process(out: &mut Vec<u8>, process: &ProcessStats) {
         ),
     ];
     for (name, help, type_word, value) in families {
-        write_header(out, name, help, type_word);
-        write_sample(out, name, [], value, None);
+        out.header(name, help, type_word);
+        out.sample(name, [], value);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(snapshot: &Snapshot) -> String {
+        let page = crate::expose::render::render(snapshot, Default::default(), false);
+        String::from_utf8(page).unwrap()
+    }
 
     fn sample_value(page: &str, series: &str) -> f64 {
         let line = page
@@ -528,9 +573,11 @@ mod tests {
         for value in [0.0001, 0.003, 0.003, 20.0] {
             histogram.observe(value);
         }
-        let mut out = Vec::new();
+        let mut out = OwnMetrics {
+            store: Store::new(OWN_SERIES_LIMIT),
+        };
         histogram.write(&mut out, "h_seconds", "help");
-        let page = String::from_utf8(out).unwrap();
+        let page = text(&out.store.snapshot());
         assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"0.0005\"}"), 1.0);
         assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"0.0025\"}"), 1.0);
         assert_eq!(sample_value(&page, "h_seconds_bucket{le=\"0.005\"}"), 3.0);
@@ -563,7 +610,7 @@ mod tests {
             series_limit: 10,
             ttl: Duration::from_secs(300),
         };
-        let page = String::from_utf8(telemetry.render(&gauges, None)).unwrap();
+        let page = text(&telemetry.snapshot(&gauges, None));
         assert_eq!(
             sample_value(&page, "k8s_exporter_samples_received_total"),
             5.0

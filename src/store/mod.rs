@@ -368,6 +368,26 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Keeps only the series `keep` selects, with their extras.
+    pub fn select(&mut self, keep: impl Fn(&SeriesView) -> bool) {
+        let mut extras = std::mem::take(&mut self.extras).into_iter().peekable();
+        let mut kept_extras = Vec::new();
+        let (mut index, mut kept) = (0u32, 0u32);
+        self.series.retain(|series| {
+            let held = extras.next_if(|(at, _)| *at == index);
+            index += 1;
+            if !keep(series) {
+                return false;
+            }
+            if let Some((_, held)) = held {
+                kept_extras.push((kept, held));
+            }
+            kept += 1;
+            true
+        });
+        self.extras = kept_extras;
+    }
+
     /// The extras of `view`, which must be one of this snapshot's series.
     pub fn extras_of(&self, view: &SeriesView) -> Option<&Extras> {
         if self.extras.is_empty() {
@@ -735,9 +755,9 @@ impl Store {
     }
 }
 
-#[cfg(test)]
 impl Store {
-    /// `apply` for a key given as text, for tests.
+    /// `apply` for a key given as text, labels sorted by name: the exporter's own metrics, and
+    /// tests.
     pub(crate) fn apply_text(
         &self,
         (name, labels): (&str, &[(&str, &str)]),
@@ -755,7 +775,10 @@ impl Store {
         self.writer()
             .apply(&key, self.hash(&key), &Update::float(sample), now)
     }
+}
 
+#[cfg(test)]
+impl Store {
     /// Every series as `name{label=value,...} value @timestamp`, sorted, for tests.
     pub(crate) fn describe(&self) -> Vec<String> {
         let mut out: Vec<String> = self

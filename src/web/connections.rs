@@ -469,7 +469,7 @@ fn response_head(
 ) -> Vec<u8> {
     ResponseHead {
         status: reply.status,
-        content_type: reply.content_type,
+        content_type: &reply.content_type,
         headers: &reply.headers,
         body_length,
         version,

@@ -97,6 +97,31 @@ pub enum ReadError {
     TooLarge,
 }
 
+/// `%XX` escapes and `+` decoded; a `%` not followed by two hex digits is kept as it is.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (byte, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn bad(status: u16, reason: impl Into<String>) -> ReadError {
     ReadError::Bad {
         status,
@@ -119,6 +144,21 @@ impl Head {
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .flat_map(|(_, v)| v.split(','))
             .map(str::trim)
+    }
+
+    /// The values of a query parameter, in order, percent-decoded (`+` is a space, as in
+    /// forms); a value that does not decode to UTF-8 is kept with replacement characters.
+    pub fn query_values(&self, key: &str) -> Vec<String> {
+        let Some((_, query)) = self.target.split_once('?') else {
+            return Vec::new();
+        };
+        query
+            .split('&')
+            .filter_map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decoded(name) == key).then(|| percent_decoded(value))
+            })
+            .collect()
     }
 
     /// The target's path, without the query.

@@ -5,13 +5,16 @@
 //! which the connection renders as it writes ([`write_page`]), with no lock held. Handlers run
 //! on the worker pool; the connection threads read the requests and write the answers.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::base::locks::lock;
-use crate::expose::text::{render_to, TEXT_CONTENT_TYPE};
+use crate::expose::negotiate::{negotiate, Negotiated};
+use crate::expose::render::{render, render_to};
+use crate::expose::select::Selection;
 use crate::ops::landing::{landing_page, LandingFacts};
 use crate::ops::log::{self, RateLimited};
 use crate::ops::process;
@@ -69,7 +72,7 @@ impl App {
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    pub content_type: &'static str,
+    pub content_type: Cow<'static, str>,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     /// A `/metrics` page, written as it is rendered instead of `body` ([`write_page`]).
@@ -80,6 +83,7 @@ pub struct Reply {
 #[derive(Debug)]
 pub struct Page {
     snapshot: Snapshot,
+    negotiated: Negotiated,
     expose_timestamps: bool,
     gzip: bool,
     started: Instant,
@@ -100,7 +104,7 @@ impl Reply {
         body.push(b'\n');
         Reply {
             status,
-            content_type: "text/plain; charset=utf-8",
+            content_type: "text/plain; charset=utf-8".into(),
             headers: Vec::new(),
             body,
             page: None,
@@ -110,7 +114,7 @@ impl Reply {
     fn empty(status: u16) -> Reply {
         Reply {
             status,
-            content_type: "text/plain; charset=utf-8",
+            content_type: "text/plain; charset=utf-8".into(),
             headers: Vec::new(),
             body: Vec::new(),
             page: None,
@@ -254,9 +258,9 @@ fn route(app: &App, request: &Request) -> Reply {
     }
     let accept_encoding = head.header("Accept-Encoding");
     if path == settings.telemetry_path {
-        scrape(app, accept_encoding)
+        scrape(app, head)
     } else if path == settings.exporter_telemetry_path {
-        exporter_metrics(app).gzip_if_accepted(accept_encoding)
+        exporter_metrics(app, head).gzip_if_accepted(accept_encoding)
     } else if path == "/healthz" {
         Reply::text(200, "ok")
     } else {
@@ -349,21 +353,35 @@ fn receive(app: &App, body: &[u8], protocol: Protocol) -> Result<(Reply, Points)
 
 /// Answers a scrape with the snapshot to render: the connection renders it as it writes (see
 /// [`write_page`]), so a scrape holds references to the series, not a copy of the page.
-fn scrape(app: &App, accept_encoding: Option<&str>) -> Reply {
+fn scrape(app: &App, head: &Head) -> Reply {
     let started = Instant::now();
-    let gzip = accepts_gzip(accept_encoding);
+    let selectors = head.query_values("match[]");
+    let selection = match Selection::parse(selectors.iter().map(String::as_str)) {
+        Ok(selection) => selection,
+        Err(reason) => {
+            app.telemetry.record_bad_selector();
+            return Reply::text(400, &reason);
+        }
+    };
+    let negotiated = negotiate(head.header("Accept"));
+    let gzip = accepts_gzip(head.header("Accept-Encoding"));
     let mut headers = Vec::new();
     if gzip {
         headers.push(("Content-Encoding", "gzip".into()));
     }
-    headers.push(("Vary", "Accept-Encoding".into()));
+    headers.push(("Vary", "Accept, Accept-Encoding".into()));
+    let mut snapshot = app.store.snapshot();
+    if !selection.is_empty() {
+        snapshot.select(|series| selection.selects(series));
+    }
     Reply {
         status: 200,
-        content_type: TEXT_CONTENT_TYPE,
+        content_type: negotiated.content_type().into(),
         headers,
         body: Vec::new(),
         page: Some(Box::new(Page {
-            snapshot: app.store.snapshot(),
+            negotiated,
+            snapshot,
             expose_timestamps: app.settings.expose_timestamps,
             gzip,
             started,
@@ -379,6 +397,7 @@ pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result
     let mut render = |out: &mut dyn Write| {
         render_to(
             &page.snapshot,
+            page.negotiated,
             page.expose_timestamps,
             &mut block_bytes,
             out,
@@ -397,14 +416,16 @@ pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result
     written
 }
 
-fn exporter_metrics(app: &App) -> Reply {
+/// The exporter's own metrics, in the format the scraper asks for, as `/metrics` is.
+fn exporter_metrics(app: &App, head: &Head) -> Reply {
     let gauges = Gauges::of(&app.store, app.settings.ttl);
-    let body = app.telemetry.render(&gauges, process::read().as_ref());
+    let snapshot = app.telemetry.snapshot(&gauges, process::read().as_ref());
+    let negotiated = negotiate(head.header("Accept"));
     Reply {
         status: 200,
-        content_type: TEXT_CONTENT_TYPE,
-        headers: Vec::new(),
-        body,
+        content_type: negotiated.content_type().into(),
+        headers: vec![("Vary", "Accept, Accept-Encoding".into())],
+        body: render(&snapshot, negotiated, false),
         page: None,
     }
 }
@@ -413,7 +434,7 @@ fn landing(app: &App) -> Reply {
     let snapshot = app.store.snapshot();
     let facts = LandingFacts {
         series: snapshot.series.len(),
-        families: crate::expose::text::family_count(&snapshot),
+        families: crate::expose::groups::family_count(&snapshot),
         last_write_ms: app.telemetry.last_write_ms(),
         telemetry_path: &app.settings.telemetry_path,
         exporter_telemetry_path: &app.settings.exporter_telemetry_path,
@@ -424,7 +445,7 @@ fn landing(app: &App) -> Reply {
     app.store.recycle(snapshot);
     Reply {
         status: 200,
-        content_type: "text/html; charset=utf-8",
+        content_type: "text/html; charset=utf-8".into(),
         headers: Vec::new(),
         body,
         page: None,
@@ -463,10 +484,12 @@ mod tests {
             1,
             "one line"
         );
-        let page = String::from_utf8(
-            app.telemetry
-                .render(&Gauges::of(&app.store, app.settings.ttl), None),
-        )
+        let page = String::from_utf8(render(
+            &app.telemetry
+                .snapshot(&Gauges::of(&app.store, app.settings.ttl), None),
+            Negotiated::default(),
+            false,
+        ))
         .unwrap();
         assert!(
             page.contains("k8s_exporter_request_handler_panics_total 1\n"),

@@ -1264,7 +1264,12 @@ mod tests {
     }
 
     fn page(store: &Store) -> String {
-        String::from_utf8(crate::expose::text::render(&store.snapshot(), false)).unwrap()
+        String::from_utf8(crate::expose::render::render(
+            &store.snapshot(),
+            Default::default(),
+            false,
+        ))
+        .unwrap()
     }
 
     #[test]

@@ -1,0 +1,341 @@
+//! OpenMetrics 1.0 text (https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md),
+//! also served as 0.0.1, which differs from it in nothing we write.
+//!
+//! Unlike text 0.0.4, a counter family `x` has samples `x_total` and `x_created`; `# UNIT`
+//! is written; exemplars follow `_total` and `_bucket` samples; timestamps are in seconds; the
+//! page ends with `# EOF`. OpenMetrics is strict where 0.0.4 is lenient: every family name is
+//! used once (with its suffixes), a sample's name must be its family's, a histogram has its
+//! `+Inf` bucket and its count equals it, and one with negative buckets has no `_sum`. A
+//! family whose series do not fit its type is written as one `unknown` family per series
+//! name, and a family whose names another already used is left out and counted.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::ops::Range;
+
+use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks, GATHERED};
+use crate::expose::naming::quoted_if_needed;
+use crate::expose::page::Sink;
+use crate::expose::text::{
+    escape_label_value, write_float, write_series_start, SeriesName, DEFAULT_HELP,
+};
+use crate::store::metadata::MetricKind;
+use crate::store::native::Exemplar;
+use crate::store::SeriesView;
+
+/// Writes the page of `grouped`; returns how many series were left out because their family
+/// name was taken.
+pub fn write_page(
+    out: &mut impl Sink,
+    grouped: &Grouped,
+    blocks: &mut LabelBlocks,
+    expose_timestamps: bool,
+    quote_names: bool,
+) -> u64 {
+    let mut page = OpenMetricsPage {
+        blocks,
+        grouped,
+        expose_timestamps,
+        quote_names,
+        taken: HashSet::new(),
+        left_out: 0,
+    };
+    for group in &grouped.groups {
+        if out.failed() {
+            break;
+        }
+        let kind = group.kind();
+        let fits = group.fits(kind);
+        match kind {
+            MetricKind::Counter if fits && group.name.ends_with("_total") => {
+                let name = &group.name[..group.name.len() - "_total".len()];
+                page.write_family(out, group, name, "counter", &group.members);
+            }
+            MetricKind::Gauge if fits => {
+                page.write_family(out, group, &group.name, "gauge", &group.members);
+            }
+            MetricKind::Summary if fits => {
+                page.write_family(out, group, &group.name, "summary", &group.members);
+            }
+            MetricKind::Histogram if fits && histograms_are_whole(group) => {
+                page.write_family(out, group, &group.name, "histogram", &group.members);
+            }
+            _ => {
+                let mut members: Vec<&SeriesView> = group.members.clone();
+                members.sort_by_key(|s| (group.shown_name(s), group.is_native(s)));
+                for same in members.chunk_by(|a, b| {
+                    group.shown_name(a) == group.shown_name(b)
+                        && group.is_native(a) == group.is_native(b)
+                }) {
+                    let type_word = if group.is_native(same[0]) {
+                        "histogram"
+                    } else {
+                        "unknown"
+                    };
+                    page.write_family(out, group, group.shown_name(same[0]), type_word, same);
+                }
+            }
+        }
+    }
+    out.put(b"# EOF\n");
+    page.left_out
+}
+
+/// Whether every classic histogram of the family has its `+Inf` bucket, buckets that do not
+/// fall as `le` rises, and a count equal to its `+Inf` bucket, as OpenMetrics requires.
+fn histograms_are_whole(group: &FamilyGroup) -> bool {
+    let grouping = |s: &SeriesView| {
+        s.labels()
+            .filter(|(name, _)| *name != "le")
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let classic: Vec<&&SeriesView> = group
+        .members
+        .iter()
+        .filter(|s| !group.is_native(s))
+        .collect();
+    classic
+        .chunk_by(|a, b| grouping(a) == grouping(b))
+        .all(|run| {
+            let suffix = |s: &SeriesView| group.shown_name(s)[group.name.len()..].to_owned();
+            let mut previous = f64::NEG_INFINITY;
+            let mut inf = None;
+            let mut count = None;
+            for series in run {
+                match suffix(series).as_str() {
+                    "_bucket" => {
+                        if series.value < previous {
+                            return false;
+                        }
+                        previous = series.value;
+                        let le = series.labels().find(|(n, _)| *n == "le").map(|(_, v)| v);
+                        if le.and_then(|v| v.parse::<f64>().ok()) == Some(f64::INFINITY) {
+                            inf = Some(series.value);
+                        }
+                    }
+                    "_count" => count = Some(series.value),
+                    _ => {}
+                }
+            }
+            inf.is_some() && count.is_none_or(|c| Some(c) == inf)
+        })
+}
+
+struct OpenMetricsPage<'w, 'b, 's> {
+    blocks: &'w mut LabelBlocks<'b>,
+    grouped: &'w Grouped<'s>,
+    expose_timestamps: bool,
+    quote_names: bool,
+    /// Sample names used so far, each family's with its type's suffixes.
+    taken: HashSet<String>,
+    left_out: u64,
+}
+
+impl OpenMetricsPage<'_, '_, '_> {
+    fn write_family(
+        &mut self,
+        out: &mut impl Sink,
+        group: &FamilyGroup,
+        name: &str,
+        type_word: &str,
+        members: &[&SeriesView],
+    ) {
+        let suffixes: &[&str] = match type_word {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            "summary" => &["", "_sum", "_count", "_created"],
+            _ => &["", "_created"],
+        };
+        let names: Vec<String> = suffixes.iter().map(|s| format!("{name}{s}")).collect();
+        if names.iter().any(|n| self.taken.contains(n)) || self.taken.contains(name) {
+            self.left_out += members.len() as u64;
+            return;
+        }
+        self.taken.extend(names);
+        self.taken.insert(name.to_owned());
+        let family = self.quoted(name);
+        let metadata = group.metadata.as_ref();
+        let help = metadata.map_or(DEFAULT_HELP, |m| &m.help);
+        put_line(
+            out,
+            &[b"# TYPE ", family.as_bytes(), b" ", type_word.as_bytes()],
+        );
+        if let Some(unit) = metadata.map(|m| &*m.unit).filter(|u| !u.is_empty()) {
+            // OpenMetrics requires a family with a unit to be named with it as its suffix.
+            if name.ends_with(&format!("_{unit}")) {
+                put_line(out, &[b"# UNIT ", family.as_bytes(), b" ", unit.as_bytes()]);
+            }
+        }
+        if !help.is_empty() {
+            let help = escape_label_value(help);
+            put_line(out, &[b"# HELP ", family.as_bytes(), b" ", help.as_bytes()]);
+        }
+        for batch in members.chunks(GATHERED) {
+            let mut places: [Range<usize>; GATHERED] = Default::default();
+            for (place, series) in places.iter_mut().zip(batch) {
+                *place = self
+                    .blocks
+                    .place_of(self.grouped.ranks[&block_key(series)], series);
+            }
+            for (series, place) in batch.iter().zip(places) {
+                self.write_series(out, group, name, type_word, series, place);
+            }
+        }
+    }
+
+    fn quoted<'n>(&self, name: &'n str) -> Cow<'n, str> {
+        if self.quote_names {
+            quoted_if_needed(name, true)
+        } else {
+            Cow::Borrowed(name)
+        }
+    }
+
+    fn write_series(
+        &mut self,
+        out: &mut impl Sink,
+        group: &FamilyGroup,
+        family: &str,
+        type_word: &str,
+        series: &SeriesView,
+        place: Range<usize>,
+    ) {
+        let extras = group.snapshot.extras_of(series);
+        let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
+        let shown = group.shown_name(series);
+        let quoted = self.quote_names && !crate::base::label_text::is_legacy_name(shown, true);
+        let block = self.blocks.at(place);
+        let name = SeriesName {
+            name: family,
+            quoted,
+        };
+        let created = extras.and_then(|e| e.created_ms);
+        let newest_exemplar = extras.and_then(|e| e.exemplars.last());
+        if let Some(histogram) = group.snapshot.histogram_of(series) {
+            let buckets = histogram.classic_buckets();
+            let mut exemplars: Vec<&Exemplar> = extras.iter().flat_map(|e| &e.exemplars).collect();
+            let mut below = f64::NEG_INFINITY;
+            for &(le, count) in &buckets {
+                write_series_start(out, name, "_bucket", block, Some(le));
+                // A bucket's exemplar is the newest that falls in it.
+                let in_bucket = exemplars
+                    .iter()
+                    .rposition(|e| e.value <= le && e.value > below);
+                let exemplar = in_bucket.map(|at| exemplars.remove(at));
+                write_value(out, count, timestamp, exemplar);
+                below = le;
+            }
+            if buckets.first().is_none_or(|&(le, _)| le >= 0.0) {
+                write_series_start(out, name, "_sum", block, None);
+                write_value(out, histogram.sum, timestamp, None);
+            }
+            write_series_start(out, name, "_count", block, None);
+            write_value(out, histogram.count, timestamp, None);
+            write_created(out, name, block, created);
+            return;
+        }
+        match type_word {
+            "counter" => {
+                write_series_start(out, name, "_total", block, None);
+                write_value(out, series.value, timestamp, newest_exemplar);
+                write_created(out, name, block, created);
+            }
+            _ => {
+                let suffix = &shown[family.len().min(shown.len())..];
+                let name = SeriesName {
+                    name: family,
+                    quoted,
+                };
+                write_series_start(out, name, suffix, block, None);
+                let exemplar = (suffix == "_bucket").then_some(newest_exemplar).flatten();
+                write_value(out, series.value, timestamp, exemplar);
+                if suffix == "_count" {
+                    write_created(out, name, block, created);
+                }
+            }
+        }
+    }
+}
+
+/// The `_created` sample of a counter, histogram or summary whose sender gave its start.
+fn write_created(out: &mut impl Sink, name: SeriesName, block: &[u8], created: Option<i64>) {
+    if let Some(ms) = created {
+        write_series_start(out, name, "_created", block, None);
+        out.put_byte(b' ');
+        write_seconds(out, ms);
+        out.put_byte(b'\n');
+    }
+}
+
+fn put_line(out: &mut impl Sink, pieces: &[&[u8]]) {
+    for piece in pieces {
+        out.put(piece);
+    }
+    out.put_byte(b'\n');
+}
+
+/// Milliseconds as OpenMetrics timestamps are written, in seconds: `1520879607.789`.
+fn write_seconds(out: &mut impl Sink, ms: i64) {
+    let sign = if ms < 0 { "-" } else { "" };
+    let (seconds, millis) = (ms.unsigned_abs() / 1000, ms.unsigned_abs() % 1000);
+    let text = if millis == 0 {
+        format!("{sign}{seconds}")
+    } else {
+        format!("{sign}{seconds}.{millis:03}")
+    };
+    out.put(text.as_bytes());
+}
+
+/// ` value [timestamp] [# {labels} value [timestamp]]` and the line's end.
+fn write_value(
+    out: &mut impl Sink,
+    value: f64,
+    timestamp_ms: Option<i64>,
+    exemplar: Option<&Exemplar>,
+) {
+    out.put_byte(b' ');
+    write_float(out, value);
+    if let Some(ms) = timestamp_ms {
+        out.put_byte(b' ');
+        write_seconds(out, ms);
+    }
+    if let Some(exemplar) = exemplar {
+        out.put(b" # {");
+        for (i, (name, value)) in exemplar.labels.iter().enumerate() {
+            if i > 0 {
+                out.put_byte(b',');
+            }
+            out.put(quoted_if_needed(name, false).as_bytes());
+            out.put(b"=\"");
+            out.put(escape_label_value(value).as_bytes());
+            out.put_byte(b'"');
+        }
+        out.put(b"} ");
+        write_float(out, exemplar.value);
+        if let Some(ms) = exemplar.timestamp_ms {
+            out.put_byte(b' ');
+            write_seconds(out, ms);
+        }
+    }
+    out.put_byte(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_seconds() {
+        for (ms, text) in [
+            (1520879607789, "1520879607.789"),
+            (5000, "5"),
+            (-1500, "-1.500"),
+            (7, "0.007"),
+        ] {
+            let mut out = Vec::new();
+            write_seconds(&mut out, ms);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
+}

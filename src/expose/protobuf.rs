@@ -1,0 +1,527 @@
+//! The protobuf exposition format: `io.prometheus.client.MetricFamily` messages of
+//! prometheus/client_model `metrics.proto`, each preceded by its length as a varint
+//! (`encoding=delimited`).
+//!
+//! Messages are written straight onto the page, not built as structs first: a family's length
+//! comes before it, so each family is gone through twice, once to add up the lengths of its
+//! metrics and once to write them. Label pairs are written once per scrape and copied, as the
+//! text formats' label blocks are ([`crate::expose::groups::LabelBlocks`]).
+
+use std::ops::Range;
+
+use crate::expose::family::is_float_text;
+use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
+use crate::expose::page::Sink;
+use crate::expose::text::DEFAULT_HELP;
+use crate::store::metadata::MetricKind;
+use crate::store::native::{Buckets, Exemplar, NativeHistogram, CUSTOM_BUCKETS_SCHEMA};
+use crate::store::SeriesView;
+
+/// `MetricType` values.
+const COUNTER: u64 = 0;
+const GAUGE: u64 = 1;
+const SUMMARY: u64 = 2;
+const UNTYPED: u64 = 3;
+const HISTOGRAM: u64 = 4;
+
+/// Wire types.
+const VARINT: u32 = 0;
+const FIXED64: u32 = 1;
+const LENGTH: u32 = 2;
+
+fn put_varint(out: &mut impl Sink, mut value: u64) {
+    while value >= 0x80 {
+        out.put_byte(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.put_byte(value as u8);
+}
+
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_tag(out: &mut impl Sink, field: u32, wire_type: u32) {
+    put_varint(out, u64::from(field << 3 | wire_type));
+}
+
+fn put_bytes_field(out: &mut impl Sink, field: u32, bytes: &[u8]) {
+    put_tag(out, field, LENGTH);
+    put_varint(out, bytes.len() as u64);
+    out.put(bytes);
+}
+
+fn put_double(out: &mut impl Sink, field: u32, value: f64) {
+    put_tag(out, field, FIXED64);
+    out.put(&value.to_le_bytes());
+}
+
+fn put_uint(out: &mut impl Sink, field: u32, value: u64) {
+    put_tag(out, field, VARINT);
+    put_varint(out, value);
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// Writes a nested message built by `body` into `scratch` first, as field `field`.
+fn put_message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    let mut inner = Vec::new();
+    body(&mut inner);
+    put_bytes_field(out, field, &inner);
+}
+
+/// Writes labels as `Metric.label` fields (`LabelPair`: name 1, value 2).
+pub fn write_label_pairs<'a, N: AsRef<str>>(
+    out: &mut impl Sink,
+    labels: impl Iterator<Item = (N, &'a str)>,
+) {
+    for (name, value) in labels {
+        let name = name.as_ref();
+        let pair_len = 2
+            + varint_len(name.len() as u64)
+            + name.len()
+            + varint_len(value.len() as u64)
+            + value.len();
+        put_tag(out, 1, LENGTH);
+        put_varint(out, pair_len as u64);
+        put_bytes_field(out, 1, name.as_bytes());
+        put_bytes_field(out, 2, value.as_bytes());
+    }
+}
+
+/// A `google.protobuf.Timestamp` from milliseconds.
+fn put_timestamp(out: &mut Vec<u8>, field: u32, ms: i64) {
+    put_message(out, field, |t| {
+        put_uint(t, 1, ms.div_euclid(1000) as u64);
+        let nanos = ms.rem_euclid(1000) * 1_000_000;
+        if nanos != 0 {
+            put_uint(t, 2, nanos as u64);
+        }
+    });
+}
+
+fn put_exemplar(out: &mut Vec<u8>, field: u32, exemplar: &Exemplar) {
+    put_message(out, field, |e| {
+        write_label_pairs(e, exemplar.labels.iter().map(|(n, v)| (&**n, &**v)));
+        put_double(e, 2, exemplar.value);
+        if let Some(ms) = exemplar.timestamp_ms {
+            put_timestamp(e, 3, ms);
+        }
+    });
+}
+
+/// A count as `uint64` where it is a whole number, else in the `_float` field beside it.
+fn put_count(out: &mut Vec<u8>, int_field: u32, float_field: u32, count: f64) {
+    if count >= 0.0 && count.fract() == 0.0 && count < 18_446_744_073_709_551_616.0 {
+        put_uint(out, int_field, count as u64);
+    } else {
+        put_double(out, float_field, count);
+    }
+}
+
+/// One `Metric` of a family.
+enum Item<'s> {
+    /// A float series: a counter, gauge or untyped value.
+    Float(&'s SeriesView),
+    /// A series whose newest sample is a native histogram.
+    Native(&'s SeriesView, &'s NativeHistogram),
+    /// The `_bucket`, `_sum` and `_count` series of one classic histogram, or the quantile,
+    /// `_sum` and `_count` series of one summary.
+    Run(&'s [&'s SeriesView]),
+}
+
+/// Writes the page of `grouped` as delimited `MetricFamily` messages.
+pub fn write_page(
+    out: &mut impl Sink,
+    grouped: &Grouped,
+    blocks: &mut LabelBlocks,
+    expose_timestamps: bool,
+) {
+    let mut writer = FamilyWriter {
+        blocks,
+        grouped,
+        expose_timestamps,
+        body: Vec::new(),
+        places: Vec::new(),
+    };
+    for group in &grouped.groups {
+        if out.failed() {
+            break;
+        }
+        let kind = group.kind();
+        let fits = group.type_word() != "untyped" || kind == MetricKind::Unknown;
+        match kind {
+            MetricKind::Histogram | MetricKind::Summary if fits => {
+                let items = runs(group);
+                let type_code = if kind == MetricKind::Histogram {
+                    HISTOGRAM
+                } else {
+                    SUMMARY
+                };
+                writer.write_family(out, group, &group.name, type_code, &items);
+            }
+            MetricKind::Counter | MetricKind::Gauge | MetricKind::Unknown if fits => {
+                let type_code = match kind {
+                    MetricKind::Counter => COUNTER,
+                    MetricKind::Gauge => GAUGE,
+                    _ => UNTYPED,
+                };
+                let items: Vec<Item> = group.members.iter().map(|s| item_of(group, s)).collect();
+                writer.write_family(out, group, &group.name, type_code, &items);
+            }
+            _ => {
+                // Members that do not fit the family's type are each shown under their own
+                // name, untyped (a native histogram as a histogram), as text shows them.
+                let mut members: Vec<&&SeriesView> = group.members.iter().collect();
+                members.sort_by_key(|s| (group.shown_name(s), group.is_native(s)));
+                for same in members.chunk_by(|a, b| {
+                    group.shown_name(a) == group.shown_name(b)
+                        && group.is_native(a) == group.is_native(b)
+                }) {
+                    let items: Vec<Item> = same.iter().map(|s| item_of(group, s)).collect();
+                    let native = group.is_native(same[0]);
+                    let type_code = if native { HISTOGRAM } else { UNTYPED };
+                    writer.write_family(out, group, group.shown_name(same[0]), type_code, &items);
+                }
+            }
+        }
+    }
+}
+
+fn item_of<'s>(group: &FamilyGroup<'s>, series: &'s SeriesView) -> Item<'s> {
+    match group.snapshot.histogram_of(series) {
+        Some(histogram) => Item::Native(series, histogram),
+        None => Item::Float(series),
+    }
+}
+
+/// The members of a histogram or summary family as metrics: each native histogram alone, and
+/// the classic series grouped by their labels without `le` and `quantile` (the family's order
+/// puts them side by side, see [`crate::expose::family::compare_in_family`]).
+fn runs<'s>(group: &'s FamilyGroup<'s>) -> Vec<Item<'s>> {
+    let grouping = |s: &SeriesView| {
+        s.labels()
+            .filter(|(name, _)| !matches!(*name, "le" | "quantile"))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let mut items = Vec::new();
+    let mut start = 0;
+    let members = &group.members;
+    while start < members.len() {
+        if let Some(histogram) = group.snapshot.histogram_of(members[start]) {
+            items.push(Item::Native(members[start], histogram));
+            start += 1;
+            continue;
+        }
+        let labels = grouping(members[start]);
+        let mut end = start + 1;
+        while end < members.len()
+            && !group.is_native(members[end])
+            && grouping(members[end]) == labels
+        {
+            end += 1;
+        }
+        items.push(Item::Run(&members[start..end]));
+        start = end;
+    }
+    items
+}
+
+struct FamilyWriter<'w, 'b, 's> {
+    blocks: &'w mut LabelBlocks<'b>,
+    grouped: &'w Grouped<'s>,
+    expose_timestamps: bool,
+    /// A metric's fields after its labels, made afresh for each.
+    body: Vec<u8>,
+    /// Where each metric's label pairs sit among the blocks.
+    places: Vec<Range<usize>>,
+}
+
+impl FamilyWriter<'_, '_, '_> {
+    fn write_family(
+        &mut self,
+        out: &mut impl Sink,
+        group: &FamilyGroup,
+        name: &str,
+        type_code: u64,
+        items: &[Item],
+    ) {
+        let help = group.metadata.as_ref().map_or(DEFAULT_HELP, |m| &m.help);
+        let unit = group.metadata.as_ref().map_or("", |m| &m.unit);
+        self.places.clear();
+        let mut metrics_len = 0;
+        for item in items {
+            let place = match item {
+                Item::Float(series) | Item::Native(series, _) => self
+                    .blocks
+                    .place_of(self.grouped.ranks[&block_key(series)], series),
+                Item::Run(_) => 0..0,
+            };
+            self.encode_body(group, item);
+            let len = place.len() + self.body.len();
+            metrics_len += 1 + varint_len(len as u64) + len;
+            self.places.push(place);
+        }
+        let field_len = |len: usize| 1 + varint_len(len as u64) + len;
+        let mut family_len = field_len(name.len()) + field_len(help.len()) + 2 + metrics_len;
+        if !unit.is_empty() {
+            family_len += field_len(unit.len());
+        }
+        put_varint(out, family_len as u64);
+        put_bytes_field(out, 1, name.as_bytes());
+        put_bytes_field(out, 2, help.as_bytes());
+        put_uint(out, 3, type_code);
+        for (item, place) in items.iter().zip(std::mem::take(&mut self.places)) {
+            self.encode_body(group, item);
+            put_tag(out, 4, LENGTH);
+            put_varint(out, (place.len() + self.body.len()) as u64);
+            out.put(self.blocks.at(place));
+            out.put(&self.body);
+        }
+        if !unit.is_empty() {
+            put_bytes_field(out, 5, unit.as_bytes());
+        }
+    }
+
+    /// Writes in `body` a metric's fields other than its labels (which, for a run, it writes
+    /// as well).
+    fn encode_body(&mut self, group: &FamilyGroup, item: &Item) {
+        let body = &mut self.body;
+        body.clear();
+        let extras = |s: &SeriesView| group.snapshot.extras_of(s);
+        let timestamp = match item {
+            Item::Float(series) => {
+                let created = extras(series).and_then(|e| e.created_ms);
+                let exemplar = extras(series).and_then(|e| e.exemplars.last());
+                match group.kind() {
+                    MetricKind::Counter => put_message(body, 3, |c| {
+                        put_double(c, 1, series.value);
+                        if let Some(exemplar) = exemplar {
+                            put_exemplar(c, 2, exemplar);
+                        }
+                        if let Some(ms) = created {
+                            put_timestamp(c, 3, ms);
+                        }
+                    }),
+                    MetricKind::Gauge => put_message(body, 2, |g| put_double(g, 1, series.value)),
+                    _ => put_message(body, 5, |u| put_double(u, 1, series.value)),
+                }
+                series.timestamp_ms
+            }
+            Item::Native(series, histogram) => {
+                let extras = extras(series);
+                put_message(body, 7, |h| {
+                    write_native(h, histogram);
+                    if let Some(ms) = extras.and_then(|e| e.created_ms) {
+                        put_timestamp(h, 15, ms);
+                    }
+                    for exemplar in extras.iter().flat_map(|e| &e.exemplars) {
+                        put_exemplar(h, 16, exemplar);
+                    }
+                });
+                series.timestamp_ms
+            }
+            Item::Run(members) => {
+                let first = members[0];
+                write_label_pairs(
+                    body,
+                    first
+                        .labels()
+                        .filter(|(name, _)| !matches!(*name, "le" | "quantile")),
+                );
+                let created = members.iter().find_map(|s| extras(s)?.created_ms);
+                if group.kind() == MetricKind::Histogram {
+                    put_message(body, 7, |h| write_classic(h, group, members, created));
+                } else {
+                    put_message(body, 4, |s| write_summary(s, group, members, created));
+                }
+                members.iter().map(|s| s.timestamp_ms).max().unwrap_or(0)
+            }
+        };
+        if self.expose_timestamps {
+            put_uint(body, 6, timestamp as u64);
+        }
+    }
+}
+
+/// The value of the member whose shown name is the family's with `suffix`.
+fn member_value(group: &FamilyGroup, members: &[&SeriesView], suffix: &str) -> Option<f64> {
+    members
+        .iter()
+        .find(|s| group.shown_name(s).strip_prefix(group.name.as_str()) == Some(suffix))
+        .map(|s| s.value)
+}
+
+fn bound_of(series: &SeriesView, label: &str) -> Option<f64> {
+    let (_, text) = series.labels().find(|(name, _)| *name == label)?;
+    is_float_text(text).then(|| text.parse().ok()).flatten()
+}
+
+/// A classic histogram's `Histogram` fields from its series.
+fn write_classic(
+    h: &mut Vec<u8>,
+    group: &FamilyGroup,
+    members: &[&SeriesView],
+    created: Option<i64>,
+) {
+    put_count(
+        h,
+        1,
+        4,
+        member_value(group, members, "_count").unwrap_or(0.0),
+    );
+    put_double(h, 2, member_value(group, members, "_sum").unwrap_or(0.0));
+    for series in members {
+        if group.shown_name(series).strip_prefix(group.name.as_str()) != Some("_bucket") {
+            continue;
+        }
+        let Some(bound) = bound_of(series, "le") else {
+            continue;
+        };
+        let exemplar = group
+            .snapshot
+            .extras_of(series)
+            .and_then(|e| e.exemplars.last());
+        put_message(h, 3, |b| {
+            put_count(b, 1, 4, series.value);
+            put_double(b, 2, bound);
+            if let Some(exemplar) = exemplar {
+                put_exemplar(b, 3, exemplar);
+            }
+        });
+    }
+    if let Some(ms) = created {
+        put_timestamp(h, 15, ms);
+    }
+}
+
+/// A summary's `Summary` fields from its series.
+fn write_summary(
+    s: &mut Vec<u8>,
+    group: &FamilyGroup,
+    members: &[&SeriesView],
+    created: Option<i64>,
+) {
+    let count = member_value(group, members, "_count").unwrap_or(0.0);
+    put_uint(s, 1, if count >= 0.0 { count as u64 } else { 0 });
+    put_double(s, 2, member_value(group, members, "_sum").unwrap_or(0.0));
+    for series in members {
+        if group.shown_name(series) != group.name {
+            continue;
+        }
+        let Some(quantile) = bound_of(series, "quantile") else {
+            continue;
+        };
+        put_message(s, 3, |q| {
+            put_double(q, 1, quantile);
+            put_double(q, 2, series.value);
+        });
+    }
+    if let Some(ms) = created {
+        put_timestamp(s, 4, ms);
+    }
+}
+
+/// A native histogram's `Histogram` fields: schema, zero bucket, spans, and bucket counts as
+/// deltas (integer histograms) or absolute counts (float histograms). One with custom bucket
+/// bounds is written as the classic buckets those bounds are, since `metrics.proto` carries
+/// such bounds only as classic buckets.
+fn write_native(h: &mut Vec<u8>, histogram: &NativeHistogram) {
+    let float = histogram.float_counts;
+    let count = |h: &mut Vec<u8>, int_field, float_field, value: f64| {
+        if float {
+            put_double(h, float_field, value);
+        } else {
+            put_uint(h, int_field, value as u64);
+        }
+    };
+    count(h, 1, 4, histogram.count);
+    put_double(h, 2, histogram.sum);
+    if histogram.schema == CUSTOM_BUCKETS_SCHEMA {
+        for (bound, cumulative) in histogram.classic_buckets() {
+            put_message(h, 3, |b| {
+                count(b, 1, 4, cumulative);
+                put_double(b, 2, bound);
+            });
+        }
+        return;
+    }
+    put_uint(h, 5, zigzag(i64::from(histogram.schema)));
+    put_double(h, 6, histogram.zero_threshold);
+    count(h, 7, 8, histogram.zero_count);
+    let no_spans = histogram.negative.spans.is_empty() && histogram.positive.spans.is_empty();
+    for (buckets, span_field, delta_field, count_field) in [
+        (&histogram.negative, 9, 10, 11),
+        (&histogram.positive, 12, 13, 14),
+    ] {
+        write_buckets(
+            h,
+            buckets,
+            span_field,
+            if float { count_field } else { delta_field },
+            float,
+        );
+    }
+    if no_spans {
+        // A histogram without buckets still says it is a native one, with an empty span, as
+        // client_golang writes it.
+        put_message(h, 12, |span| {
+            put_uint(span, 1, 0);
+            put_uint(span, 2, 0);
+        });
+    }
+}
+
+fn write_buckets(
+    h: &mut Vec<u8>,
+    buckets: &Buckets,
+    span_field: u32,
+    counts_field: u32,
+    float: bool,
+) {
+    for span in buckets.spans.iter() {
+        put_message(h, span_field, |s| {
+            put_uint(s, 1, zigzag(i64::from(span.offset)));
+            put_uint(s, 2, u64::from(span.length));
+        });
+    }
+    if buckets.counts.is_empty() {
+        return;
+    }
+    put_message(h, counts_field, |packed| {
+        let mut previous = 0i64;
+        for &count in buckets.counts.iter() {
+            if float {
+                packed.put(&count.to_le_bytes());
+            } else {
+                let count = count as i64;
+                put_varint(packed, zigzag(count - previous));
+                previous = count;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_zigzag_are_as_protobuf_has_them() {
+        let mut out = Vec::new();
+        put_varint(&mut out, 300);
+        assert_eq!(out, [0xAC, 0x02]);
+        for value in [0u64, 1, 127, 128, 300, 16383, 16384, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(out.len(), varint_len(value), "{value}");
+        }
+        assert_eq!(zigzag(0), 0);
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+        assert_eq!(zigzag(-2), 3);
+    }
+}
