@@ -151,6 +151,7 @@ fn prometheus_sends_native_histograms_and_exemplars_that_the_bridge_keeps() {
             "url": format!("http://{}/write", server.address),
             "send_exemplars": true,
             "send_native_histograms": true,
+            "metadata_config": {"send_interval": "1s"},
             "queue_config": {"batch_send_deadline": "200ms", "min_backoff": "50ms", "max_backoff": "500ms"},
         }],
     });
@@ -239,7 +240,69 @@ fn prometheus_sends_native_histograms_and_exemplars_that_the_bridge_keeps() {
     assert_eq!(kept, from_prometheus);
     assert_eq!(kept[0].1, 1.5);
     assert_eq!(kept[0].2, exemplar_ms as f64 / 1000.0);
+
+    scrapers_read_what_was_written(&server, &prometheus, &from_prometheus, &dir);
     server.stop();
+}
+
+/// Two more Prometheus servers scrape the bridge: one with native histograms, which asks for
+/// protobuf first, and gets back the histogram and the exemplar that were written; one
+/// without, which asks for OpenMetrics first and reads the same counter and exemplar.
+fn scrapers_read_what_was_written(
+    server: &Server,
+    writer: &crate::support::peers::Peer,
+    exemplars: &[(std::collections::BTreeMap<String, String>, f64, f64)],
+    dir: &TempDir,
+) {
+    let config = json!({
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{
+            "job_name": "bridge",
+            "honor_labels": true,
+            "static_configs": [{"targets": [server.address.clone()]}],
+        }],
+    });
+    let protobuf = prometheus_with(
+        "scraper-protobuf",
+        &config,
+        &dir.0,
+        &["--enable-feature=native-histograms,exemplar-storage"],
+    );
+    let openmetrics = prometheus_with(
+        "scraper-openmetrics",
+        &config,
+        &dir.0,
+        &["--enable-feature=exemplar-storage"],
+    );
+    let selector = "rpc_duration_seconds{job=\"histograms\"}";
+    for promql in [
+        format!("histogram_count({selector})"),
+        format!("histogram_sum({selector})"),
+        format!("histogram_quantile(0.5, {selector})"),
+        format!("histogram_quantile(0.9, {selector})"),
+    ] {
+        let written = query(writer, &promql);
+        let expected: Vec<String> = written.values().cloned().collect();
+        assert_eq!(expected.len(), 1, "{promql} on the writer");
+        let scraped = eventually(Duration::from_secs(30), &promql, || {
+            let values: Vec<String> = query(&protobuf, &promql).values().cloned().collect();
+            (!values.is_empty()).then_some(values)
+        });
+        assert_eq!(scraped, expected, "{promql}");
+    }
+    for (name, scraper) in [("protobuf", &protobuf), ("OpenMetrics", &openmetrics)] {
+        let found = eventually(Duration::from_secs(30), name, || {
+            let found = query_exemplars(scraper, "jobs_total");
+            (!found.is_empty()).then_some(found)
+        });
+        assert_eq!(found, exemplars, "exemplars scraped as {name}");
+        let value = query(scraper, "jobs_total");
+        assert_eq!(
+            value.values().next().map(String::as_str),
+            Some("17"),
+            "{name}"
+        );
+    }
 }
 
 /// Remote write 1.0 encoded by another encoder, from Prometheus's published `types.proto`

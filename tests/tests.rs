@@ -7,6 +7,7 @@ mod exposition;
 mod fuzz_replay;
 mod hostile;
 mod native_peers;
+mod negotiation;
 mod operations;
 mod parsers;
 mod remote_write;

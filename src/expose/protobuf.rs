@@ -260,7 +260,7 @@ impl FamilyWriter<'_, '_, '_> {
                     .place_of(self.grouped.ranks[&block_key(series)], series),
                 Item::Run(_) => 0..0,
             };
-            self.encode_body(group, item);
+            self.encode_body(group, type_code, item);
             let len = place.len() + self.body.len();
             metrics_len += 1 + varint_len(len as u64) + len;
             self.places.push(place);
@@ -275,7 +275,7 @@ impl FamilyWriter<'_, '_, '_> {
         put_bytes_field(out, 2, help.as_bytes());
         put_uint(out, 3, type_code);
         for (item, place) in items.iter().zip(std::mem::take(&mut self.places)) {
-            self.encode_body(group, item);
+            self.encode_body(group, type_code, item);
             put_tag(out, 4, LENGTH);
             put_varint(out, (place.len() + self.body.len()) as u64);
             out.put(self.blocks.at(place));
@@ -288,16 +288,17 @@ impl FamilyWriter<'_, '_, '_> {
 
     /// Writes in `body` a metric's fields other than its labels (which, for a run, it writes
     /// as well).
-    fn encode_body(&mut self, group: &FamilyGroup, item: &Item) {
+    fn encode_body(&mut self, group: &FamilyGroup, type_code: u64, item: &Item) {
         let body = &mut self.body;
         body.clear();
         let extras = |s: &SeriesView| group.snapshot.extras_of(s);
         let timestamp = match item {
             Item::Float(series) => {
-                let created = extras(series).and_then(|e| e.created_ms);
-                let exemplar = extras(series).and_then(|e| e.exemplars.last());
-                match group.kind() {
-                    MetricKind::Counter => put_message(body, 3, |c| {
+                let extras = extras(series);
+                let created = extras.and_then(|e| e.created_ms);
+                let exemplar = extras.and_then(|e| e.exemplars.last());
+                if type_code == COUNTER && (created.is_some() || exemplar.is_some()) {
+                    put_message(body, 3, |c| {
                         put_double(c, 1, series.value);
                         if let Some(exemplar) = exemplar {
                             put_exemplar(c, 2, exemplar);
@@ -305,9 +306,17 @@ impl FamilyWriter<'_, '_, '_> {
                         if let Some(ms) = created {
                             put_timestamp(c, 3, ms);
                         }
-                    }),
-                    MetricKind::Gauge => put_message(body, 2, |g| put_double(g, 1, series.value)),
-                    _ => put_message(body, 5, |u| put_double(u, 1, series.value)),
+                    });
+                } else {
+                    // `Counter`, `Gauge` or `Untyped` holding only its value: 9 bytes.
+                    let field = match type_code {
+                        COUNTER => 3,
+                        GAUGE => 2,
+                        _ => 5,
+                    };
+                    put_tag(body, field, LENGTH);
+                    body.put_byte(9);
+                    put_double(body, 1, series.value);
                 }
                 series.timestamp_ms
             }
@@ -333,7 +342,7 @@ impl FamilyWriter<'_, '_, '_> {
                         .filter(|(name, _)| !matches!(*name, "le" | "quantile")),
                 );
                 let created = members.iter().find_map(|s| extras(s)?.created_ms);
-                if group.kind() == MetricKind::Histogram {
+                if type_code == HISTOGRAM {
                     put_message(body, 7, |h| write_classic(h, group, members, created));
                 } else {
                     put_message(body, 4, |s| write_summary(s, group, members, created));

@@ -462,8 +462,15 @@ pub fn promtool_check(page: &str) -> (Option<i32>, String) {
 /// Python's `prometheus_client` parser over `page` (tests/parse_exposition.py): its output, one
 /// line per family and per sample.
 pub fn python_parse(page: &str) -> String {
+    python_parse_with(page, &[])
+}
+
+/// [`python_parse`] with the script's arguments (`--openmetrics`).
+pub fn python_parse_with(page: &str, args: &[&str]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parse_exposition.py");
-    let output = run_with_stdin("python3", &[script], page);
+    let mut all = vec![script];
+    all.extend_from_slice(args);
+    let output = run_with_stdin("python3", &all, page);
     assert!(
         output.status.success(),
         "python parser failed: {}",

@@ -395,13 +395,90 @@ fn assert_one_line(body: &[u8]) {
     );
 }
 
-/// `/metrics` as read back by the strict reader.
-fn held_series(app: &App) -> Vec<text_format::Sample> {
-    let reply = handle(app, &request("GET", "/metrics", &[], Vec::new()));
+/// `/metrics` as the scraper asking with `accept` gets it.
+fn scraped(app: &App, accept: &str) -> Vec<u8> {
+    let reply = handle(
+        app,
+        &request("GET", "/metrics", &[("Accept", accept)], Vec::new()),
+    );
     assert_eq!(reply.status, 200);
     let page = reply.page.expect("/metrics is rendered as it is written");
     let mut body = Vec::new();
     write_page(app, *page, &mut body).expect("a Vec takes any page");
+    body
+}
+
+/// The pages of the other formats and escaping schemes are well formed too: the text ones
+/// (whose names are legacy once escaped) parse strictly, and the protobuf one is a sequence
+/// of length-delimited messages of well-formed fields. OpenMetrics pages end with `# EOF`.
+fn check_other_formats(app: &App) {
+    for accept in [
+        "text/plain;version=0.0.4;escaping=dots",
+        "text/plain;version=1.0.0;escaping=values",
+        "text/plain;version=1.0.0;escaping=underscores",
+    ] {
+        let body = scraped(app, accept);
+        if let Err(problem) = text_format::parse(&body) {
+            panic!("{accept}: {problem}\n{}", String::from_utf8_lossy(&body));
+        }
+    }
+    for escaping in ["allow-utf-8", "underscores"] {
+        let accept = format!("application/openmetrics-text;version=1.0.0;escaping={escaping}");
+        let body = scraped(app, &accept);
+        assert!(body.ends_with(b"# EOF\n"), "{accept}");
+        assert!(std::str::from_utf8(&body).is_ok(), "{accept}: UTF-8");
+    }
+    let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+    let mut page = &scraped(app, protobuf)[..];
+    while !page.is_empty() {
+        let length = read_varint(&mut page).expect("a family's length") as usize;
+        assert!(length <= page.len(), "a family longer than the page");
+        let (family, rest) = page.split_at(length);
+        assert_wire_fields(family, 0);
+        page = rest;
+    }
+}
+
+fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Walks a message's fields; nested messages (`MetricFamily.metric`, `Metric`'s fields) are
+/// walked too, down to `depth` 2.
+fn assert_wire_fields(mut message: &[u8], depth: u32) {
+    while !message.is_empty() {
+        let tag = read_varint(&mut message).expect("a field tag");
+        match tag & 7 {
+            0 => {
+                read_varint(&mut message).expect("a varint");
+            }
+            1 => message = message.get(8..).expect("8 bytes of a double"),
+            2 => {
+                let length = read_varint(&mut message).expect("a length") as usize;
+                let (inner, rest) = message.split_at_checked(length).expect("length within");
+                let nested = matches!((depth, tag >> 3), (0, 4) | (1, 1..=5 | 7));
+                if nested {
+                    assert_wire_fields(inner, depth + 1);
+                }
+                message = rest;
+            }
+            other => panic!("wire type {other}"),
+        }
+    }
+}
+
+/// `/metrics` as read back by the strict reader.
+fn held_series(app: &App) -> Vec<text_format::Sample> {
+    let body = scraped(app, "*/*");
     text_format::parse(&body).unwrap_or_else(|problem| {
         panic!(
             "/metrics does not parse: {problem}\n{}",
@@ -415,6 +492,7 @@ fn held_series(app: &App) -> Vec<text_format::Sample> {
 /// escape to the same name and labels, exactly one is shown, whole.
 fn check_pages(app: &App) {
     type Key = (String, Vec<(String, String)>);
+    check_other_formats(app);
     let shown = held_series(app);
     let snapshot = app.store.snapshot();
     let labels_of = |s: &SeriesView| -> Vec<(String, String)> {
