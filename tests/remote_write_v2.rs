@@ -195,3 +195,107 @@ fn unknown_protos_are_415_and_v1_answers_carry_no_v2_headers() {
     assert_eq!(response.status, 204);
     assert_eq!(written(&response), [None, None, None]);
 }
+
+/// What 2.0 carries beyond values, shown where the formats have room for it: start
+/// timestamps as OpenMetrics `_created` and protobuf `created_timestamp`, exemplars on the
+/// counter line and in the native histogram's bucket each falls in.
+#[test]
+fn start_timestamps_and_exemplars_reach_openmetrics_and_protobuf() {
+    let exporter = Exporter::start(&[]);
+    let now = now_ms();
+    let created = now - 3_600_500;
+    let symbols = [
+        "",
+        "__name__",
+        "jobs_total",
+        "trace_id",
+        "abc123",
+        "wait_seconds",
+        "def456",
+    ];
+    let mut counter = series(vec![1, 2], 17.0, now);
+    counter.created_timestamp = created;
+    counter.metadata = Some(v2::Metadata {
+        r#type: 1,
+        help_ref: 0,
+        unit_ref: 0,
+    });
+    counter.exemplars = vec![v2::Exemplar {
+        labels_refs: vec![3, 4],
+        value: 1.5,
+        timestamp: now - 1000,
+    }];
+    use k8s_exporter::write::proto::{histogram, BucketSpan, Histogram};
+    let mut waits = series(vec![1, 5], 0.0, now);
+    waits.samples.clear();
+    waits.created_timestamp = created;
+    // Schema 0: buckets (0.5, 1] and (1, 2] holding 1 and 2.
+    waits.histograms = vec![Histogram {
+        count: Some(histogram::Count::CountInt(3)),
+        sum: 3.5,
+        schema: 0,
+        zero_threshold: 1e-9,
+        zero_count: Some(histogram::ZeroCount::ZeroCountInt(0)),
+        positive_spans: vec![BucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: now,
+        ..Default::default()
+    }];
+    waits.exemplars = vec![v2::Exemplar {
+        labels_refs: vec![3, 6],
+        value: 1.25,
+        timestamp: now - 500,
+    }];
+    let response = post_v2(&exporter, &request(&symbols, vec![counter, waits]));
+    assert_eq!(response.status, 204, "{}", response.text());
+
+    let accept = [("Accept", "application/openmetrics-text;version=1.0.0")];
+    let page = exporter.request("GET", "/metrics", &accept, &[]).text();
+    let seconds = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    for line in [
+        "# TYPE jobs counter\n".to_owned(),
+        format!(
+            "jobs_total 17 # {{trace_id=\"abc123\"}} 1.5 {}\n",
+            seconds(now - 1000)
+        ),
+        format!("jobs_created {}\n", seconds(created)),
+        "wait_seconds_bucket{le=\"1\"} 1\n".to_owned(),
+        format!(
+            "wait_seconds_bucket{{le=\"2\"}} 3 # {{trace_id=\"def456\"}} 1.25 {}\n",
+            seconds(now - 500)
+        ),
+        format!(
+            "wait_seconds_count 3\nwait_seconds_created {}\n",
+            seconds(created)
+        ),
+    ] {
+        assert!(page.contains(&line), "{line} in\n{page}");
+    }
+    let parsed = crate::support::python_parse_with(&page, &["--openmetrics"]);
+    assert!(
+        parsed.contains("S\tjobs_total\t{}\t17\tE\t{\"trace_id\": \"abc123\"}\t1.5"),
+        "{parsed}"
+    );
+
+    let accept = [(
+        "Accept",
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+    )];
+    let body = exporter.request("GET", "/metrics", &accept, &[]).body;
+    let families = crate::negotiation::decode_protobuf_page(&body);
+    let jobs = families.iter().find(|f| f["name"] == "jobs_total").unwrap();
+    let exemplar = &jobs["metric"][0]["counter"]["exemplar"];
+    assert_eq!(exemplar["value"], 1.5);
+    assert_eq!(exemplar["label"][0]["value"], "abc123");
+    let waits = families
+        .iter()
+        .find(|f| f["name"] == "wait_seconds")
+        .unwrap();
+    let histogram = &waits["metric"][0]["histogram"];
+    assert_eq!(histogram["schema"], 0);
+    assert_eq!(histogram["positiveDelta"], serde_json::json!(["1", "1"]));
+    assert_eq!(histogram["sampleCount"], "3");
+}

@@ -134,7 +134,7 @@ pub fn compare_plain(a: &SeriesView, b: &SeriesView) -> Ordering {
 }
 
 /// The labels that tell one histogram or summary apart from another in the same family.
-fn grouping_labels(series: &SeriesView) -> impl Iterator<Item = (&str, &str)> {
+pub fn grouping_labels(series: &SeriesView) -> impl Iterator<Item = (&str, &str)> {
     series
         .labels()
         .filter(|(name, _)| !matches!(*name, "le" | "quantile"))

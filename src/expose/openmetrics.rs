@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 
+use crate::expose::family::grouping_labels;
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks, GATHERED};
 use crate::expose::naming::quoted_if_needed;
 use crate::expose::page::Sink;
@@ -81,45 +82,47 @@ pub fn write_page(
     page.left_out
 }
 
-/// Whether every classic histogram of the family has its `+Inf` bucket, buckets that do not
-/// fall as `le` rises, and a count equal to its `+Inf` bucket, as OpenMetrics requires.
+/// Whether every classic histogram of the family is one OpenMetrics accepts (see
+/// [`is_whole_histogram`]).
 fn histograms_are_whole(group: &FamilyGroup) -> bool {
-    let grouping = |s: &SeriesView| {
-        s.labels()
-            .filter(|(name, _)| *name != "le")
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect::<Vec<_>>()
-    };
-    let classic: Vec<&&SeriesView> = group
+    let classic: Vec<&SeriesView> = group
         .members
         .iter()
+        .copied()
         .filter(|s| !group.is_native(s))
         .collect();
     classic
-        .chunk_by(|a, b| grouping(a) == grouping(b))
-        .all(|run| {
-            let suffix = |s: &SeriesView| group.shown_name(s)[group.name.len()..].to_owned();
-            let mut previous = f64::NEG_INFINITY;
-            let mut inf = None;
-            let mut count = None;
-            for series in run {
-                match suffix(series).as_str() {
-                    "_bucket" => {
-                        if series.value < previous {
-                            return false;
-                        }
-                        previous = series.value;
-                        let le = series.labels().find(|(n, _)| *n == "le").map(|(_, v)| v);
-                        if le.and_then(|v| v.parse::<f64>().ok()) == Some(f64::INFINITY) {
-                            inf = Some(series.value);
-                        }
-                    }
-                    "_count" => count = Some(series.value),
-                    _ => {}
+        .chunk_by(|a, b| grouping_labels(a).eq(grouping_labels(b)))
+        .all(|run| is_whole_histogram(group, run))
+}
+
+/// Whether the series of one classic histogram (in family order: buckets by `le`, `_sum`,
+/// `_count`) have a `+Inf` bucket, buckets that do not fall as `le` rises, a count equal to the
+/// `+Inf` bucket, and no `_sum` beside negative buckets, as OpenMetrics requires.
+fn is_whole_histogram(group: &FamilyGroup, run: &[&SeriesView]) -> bool {
+    let mut previous = f64::NEG_INFINITY;
+    let (mut inf, mut count) = (None, None);
+    let (mut negative, mut sum) = (false, false);
+    for series in run {
+        match &group.shown_name(series)[group.name.len()..] {
+            "_bucket" => {
+                if series.value < previous {
+                    return false;
                 }
+                previous = series.value;
+                let le = series.labels().find(|(n, _)| *n == "le");
+                let le = le.and_then(|(_, v)| v.parse::<f64>().ok());
+                if le == Some(f64::INFINITY) {
+                    inf = Some(series.value);
+                }
+                negative |= le.is_some_and(|le| le < 0.0);
             }
-            inf.is_some() && count.is_none_or(|c| Some(c) == inf)
-        })
+            "_count" => count = Some(series.value),
+            "_sum" => sum = true,
+            _ => {}
+        }
+    }
+    inf.is_some() && count.is_none_or(|c| Some(c) == inf) && !(negative && sum)
 }
 
 struct OpenMetricsPage<'w, 'b, 's> {
@@ -324,6 +327,110 @@ fn write_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expose::negotiate::negotiate;
+    use crate::store::intern::{Atom, Tuple};
+    use crate::store::metadata::Metadata;
+    use crate::store::{Schema, Snapshot};
+    use std::sync::Arc;
+
+    /// A series: name, labels, value.
+    type Series<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+    fn page(series: &[Series], families: &[(&str, MetricKind)]) -> String {
+        let series = series
+            .iter()
+            .map(|(name, labels, value)| {
+                let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
+                SeriesView {
+                    schema: Arc::new(Schema::new(name, &names)),
+                    values: Tuple::new(0, labels.iter().map(|(_, v)| Atom::new(v))),
+                    value: *value,
+                    timestamp_ms: 0,
+                }
+            })
+            .collect();
+        let families = families
+            .iter()
+            .map(|(name, kind)| {
+                let metadata = Metadata {
+                    kind: *kind,
+                    help: "h".into(),
+                    unit: "".into(),
+                };
+                (Arc::from(*name), metadata)
+            })
+            .collect();
+        let snapshot = Snapshot {
+            series,
+            extras: Vec::new(),
+            families,
+        };
+        let negotiated = negotiate(Some("application/openmetrics-text;version=1.0.0"));
+        let page = crate::expose::render::render(&snapshot, negotiated, false);
+        String::from_utf8(page).unwrap()
+    }
+
+    #[test]
+    fn a_histogram_openmetrics_would_refuse_is_written_as_unknown_families() {
+        let no_inf = page(
+            &[
+                ("h_bucket", &[("le", "1")], 1.0),
+                ("h_count", &[], 1.0),
+                ("h_sum", &[], 1.0),
+            ],
+            &[("h", MetricKind::Histogram)],
+        );
+        assert_eq!(
+            no_inf,
+            "# TYPE h_bucket unknown\n# HELP h_bucket h\nh_bucket{le=\"1\"} 1\n\
+             # TYPE h_count unknown\n# HELP h_count h\nh_count 1\n\
+             # TYPE h_sum unknown\n# HELP h_sum h\nh_sum 1\n# EOF\n"
+        );
+        let negative_with_sum = page(
+            &[
+                ("h_bucket", &[("le", "-1")], 1.0),
+                ("h_bucket", &[("le", "+Inf")], 2.0),
+                ("h_sum", &[], 1.0),
+                ("h_count", &[], 2.0),
+            ],
+            &[("h", MetricKind::Histogram)],
+        );
+        assert!(
+            !negative_with_sum.contains("# TYPE h histogram"),
+            "{negative_with_sum}"
+        );
+        let whole = page(
+            &[
+                ("h_bucket", &[("le", "+Inf")], 2.0),
+                ("h_bucket", &[("le", "1")], 1.0),
+                ("h_count", &[], 2.0),
+            ],
+            &[("h", MetricKind::Histogram)],
+        );
+        assert!(whole.starts_with("# TYPE h histogram\n"), "{whole}");
+    }
+
+    #[test]
+    fn counters_lose_total_in_their_family_name_and_names_are_used_once() {
+        let text = page(
+            &[
+                ("jobs_total", &[], 3.0),
+                ("jobs", &[], 1.0),
+                ("plain", &[], 2.0),
+            ],
+            &[
+                ("jobs", MetricKind::Counter),
+                ("plain", MetricKind::Counter),
+            ],
+        );
+        // `jobs` (a counter whose series is not named `_total`) is unknown; the counter
+        // family `jobs` after it would take its name, so it is left off.
+        assert_eq!(
+            text,
+            "# TYPE jobs unknown\n# HELP jobs h\njobs 1\n\
+             # TYPE plain unknown\n# HELP plain h\nplain 2\n# EOF\n"
+        );
+    }
 
     #[test]
     fn timestamps_are_seconds() {

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::expose::family::is_float_text;
+use crate::expose::family::{grouping_labels, is_float_text};
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
 use crate::expose::page::Sink;
 use crate::expose::text::DEFAULT_HELP;
@@ -201,12 +201,6 @@ fn item_of<'s>(group: &FamilyGroup<'s>, series: &'s SeriesView) -> Item<'s> {
 /// the classic series grouped by their labels without `le` and `quantile` (the family's order
 /// puts them side by side, see [`crate::expose::family::compare_in_family`]).
 fn runs<'s>(group: &'s FamilyGroup<'s>) -> Vec<Item<'s>> {
-    let grouping = |s: &SeriesView| {
-        s.labels()
-            .filter(|(name, _)| !matches!(*name, "le" | "quantile"))
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect::<Vec<_>>()
-    };
     let mut items = Vec::new();
     let mut start = 0;
     let members = &group.members;
@@ -216,11 +210,10 @@ fn runs<'s>(group: &'s FamilyGroup<'s>) -> Vec<Item<'s>> {
             start += 1;
             continue;
         }
-        let labels = grouping(members[start]);
         let mut end = start + 1;
         while end < members.len()
             && !group.is_native(members[end])
-            && grouping(members[end]) == labels
+            && grouping_labels(members[end]).eq(grouping_labels(members[start]))
         {
             end += 1;
         }
