@@ -283,6 +283,20 @@ fn the_protobuf_page_decodes_with_the_published_metrics_proto() {
     assert_eq!(summary["sampleCount"], "40");
     assert_eq!(summary["quantile"][0]["value"], 0.25);
     assert_eq!(family("http_server_duration")["type"], "UNTYPED");
+    let zipped = exporter.request(
+        "GET",
+        "/metrics",
+        &[("Accept", PROTOBUF), ("Accept-Encoding", "gzip")],
+        &[],
+    );
+    assert_eq!(zipped.header("Content-Encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped.body[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, response.body, "the same page, gzipped");
     let exporter_page = exporter.request("GET", "/metrics/exporter", &[("Accept", PROTOBUF)], &[]);
     let own = decode_protobuf_page(&exporter_page.body);
     assert!(own
