@@ -131,13 +131,18 @@ fn prometheus_to_exporter_to_prometheus_keeps_series_values_metadata_and_stalene
         },
     );
 
-    // The fixture's type and help, learned by prometheus2 from k8s_exporter's page.
+    // The fixture's type and help, learned by prometheus2 from k8s_exporter's page. Prometheus
+    // asks for OpenMetrics first, where a counter family is named without `_total`.
     until(
         Duration::from_secs(20),
         "prometheus2 to learn the fixture's metadata",
         || {
             let learned = metadata(&p2);
             for (family, kind, help) in KUBELET_FAMILIES {
+                let family = match kind {
+                    "counter" => family.strip_suffix("_total").unwrap_or(family),
+                    _ => family,
+                };
                 let got = learned.get(family);
                 if got != Some(&(kind.to_owned(), help.to_owned())) {
                     return Err(format!("{family}: {got:?}"));
