@@ -52,8 +52,13 @@ pub fn write_page(
                 let name = &group.name[..group.name.len() - "_total".len()];
                 page.write_family(out, group, name, "counter", &group.members);
             }
-            MetricKind::Gauge if fits => {
-                page.write_family(out, group, &group.name, "gauge", &group.members);
+            MetricKind::Gauge | MetricKind::Unknown if fits => {
+                let type_word = if kind == MetricKind::Gauge {
+                    "gauge"
+                } else {
+                    "unknown"
+                };
+                page.write_family(out, group, &group.name, type_word, &group.members);
             }
             MetricKind::Summary if fits => {
                 page.write_family(out, group, &group.name, "summary", &group.members);
@@ -207,7 +212,9 @@ impl OpenMetricsPage<'_, '_, '_> {
         let extras = group.snapshot.extras_of(series);
         let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
         let shown = group.shown_name(series);
-        let quoted = self.quote_names && !crate::base::label_text::is_legacy_name(shown, true);
+        let quoted = self.quote_names
+            && series.schema.escaped
+            && !crate::base::label_text::is_legacy_name(shown, true);
         let block = self.blocks.at(place);
         let name = SeriesName {
             name: family,

@@ -24,6 +24,10 @@ const SUMMARY: u64 = 2;
 const UNTYPED: u64 = 3;
 const HISTOGRAM: u64 = 4;
 
+/// The length of a `Counter`, `Gauge` or `Untyped` field holding only a value: tag, length,
+/// and the value's tag and 8 bytes.
+const PLAIN_VALUE_LEN: usize = 11;
+
 /// Wire types.
 const VARINT: u32 = 0;
 const FIXED64: u32 = 1;
@@ -253,8 +257,14 @@ impl FamilyWriter<'_, '_, '_> {
                     .place_of(self.grouped.ranks[&block_key(series)], series),
                 Item::Run(_) => 0..0,
             };
-            self.encode_body(group, type_code, item);
-            let len = place.len() + self.body.len();
+            let body_len = match self.plain_float_len(group, type_code, item) {
+                Some(len) => len,
+                None => {
+                    self.encode_body(group, type_code, item);
+                    self.body.len()
+                }
+            };
+            let len = place.len() + body_len;
             metrics_len += 1 + varint_len(len as u64) + len;
             self.places.push(place);
         }
@@ -279,6 +289,22 @@ impl FamilyWriter<'_, '_, '_> {
         }
     }
 
+    /// The length of a float metric's fields other than its labels, when they are its value
+    /// alone (and its timestamp): counted without writing them, as nearly every metric is.
+    fn plain_float_len(&self, group: &FamilyGroup, type_code: u64, item: &Item) -> Option<usize> {
+        let Item::Float(series) = item else {
+            return None;
+        };
+        if type_code == COUNTER && group.snapshot.extras_of(series).is_some() {
+            return None;
+        }
+        let timestamp_len = match self.expose_timestamps {
+            true => 1 + varint_len(series.timestamp_ms as u64),
+            false => 0,
+        };
+        Some(PLAIN_VALUE_LEN + timestamp_len)
+    }
+
     /// Writes in `body` a metric's fields other than its labels (which, for a run, it writes
     /// as well).
     fn encode_body(&mut self, group: &FamilyGroup, type_code: u64, item: &Item) {
@@ -301,7 +327,8 @@ impl FamilyWriter<'_, '_, '_> {
                         }
                     });
                 } else {
-                    // `Counter`, `Gauge` or `Untyped` holding only its value: 9 bytes.
+                    // `Counter`, `Gauge` or `Untyped` holding only its value (9 bytes):
+                    // [`PLAIN_VALUE_LEN`] in all.
                     let field = match type_code {
                         COUNTER => 3,
                         GAUGE => 2,

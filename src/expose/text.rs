@@ -313,7 +313,8 @@ pub fn write_page(
                     expfmt.implicit.insert(Cow::Borrowed(name));
                 }
                 let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-                let quoted = quote_names && !is_legacy_name(name, true);
+                // A schema whose names needed no escaping has only legacy names.
+                let quoted = quote_names && series.schema.escaped && !is_legacy_name(name, true);
                 if let Some(histogram) = group.snapshot.histogram_of(series) {
                     if !(typed && type_word == "histogram") {
                         // Its lines are families of their own to expfmt.
@@ -367,6 +368,12 @@ pub fn write_series_start(
     block: &[u8],
     le: Option<f64>,
 ) {
+    if !name.quoted && le.is_none() {
+        out.put(name.name.as_bytes());
+        out.put(suffix.as_bytes());
+        out.put(block);
+        return;
+    }
     let labels = block
         .strip_prefix(b"{")
         .and_then(|b| b.strip_suffix(b"}"))
