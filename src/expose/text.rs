@@ -1,5 +1,8 @@
 //! Text exposition format 0.0.4
-//! (https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format).
+//! (https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format), and 1.0.0,
+//! which is 0.0.4 with names outside the legacy set in quotes
+//! (https://prometheus.io/docs/instrumenting/escaping_schemes/). Its value spelling and
+//! escapes serve OpenMetrics as well.
 //!
 //! Families are sorted by name, each family's series sit together under one `# HELP` and one
 //! `# TYPE`, and values are spelled as Prometheus's `expfmt` spells them.
@@ -15,9 +18,6 @@ use crate::expose::naming::quoted_if_needed;
 use crate::expose::page::Sink;
 use crate::store::metadata::MetricKind;
 use crate::store::native::NativeHistogram;
-
-/// The `Content-Type` of every page in this format.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The help of a family whose sender sent no metadata for it.
 pub const DEFAULT_HELP: &str = "Received by remote write; the sender sent no metadata for it.";
@@ -190,7 +190,7 @@ fn put_zeros(out: &mut impl Sink, count: usize) {
 }
 
 /// Writes the `# HELP` (when there is help text) and `# TYPE` lines of a family.
-pub fn write_header(out: &mut impl Sink, family: &str, help: &str, type_word: &str) {
+fn write_header(out: &mut impl Sink, family: &str, help: &str, type_word: &str) {
     if !help.is_empty() {
         out.put(b"# HELP ");
         out.put(family.as_bytes());
@@ -203,30 +203,6 @@ pub fn write_header(out: &mut impl Sink, family: &str, help: &str, type_word: &s
     out.put_byte(b' ');
     out.put(type_word.as_bytes());
     out.put_byte(b'\n');
-}
-
-/// Writes one sample line: `name{label="value",...} value [timestamp_ms]`.
-pub fn write_sample<'a>(
-    out: &mut impl Sink,
-    name: &str,
-    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-    value: f64,
-    timestamp_ms: Option<i64>,
-) {
-    out.put(name.as_bytes());
-    let mut first = true;
-    for (label, label_value) in labels {
-        out.put_byte(if first { b'{' } else { b',' });
-        first = false;
-        out.put(label.as_bytes());
-        out.put(b"=\"");
-        out.put(escape_label_value(label_value).as_bytes());
-        out.put_byte(b'"');
-    }
-    if !first {
-        out.put_byte(b'}');
-    }
-    write_value(out, value, timestamp_ms);
 }
 
 fn write_value(out: &mut impl Sink, value: f64, timestamp_ms: Option<i64>) {
