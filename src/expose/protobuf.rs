@@ -347,7 +347,10 @@ impl FamilyWriter<'_, '_, '_> {
                     if let Some(ms) = extras.and_then(|e| e.created_ms) {
                         put_timestamp(h, 15, ms);
                     }
-                    for exemplar in extras.iter().flat_map(|e| &e.exemplars) {
+                    // The native histogram's exemplars "MUST have a timestamp" (the spec of
+                    // native histograms, exposition formats).
+                    let exemplars = extras.iter().flat_map(|e| &e.exemplars);
+                    for exemplar in exemplars.filter(|e| e.timestamp_ms.is_some()) {
                         put_exemplar(h, 16, exemplar);
                     }
                 });
