@@ -67,18 +67,13 @@ pub fn write_page(
                 page.write_family(out, group, &group.name, "histogram", &group.members);
             }
             _ => {
-                let mut members: Vec<&SeriesView> = group.members.clone();
-                members.sort_by_key(|s| (group.shown_name(s), group.is_native(s)));
-                for same in members.chunk_by(|a, b| {
-                    group.shown_name(a) == group.shown_name(b)
-                        && group.is_native(a) == group.is_native(b)
-                }) {
+                for same in group.by_series_name() {
                     let type_word = if group.is_native(same[0]) {
                         "histogram"
                     } else {
                         "unknown"
                     };
-                    page.write_family(out, group, group.shown_name(same[0]), type_word, same);
+                    page.write_family(out, group, group.shown_name(same[0]), type_word, &same);
                 }
             }
         }

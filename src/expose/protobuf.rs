@@ -178,12 +178,7 @@ pub fn write_page(
             _ => {
                 // Members that do not fit the family's type are each shown under their own
                 // name, untyped (a native histogram as a histogram), as text shows them.
-                let mut members: Vec<&&SeriesView> = group.members.iter().collect();
-                members.sort_by_key(|s| (group.shown_name(s), group.is_native(s)));
-                for same in members.chunk_by(|a, b| {
-                    group.shown_name(a) == group.shown_name(b)
-                        && group.is_native(a) == group.is_native(b)
-                }) {
+                for same in group.by_series_name() {
                     let items: Vec<Item> = same.iter().map(|s| item_of(group, s)).collect();
                     let native = group.is_native(same[0]);
                     let type_code = if native { HISTOGRAM } else { UNTYPED };
