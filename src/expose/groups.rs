@@ -176,6 +176,11 @@ impl<'s> FamilyGroup<'s> {
             .collect()
     }
 
+    /// How the page shows names.
+    pub fn naming(&self) -> &'s Naming {
+        self.naming
+    }
+
     /// A member's metric name as shown.
     pub fn shown_name<'a>(&'a self, series: &'a SeriesView) -> &'a str {
         self.naming.name(&series.schema)

@@ -13,9 +13,10 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 
+use crate::base::label_text::Escaping;
 use crate::expose::family::grouping_labels;
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks, GATHERED};
-use crate::expose::naming::quoted_if_needed;
+use crate::expose::naming::{quoted_if_needed, Naming};
 use crate::expose::page::Sink;
 use crate::expose::text::{
     escape_label_value, write_float, write_series_start, SeriesName, DEFAULT_HELP,
@@ -205,6 +206,7 @@ impl OpenMetricsPage<'_, '_, '_> {
         place: Range<usize>,
     ) {
         let extras = group.snapshot.extras_of(series);
+        let naming = group.naming();
         let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
         let shown = group.shown_name(series);
         let quoted = self.quote_names
@@ -228,7 +230,7 @@ impl OpenMetricsPage<'_, '_, '_> {
                     .iter()
                     .rposition(|e| e.value <= le && e.value > below);
                 let exemplar = in_bucket.map(|at| exemplars.remove(at));
-                write_value(out, count, timestamp, exemplar);
+                write_value(out, count, timestamp, exemplar.map(|e| (e, naming)));
                 below = le;
             }
             if buckets.first().is_none_or(|&(le, _)| le >= 0.0) {
@@ -243,18 +245,15 @@ impl OpenMetricsPage<'_, '_, '_> {
         match type_word {
             "counter" => {
                 write_series_start(out, name, "_total", block, None);
-                write_value(out, series.value, timestamp, newest_exemplar);
+                let exemplar = newest_exemplar.map(|e| (e, naming));
+                write_value(out, series.value, timestamp, exemplar);
                 write_created(out, name, block, created);
             }
             _ => {
                 let suffix = &shown[family.len().min(shown.len())..];
-                let name = SeriesName {
-                    name: family,
-                    quoted,
-                };
                 write_series_start(out, name, suffix, block, None);
-                let exemplar = (suffix == "_bucket").then_some(newest_exemplar).flatten();
-                write_value(out, series.value, timestamp, exemplar);
+                let exemplar = newest_exemplar.filter(|_| suffix == "_bucket");
+                write_value(out, series.value, timestamp, exemplar.map(|e| (e, naming)));
                 if suffix == "_count" {
                     write_created(out, name, block, created);
                 }
@@ -292,12 +291,13 @@ fn write_seconds(out: &mut impl Sink, ms: i64) {
     out.put(text.as_bytes());
 }
 
-/// ` value [timestamp] [# {labels} value [timestamp]]` and the line's end.
+/// ` value [timestamp] [# {labels} value [timestamp]]` and the line's end. An exemplar's label
+/// names are shown in the page's scheme, as the series' are.
 fn write_value(
     out: &mut impl Sink,
     value: f64,
     timestamp_ms: Option<i64>,
-    exemplar: Option<&Exemplar>,
+    exemplar: Option<(&Exemplar, &Naming)>,
 ) {
     out.put_byte(b' ');
     write_float(out, value);
@@ -305,13 +305,17 @@ fn write_value(
         out.put_byte(b' ');
         write_seconds(out, ms);
     }
-    if let Some(exemplar) = exemplar {
+    if let Some((exemplar, naming)) = exemplar {
         out.put(b" # {");
         for (i, (name, value)) in exemplar.labels.iter().enumerate() {
             if i > 0 {
                 out.put_byte(b',');
             }
-            out.put(quoted_if_needed(name, false).as_bytes());
+            let name = match naming.escaping {
+                Escaping::AllowUtf8 => quoted_if_needed(name, false),
+                _ => naming.escape(name, false),
+            };
+            out.put(name.as_bytes());
             out.put(b"=\"");
             out.put(escape_label_value(value).as_bytes());
             out.put_byte(b'"');
@@ -432,6 +436,48 @@ mod tests {
             "# TYPE jobs unknown\n# HELP jobs h\njobs 1\n\
              # TYPE plain unknown\n# HELP plain h\nplain 2\n# EOF\n"
         );
+    }
+
+    #[test]
+    fn exemplar_label_names_are_shown_in_the_page_scheme() {
+        use crate::store::native::Extras;
+        let exemplar = Exemplar {
+            labels: vec![("trace.id".into(), "abc".into())].into(),
+            value: 1.0,
+            timestamp_ms: None,
+        };
+        let extras = Extras {
+            exemplars: vec![exemplar],
+            ..Extras::default()
+        };
+        let snapshot = Snapshot {
+            series: vec![SeriesView {
+                schema: Arc::new(Schema::new("jobs_total", &[])),
+                values: Tuple::new(0, std::iter::empty()),
+                value: 3.0,
+                timestamp_ms: 0,
+            }],
+            extras: vec![(0, Arc::new(extras))],
+            families: [(
+                Arc::from("jobs"),
+                Metadata {
+                    kind: MetricKind::Counter,
+                    help: "".into(),
+                    unit: "".into(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        };
+        for (escaping, line) in [
+            ("underscores", "jobs_total 3 # {trace_id=\"abc\"} 1\n"),
+            ("allow-utf-8", "jobs_total 3 # {\"trace.id\"=\"abc\"} 1\n"),
+        ] {
+            let accept = format!("application/openmetrics-text;version=1.0.0;escaping={escaping}");
+            let page = crate::expose::render::render(&snapshot, negotiate(Some(&accept)), false);
+            let page = String::from_utf8(page).unwrap();
+            assert!(page.contains(line), "{escaping}: {page}");
+        }
     }
 
     #[test]
