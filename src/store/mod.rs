@@ -60,13 +60,15 @@ pub struct Schema {
     /// Interned like value tuples, so that schemas with the same label names share the list.
     pub label_names: Tuple,
     /// What the exposition writes before each label value (see [`series_prefixes`]), with
-    /// label names escaped for text 0.0.4 (see [`underscore_escaped`]).
+    /// label names escaped by the default scheme, `underscores` (see [`underscore_escaped`]);
+    /// other schemes are worked out per scrape (`crate::expose::naming`).
     pub prefixes: Box<[Box<str>]>,
-    /// The metric name escaped for text 0.0.4, when it differs from `name`.
+    /// The metric name escaped by `underscores`, when it differs from `name`.
     pub escaped_name: Option<Box<str>>,
     /// Whether any name was escaped: a series of this schema may then collide with another.
     pub escaped: bool,
-    /// Two label names that escape to the same: text 0.0.4 cannot show the series.
+    /// Two label names that `underscores` escapes to the same: a page in that scheme cannot
+    /// show the series.
     pub escaped_labels_collide: bool,
     /// The store's hash of the name and label names, kept for growing tables (see [`Tuple`]).
     shape_hash: u64,
@@ -109,7 +111,7 @@ impl Schema {
         }
     }
 
-    /// The metric name as text 0.0.4 shows it.
+    /// The metric name as the default scheme, `underscores`, shows it.
     pub fn exposed_name(&self) -> &str {
         self.escaped_name.as_deref().unwrap_or(&self.name)
     }
