@@ -44,7 +44,8 @@ image: static
 # What the tests run besides cargo: Prometheus and promtool, node_exporter (a scrape source for
 # the chain test), Python's prometheus_client parser, unshare/chroot for the empty-root test, and
 # the published protos as independent encoders: client_model's metrics.proto (from Debian) for a
-# scrape page with native histograms, and prompb's types.proto (PyPI remote-pb2) for writes.
+# scrape page with native histograms, and prompb's types.proto (PyPI remote-pb2) for writes;
+# kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against.
 CLIENT_MODEL_PROTO := /usr/share/gocode/src/github.com/prometheus/client_model/io/prometheus/client/metrics.proto
 deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 || \
@@ -57,6 +58,7 @@ deps:
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 	@python3 -c 'import remote_pb2, google.protobuf' 2>/dev/null || \
 		python3 -m pip install -q 'remote-pb2==0.4.0' protobuf
+	@command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kubernetes-validate
 	@promtool --version 2>&1 | head -n 1
 
 test: deps static
