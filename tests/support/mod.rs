@@ -50,9 +50,19 @@ impl Exporter {
 
     /// Starts `command` (the binary, or a wrapper running it) with a loopback port picked by
     /// the kernel, and waits for its startup line to learn the port.
-    pub fn start_command(mut command: Command, flags: &[&str]) -> Exporter {
+    pub fn start_command(command: Command, flags: &[&str]) -> Exporter {
+        Exporter::start_listening(command, "127.0.0.1:0", flags)
+    }
+
+    /// Starts the debug binary on `address` (a loopback one), as a server that comes back
+    /// where its peers expect it.
+    pub fn start_on(address: &str, flags: &[&str]) -> Exporter {
+        Exporter::start_listening(Command::new(BINARY), address, flags)
+    }
+
+    fn start_listening(mut command: Command, address: &str, flags: &[&str]) -> Exporter {
         command
-            .arg("--web.listen-address=127.0.0.1:0")
+            .arg(format!("--web.listen-address={address}"))
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
