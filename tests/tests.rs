@@ -3,6 +3,8 @@
 mod chain;
 mod concurrency;
 mod connections;
+mod dashboard;
+mod deploy;
 mod exposition;
 mod fuzz_replay;
 mod hostile;
@@ -12,6 +14,7 @@ mod operations;
 mod parsers;
 mod remote_write;
 mod remote_write_v2;
+mod scale_out;
 mod scratch;
 mod support;
 mod web_config;
