@@ -58,7 +58,7 @@ deps:
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 	@python3 -c 'import remote_pb2, google.protobuf' 2>/dev/null || \
 		python3 -m pip install -q 'remote-pb2==0.4.0' protobuf
-	@command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kubernetes-validate
+	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
 	@promtool --version 2>&1 | head -n 1
 
 test: deps static

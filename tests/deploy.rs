@@ -40,8 +40,8 @@ const NOT_CORE: [&str; 4] = ["Kustomization", "Component", "ServiceMonitor", "Pr
 #[test]
 fn every_core_object_passes_the_kubernetes_schemas_strictly() {
     let files = manifest_files();
-    let output = Command::new("kubernetes-validate")
-        .args(["--strict", "--kubernetes-version", "1.30.0"])
+    let output = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict", "--kubernetes-version", "1.30.0"])
         .args(&files)
         .output()
         .expect("kubernetes-validate (pip install kubernetes-validate; `make deps` does)");
