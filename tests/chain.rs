@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -12,7 +11,7 @@ use crate::support::cadvisor::{kubelet_fixture, kubelet_textfile, KUBELET_FAMILI
 use crate::support::peers::{
     example_config, metadata, node_exporter, prometheus, query, Peer, TempDir,
 };
-use crate::support::Exporter;
+use crate::support::{until, Exporter};
 
 const CLUSTER: &str = "test-cluster";
 
@@ -49,20 +48,6 @@ fn prometheus2(exporter: &Exporter, dir: &Path) -> Peer {
         job["static_configs"] = json!([{"targets": [exporter.address]}]);
     }
     prometheus("prometheus2", &config, dir)
-}
-
-/// Polls `check` until it returns `Ok`; on timeout fails with the last `Err` it gave.
-fn until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}: {last}")
-            }
-            Err(_) => thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
 
 fn with_cluster(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {

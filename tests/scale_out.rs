@@ -5,15 +5,16 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::peers::{free_port, node_exporter, prometheus, query, TempDir};
-use crate::support::Exporter;
+use crate::support::{until, Exporter};
 
 const CLUSTER: &str = "test-cluster";
+/// How long each step may take.
+const WAIT: Duration = Duration::from_secs(60);
 const JOB: &str = "kubernetes-cadvisor";
 const PODS: usize = 600;
 const METRICS: [&str; 5] = [
@@ -78,18 +79,6 @@ fn held(address: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Polls `check` until it returns `Ok`; on timeout fails with the last `Err` it gave.
-fn until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => panic!("waiting for {what}: {last}"),
-            Err(_) => thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
 /// Container series prometheus2 returns, as `name{labels}` with its labels sorted.
 fn on_prometheus2(p2: &crate::support::peers::Peer) -> BTreeSet<String> {
     query(p2, &format!("{{job=\"{JOB}\",__name__=~\"container_.*\"}}"))
@@ -141,7 +130,7 @@ fn three_shards_hold_disjoint_thirds_and_lose_only_their_own_when_stopped() {
 
     // Every forwarded series on exactly one shard, the union what prometheus1 forwards.
     let expected = expected();
-    let held_by: Vec<BTreeSet<String>> = until("the shards to hold every series", || {
+    let held_by: Vec<BTreeSet<String>> = until(WAIT, "the shards to hold every series", || {
         let held_by: Vec<BTreeSet<String>> = addresses.iter().map(|a| held(a)).collect();
         let union: BTreeSet<String> = held_by.iter().flatten().cloned().collect();
         if union != expected {
@@ -165,32 +154,18 @@ fn three_shards_hold_disjoint_thirds_and_lose_only_their_own_when_stopped() {
         query(&p1, &format!("{{job=\"{JOB}\",container=\"\"}}")).len() > expected.len(),
         "prometheus1 scraped the fixture (and more than it forwards)"
     );
-    until("prometheus2 to hold the union", || {
-        let on_p2 = on_prometheus2(&p2);
-        (on_p2 == expected).then_some(()).ok_or(format!(
-            "{} of {} series",
-            on_p2.len(),
-            expected.len()
-        ))
-    });
+    prometheus2_holds(&p2, &expected, "the union");
 
     // Shard 1 stops: only its series go from prometheus2; the others keep theirs.
     drop(shards[1].take());
     let others: BTreeSet<String> = held_by[0].union(&held_by[2]).cloned().collect();
-    until("prometheus2 to lose shard 1 only", || {
-        let on_p2 = on_prometheus2(&p2);
-        (on_p2 == others).then_some(()).ok_or(format!(
-            "{} series, want {}",
-            on_p2.len(),
-            others.len()
-        ))
-    });
+    prometheus2_holds(&p2, &others, "shards 0 and 2 only");
     assert_eq!(held(&addresses[0]), held_by[0]);
     assert_eq!(held(&addresses[2]), held_by[2]);
 
     // It comes back where it was, and prometheus1's next writes refill it with its shard.
     shards[1] = Some(Exporter::start_on(&addresses[1], &["--series.ttl=5m"]));
-    until("shard 1 to hold its series again", || {
+    until(WAIT, "shard 1 to hold its series again", || {
         let again = held(&addresses[1]);
         (again == held_by[1]).then_some(()).ok_or(format!(
             "{} of {} series",
@@ -198,12 +173,15 @@ fn three_shards_hold_disjoint_thirds_and_lose_only_their_own_when_stopped() {
             held_by[1].len()
         ))
     });
-    until("prometheus2 to hold the union again", || {
-        let on_p2 = on_prometheus2(&p2);
-        (on_p2 == expected).then_some(()).ok_or(format!(
-            "{} of {} series",
-            on_p2.len(),
-            expected.len()
-        ))
+    prometheus2_holds(&p2, &expected, "the union again");
+}
+
+/// Waits until prometheus2 returns exactly `want`.
+fn prometheus2_holds(p2: &crate::support::peers::Peer, want: &BTreeSet<String>, what: &str) {
+    until(WAIT, &format!("prometheus2 to hold {what}"), || {
+        let on_p2 = on_prometheus2(p2);
+        (&on_p2 == want)
+            .then_some(())
+            .ok_or(format!("{} series, want {}", on_p2.len(), want.len()))
     });
 }

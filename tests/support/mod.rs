@@ -410,6 +410,20 @@ pub fn metadata(kind: i32, family: &str, help: &str) -> MetricMetadata {
     }
 }
 
+/// Polls `check` until it returns `Ok`; on timeout fails with the last `Err` it gave.
+pub fn until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}: {last}")
+            }
+            Err(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, failing the test after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
