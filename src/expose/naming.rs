@@ -79,6 +79,24 @@ impl Naming {
     pub fn escape<'n>(&self, name: &'n str, metric: bool) -> Cow<'n, str> {
         self.escaping.escape(name, metric)
     }
+
+    /// Whether a text format writes the schema's metric name in quotes: with `allow-utf-8`,
+    /// when it is outside the legacy set (a schema whose names needed no escaping has only
+    /// legacy names, so most are settled without looking at the name).
+    pub fn quoted(&self, schema: &Schema) -> bool {
+        self.escaping == Escaping::AllowUtf8
+            && schema.escaped
+            && !is_legacy_name(&schema.name, true)
+    }
+
+    /// A family name as a text format's `# TYPE` and `# HELP` write it: in quotes with
+    /// `allow-utf-8` when it is outside the legacy set.
+    pub fn family_name<'n>(&self, name: &'n str) -> Cow<'n, str> {
+        match self.escaping {
+            Escaping::AllowUtf8 => quoted_if_needed(name, true),
+            _ => Cow::Borrowed(name),
+        }
+    }
 }
 
 impl ShownSchema {

@@ -9,7 +9,6 @@
 //! family whose series do not fit its type is written as one `unknown` family per series
 //! name, and a family whose names another already used is left out and counted.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 
@@ -32,13 +31,11 @@ pub fn write_page(
     grouped: &Grouped,
     blocks: &mut LabelBlocks,
     expose_timestamps: bool,
-    quote_names: bool,
 ) -> u64 {
     let mut page = OpenMetricsPage {
         blocks,
         grouped,
         expose_timestamps,
-        quote_names,
         taken: HashSet::new(),
         left_out: 0,
     };
@@ -130,7 +127,6 @@ struct OpenMetricsPage<'w, 'b, 's> {
     blocks: &'w mut LabelBlocks<'b>,
     grouped: &'w Grouped<'s>,
     expose_timestamps: bool,
-    quote_names: bool,
     /// Sample names used so far, each family's with its type's suffixes.
     taken: HashSet<String>,
     left_out: u64,
@@ -158,7 +154,7 @@ impl OpenMetricsPage<'_, '_, '_> {
         }
         self.taken.extend(names);
         self.taken.insert(name.to_owned());
-        let family = self.quoted(name);
+        let family = group.naming().family_name(name);
         let metadata = group.metadata.as_ref();
         let help = metadata.map_or(DEFAULT_HELP, |m| &m.help);
         put_line(
@@ -188,14 +184,6 @@ impl OpenMetricsPage<'_, '_, '_> {
         }
     }
 
-    fn quoted<'n>(&self, name: &'n str) -> Cow<'n, str> {
-        if self.quote_names {
-            quoted_if_needed(name, true)
-        } else {
-            Cow::Borrowed(name)
-        }
-    }
-
     fn write_series(
         &mut self,
         out: &mut impl Sink,
@@ -209,9 +197,7 @@ impl OpenMetricsPage<'_, '_, '_> {
         let naming = group.naming();
         let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
         let shown = group.shown_name(series);
-        let quoted = self.quote_names
-            && series.schema.escaped
-            && !crate::base::label_text::is_legacy_name(shown, true);
+        let quoted = naming.quoted(&series.schema);
         let block = self.blocks.at(place);
         let name = SeriesName {
             name: family,

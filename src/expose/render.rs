@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 
-use crate::base::label_text::Escaping;
 use crate::expose::groups::{group_families, BlockSyntax, LabelBlocks};
 use crate::expose::naming::Naming;
 use crate::expose::negotiate::{Format, Negotiated};
@@ -49,25 +48,14 @@ pub fn render_to<W: Write>(
     };
     let mut blocks = LabelBlocks::new(block_bytes, &grouped.ranks, &naming, syntax);
     let mut out = PageWriter::new(out);
-    let quote_names = negotiated.escaping == Escaping::AllowUtf8;
     let left_out = match negotiated.format {
         Format::Text004 | Format::Text100 => {
-            text::write_page(
-                &mut out,
-                &grouped,
-                &mut blocks,
-                expose_timestamps,
-                quote_names,
-            );
+            text::write_page(&mut out, &grouped, &mut blocks, expose_timestamps);
             0
         }
-        Format::OpenMetrics001 | Format::OpenMetrics100 => openmetrics::write_page(
-            &mut out,
-            &grouped,
-            &mut blocks,
-            expose_timestamps,
-            quote_names,
-        ),
+        Format::OpenMetrics001 | Format::OpenMetrics100 => {
+            openmetrics::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
+        }
         Format::Protobuf => {
             protobuf::write_page(&mut out, &grouped, &mut blocks, expose_timestamps);
             0

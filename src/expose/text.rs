@@ -12,9 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::ops::Range;
 
-use crate::base::label_text::is_legacy_name;
 use crate::expose::groups::{block_key, Grouped, LabelBlocks, GATHERED};
-use crate::expose::naming::quoted_if_needed;
 use crate::expose::page::Sink;
 use crate::store::metadata::MetricKind;
 use crate::store::native::NativeHistogram;
@@ -246,9 +244,9 @@ impl<'a> ExpfmtFamilies<'a> {
     }
 }
 
-/// Writes the page of `grouped` in text format 0.0.4, or 1.0.0 when `quote_names`: then a
-/// name outside the legacy set is written in quotes, the metric name inside the braces
-/// (`{"http.requests",code="200"} 1`), as escaping `allow-utf-8` has it.
+/// Writes the page of `grouped` in text format 0.0.4, or 1.0.0: with escaping `allow-utf-8`
+/// (which negotiation gives text 1.0.0 only), a name outside the legacy set is written in
+/// quotes, the metric name inside the braces (`{"http.requests",code="200"} 1`).
 ///
 /// A native histogram is written as the classic histogram it reads as
 /// ([`NativeHistogram::classic_buckets`]): `_bucket` lines with `le`, then `_sum` and `_count`.
@@ -257,7 +255,6 @@ pub fn write_page(
     grouped: &Grouped,
     blocks: &mut LabelBlocks,
     expose_timestamps: bool,
-    quote_names: bool,
 ) {
     let mut expfmt = ExpfmtFamilies::default();
     let mut classic = Vec::new();
@@ -269,7 +266,7 @@ pub fn write_page(
         let header = expfmt.header_parses(&group.name);
         if header {
             let help = group.metadata.as_ref().map_or(DEFAULT_HELP, |m| &m.help);
-            let family = quote_if(quote_names, &group.name);
+            let family = group.naming().family_name(&group.name);
             write_header(out, &family, help, type_word);
         }
         let typed = header && matches!(type_word, "summary" | "histogram");
@@ -289,8 +286,7 @@ pub fn write_page(
                     expfmt.implicit.insert(Cow::Borrowed(name));
                 }
                 let timestamp = expose_timestamps.then_some(series.timestamp_ms);
-                // A schema whose names needed no escaping has only legacy names.
-                let quoted = quote_names && series.schema.escaped && !is_legacy_name(name, true);
+                let quoted = group.naming().quoted(&series.schema);
                 if let Some(histogram) = group.snapshot.histogram_of(series) {
                     if !(typed && type_word == "histogram") {
                         // Its lines are families of their own to expfmt.
@@ -398,15 +394,6 @@ fn write_classic(
     for (suffix, value) in [("_sum", histogram.sum), ("_count", histogram.count)] {
         write_series_start(out, name, suffix, block, None);
         write_value(out, value, timestamp_ms);
-    }
-}
-
-/// `name` in quotes when `quote` and it is outside the legacy set.
-fn quote_if(quote: bool, name: &str) -> Cow<'_, str> {
-    if quote {
-        quoted_if_needed(name, true)
-    } else {
-        Cow::Borrowed(name)
     }
 }
 
