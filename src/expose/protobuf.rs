@@ -155,7 +155,7 @@ pub fn write_page(
             break;
         }
         let kind = group.kind();
-        let fits = group.type_word() != "untyped" || kind == MetricKind::Unknown;
+        let fits = group.fits(kind);
         match kind {
             MetricKind::Histogram | MetricKind::Summary if fits => {
                 let items = runs(group);
@@ -535,6 +535,85 @@ fn write_buckets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expose::negotiate::negotiate;
+    use crate::store::intern::Tuple;
+    use crate::store::metadata::Metadata;
+    use crate::store::native::Extras;
+    use crate::store::{Schema, Snapshot};
+    use std::sync::Arc;
+
+    /// The `MetricFamily.type` of each family on a protobuf page, by name.
+    fn family_types(mut page: &[u8]) -> Vec<(String, u64)> {
+        fn varint(bytes: &mut &[u8]) -> u64 {
+            let (mut value, mut shift) = (0u64, 0);
+            loop {
+                let byte = bytes[0];
+                *bytes = &bytes[1..];
+                value |= u64::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    return value;
+                }
+                shift += 7;
+            }
+        }
+        let mut found = Vec::new();
+        while !page.is_empty() {
+            let length = varint(&mut page) as usize;
+            let (mut family, rest) = page.split_at(length);
+            page = rest;
+            let (mut name, mut type_code) = (String::new(), UNTYPED);
+            while !family.is_empty() {
+                let tag = varint(&mut family);
+                if tag & 7 == u64::from(VARINT) {
+                    let value = varint(&mut family);
+                    if tag >> 3 == 3 {
+                        type_code = value;
+                    }
+                    continue;
+                }
+                let length = varint(&mut family) as usize;
+                if tag >> 3 == 1 {
+                    name = String::from_utf8(family[..length].to_vec()).unwrap();
+                }
+                family = &family[length..];
+            }
+            found.push((name, type_code));
+        }
+        found
+    }
+
+    #[test]
+    fn a_native_histogram_in_a_family_of_unknown_type_is_written_as_a_histogram() {
+        let series = |name: &str| SeriesView {
+            schema: Arc::new(Schema::new(name, &[])),
+            values: Tuple::new(0, std::iter::empty()),
+            value: 1.0,
+            timestamp_ms: 0,
+        };
+        let histogram = Extras {
+            histogram: Some(NativeHistogram::default()),
+            ..Extras::default()
+        };
+        let unknown = Metadata {
+            kind: MetricKind::Unknown,
+            help: "h".into(),
+            unit: "".into(),
+        };
+        let snapshot = Snapshot {
+            series: vec![series("h"), series("u")],
+            extras: vec![(0, Arc::new(histogram))],
+            families: [("h", &unknown), ("u", &unknown)]
+                .into_iter()
+                .map(|(name, metadata)| (Arc::from(name), metadata.clone()))
+                .collect(),
+        };
+        let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        let page = crate::expose::render::render(&snapshot, negotiate(Some(accept)), false);
+        assert_eq!(
+            family_types(&page),
+            [("h".to_owned(), HISTOGRAM), ("u".to_owned(), UNTYPED)]
+        );
+    }
 
     #[test]
     fn varints_and_zigzag_are_as_protobuf_has_them() {
