@@ -195,7 +195,7 @@ impl<'t> Cursor<'t> {
         let value = self.string()?;
         let regex = || {
             Regex::new(&format!("^(?s:{value})$"))
-                .map_err(|e| format!("bad regex {value:?}: {}", first_line(&e.to_string())))
+                .map_err(|e| format!("bad regex {value:?}: {}", error_line(&e.to_string())))
         };
         let test = match op {
             "=" => Test::Equal(value.clone()),
@@ -255,7 +255,9 @@ impl<'t> Cursor<'t> {
     }
 }
 
-fn first_line(text: &str) -> &str {
+/// The line of a regex crate error that says what is wrong: its messages end with it, after
+/// lines that point at the pattern.
+fn error_line(text: &str) -> &str {
     text.lines().last().unwrap_or(text).trim()
 }
 
