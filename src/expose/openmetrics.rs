@@ -4,13 +4,15 @@
 //! Unlike text 0.0.4, a counter family `x` has samples `x_total` and `x_created`; `# UNIT`
 //! is written; exemplars follow `_total` and `_bucket` samples; timestamps are in seconds; the
 //! page ends with `# EOF`. OpenMetrics is strict where 0.0.4 is lenient: every family name is
-//! used once (with its suffixes), a sample's name must be its family's, a histogram has its
-//! `+Inf` bucket and its count equals it, and one with negative buckets has no `_sum`. A
-//! family whose series do not fit its type is written as one `unknown` family per series
-//! name, and a family whose names another already used is left out and counted.
+//! used once (with the suffixes its type reserves), a sample's name must be its family's, a
+//! histogram has its `+Inf` bucket and its count equals it, and one with negative buckets has
+//! no `_sum`. A family that cannot keep its type under these rules is written as `unknown`
+//! families, one per series name, so that the page holds every series text 0.0.4 holds.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::base::label_text::Escaping;
 use crate::expose::family::grouping_labels;
@@ -21,11 +23,18 @@ use crate::expose::text::{
     escape_label_value, write_float, write_series_start, SeriesName, DEFAULT_HELP,
 };
 use crate::store::metadata::MetricKind;
-use crate::store::native::Exemplar;
-use crate::store::SeriesView;
+use crate::store::native::{Exemplar, NativeHistogram};
+use crate::store::{Schema, SeriesView};
 
-/// Writes the page of `grouped`; returns how many series were left out because their family
-/// name was taken.
+/// Writes the page of `grouped`; returns how many series were left out because the names
+/// they are shown under were taken (only possible when escaping made two names one).
+///
+/// A family keeps its type when the names that type reserves in OpenMetrics (its name and its
+/// suffixes: `x`, `x_total` and `x_created` for counter `x`) are not the names of other lines
+/// on the page. Otherwise (a counter `x_total` beside a gauge `x`, as every Go process
+/// exposes `go_memstats_alloc_bytes`; a counter beside a gauge named `x_created`) it is written
+/// as `unknown` families under its series' own names, which reserve nothing more, so that every
+/// series text 0.0.4 shows is on the page too.
 pub fn write_page(
     out: &mut impl Sink,
     grouped: &Grouped,
@@ -36,6 +45,11 @@ pub fn write_page(
         blocks,
         grouped,
         expose_timestamps,
+        line_names: grouped
+            .groups
+            .iter()
+            .flat_map(|g| line_names(g, &g.members))
+            .collect(),
         taken: HashSet::new(),
         left_out: 0,
     };
@@ -45,34 +59,34 @@ pub fn write_page(
         }
         let kind = group.kind();
         let fits = group.fits(kind);
-        match kind {
-            MetricKind::Counter if fits && group.name.ends_with("_total") => {
-                let name = &group.name[..group.name.len() - "_total".len()];
-                page.write_family(out, group, name, "counter", &group.members);
+        let typed = match kind {
+            MetricKind::Counter if fits => {
+                group.name.strip_suffix("_total").map(|n| (n, "counter"))
             }
-            MetricKind::Gauge | MetricKind::Unknown if fits => {
-                let type_word = if kind == MetricKind::Gauge {
-                    "gauge"
-                } else {
-                    "unknown"
-                };
-                page.write_family(out, group, &group.name, type_word, &group.members);
-            }
-            MetricKind::Summary if fits => {
-                page.write_family(out, group, &group.name, "summary", &group.members);
-            }
+            MetricKind::Gauge if fits => Some((group.name.as_str(), "gauge")),
+            MetricKind::Unknown if fits => Some((group.name.as_str(), "unknown")),
+            MetricKind::Summary if fits => Some((group.name.as_str(), "summary")),
             MetricKind::Histogram if fits && histograms_are_whole(group) => {
-                page.write_family(out, group, &group.name, "histogram", &group.members);
+                Some((group.name.as_str(), "histogram"))
             }
-            _ => {
-                for same in group.by_series_name() {
-                    let type_word = if group.is_native(same[0]) {
-                        "histogram"
-                    } else {
-                        "unknown"
-                    };
-                    page.write_family(out, group, group.shown_name(same[0]), type_word, &same);
-                }
+            _ => None,
+        };
+        if let Some((name, type_word)) = typed {
+            if page.may_reserve(group, name, type_word, &group.members) {
+                page.write_family(out, group, name, type_word, &group.members);
+                continue;
+            }
+        }
+        for same in group.by_series_name() {
+            let name = group.shown_name(same[0]);
+            if !group.is_native(same[0]) {
+                page.write_family(out, group, name, "unknown", &same);
+            } else if natives_are_whole(group, &same)
+                && page.may_reserve(group, name, "histogram", &same)
+            {
+                page.write_family(out, group, name, "histogram", &same);
+            } else {
+                page.write_native_lines_apart(out, group, name, &same);
             }
         }
     }
@@ -80,9 +94,64 @@ pub fn write_page(
     page.left_out
 }
 
-/// Whether every classic histogram of the family is one OpenMetrics accepts (see
-/// [`is_whole_histogram`]).
+/// The names a family of this type reserves in OpenMetrics: its own and its samples' (as the
+/// spec lists the suffixes of each type, and as `prometheus_client` checks them).
+fn reserved_names(name: &str, type_word: &str) -> Vec<String> {
+    let suffixes: &[&str] = match type_word {
+        "counter" => &["", "_total", "_created"],
+        "histogram" => &["", "_bucket", "_sum", "_count", "_created"],
+        "summary" => &["", "_sum", "_count", "_created"],
+        _ => &[""],
+    };
+    suffixes.iter().map(|s| format!("{name}{s}")).collect()
+}
+
+/// The sample names `members` are written with: a float series' shown name, a native
+/// histogram's `_bucket`, `_sum` and `_count`. Members of one schema sit together, so a name
+/// is looked at once per run of them.
+fn line_names<'g>(group: &'g FamilyGroup, members: &[&'g SeriesView]) -> HashSet<Cow<'g, str>> {
+    let mut names = HashSet::new();
+    let mut previous: Option<&Arc<Schema>> = None;
+    for series in members {
+        let native = group.is_native(series);
+        if !native && previous.is_some_and(|p| Arc::ptr_eq(p, &series.schema)) {
+            continue;
+        }
+        previous = Some(&series.schema);
+        let name = group.shown_name(series);
+        if native {
+            names.extend(HISTOGRAM_LINES.map(|s| Cow::Owned(format!("{name}{s}"))));
+        } else {
+            names.insert(Cow::Borrowed(name));
+        }
+    }
+    names
+}
+
+/// The suffixes of the lines a native histogram is written as.
+const HISTOGRAM_LINES: [&str; 3] = ["_bucket", "_sum", "_count"];
+
+/// Whether every native histogram among `members` can be written as an OpenMetrics histogram
+/// without losing a line: one with negative buckets may not have a `_sum` there.
+fn natives_are_whole(group: &FamilyGroup, members: &[&SeriesView]) -> bool {
+    members
+        .iter()
+        .filter_map(|s| group.snapshot.histogram_of(s))
+        .all(|h| !has_negative_bounds(h))
+}
+
+/// Whether a native histogram, read as a classic one, has buckets below zero.
+fn has_negative_bounds(histogram: &NativeHistogram) -> bool {
+    let buckets = histogram.classic_buckets();
+    buckets.first().is_some_and(|&(le, _)| le < 0.0)
+}
+
+/// Whether every histogram of the family is one OpenMetrics accepts whole: the classic ones
+/// (see [`is_whole_histogram`]) and the native ones ([`natives_are_whole`]).
 fn histograms_are_whole(group: &FamilyGroup) -> bool {
+    if !natives_are_whole(group, &group.members) {
+        return false;
+    }
     let classic: Vec<&SeriesView> = group
         .members
         .iter()
@@ -127,12 +196,42 @@ struct OpenMetricsPage<'w, 'b, 's> {
     blocks: &'w mut LabelBlocks<'b>,
     grouped: &'w Grouped<'s>,
     expose_timestamps: bool,
-    /// Sample names used so far, each family's with its type's suffixes.
+    /// The sample names of every line on the page ([`line_names`]).
+    line_names: HashSet<Cow<'w, str>>,
+    /// Names reserved so far, each family's with its type's suffixes.
     taken: HashSet<String>,
     left_out: u64,
 }
 
-impl OpenMetricsPage<'_, '_, '_> {
+impl<'w> OpenMetricsPage<'w, '_, '_> {
+    /// Whether `members` may be written as a family `name` of this type: none of the names it
+    /// reserves is taken, nor the name of a line it does not write itself.
+    fn may_reserve(
+        &self,
+        group: &'w FamilyGroup,
+        name: &str,
+        type_word: &str,
+        members: &[&'w SeriesView],
+    ) -> bool {
+        let own = line_names(group, members);
+        reserved_names(name, type_word).iter().all(|reserved| {
+            !self.taken.contains(reserved)
+                && (own.contains(reserved.as_str()) || !self.line_names.contains(reserved.as_str()))
+        })
+    }
+
+    /// Reserves the names of a family `name` of this type; false, and `members` counted as
+    /// left out, when one is taken already.
+    fn reserve(&mut self, name: &str, type_word: &str, members: usize) -> bool {
+        let names = reserved_names(name, type_word);
+        if names.iter().any(|n| self.taken.contains(n)) {
+            self.left_out += members as u64;
+            return false;
+        }
+        self.taken.extend(names);
+        true
+    }
+
     fn write_family(
         &mut self,
         out: &mut impl Sink,
@@ -141,19 +240,25 @@ impl OpenMetricsPage<'_, '_, '_> {
         type_word: &str,
         members: &[&SeriesView],
     ) {
-        let suffixes: &[&str] = match type_word {
-            "counter" => &["_total", "_created"],
-            "histogram" => &["_bucket", "_sum", "_count", "_created"],
-            "summary" => &["", "_sum", "_count", "_created"],
-            _ => &["", "_created"],
-        };
-        let names: Vec<String> = suffixes.iter().map(|s| format!("{name}{s}")).collect();
-        if names.iter().any(|n| self.taken.contains(n)) || self.taken.contains(name) {
-            self.left_out += members.len() as u64;
+        if !self.reserve(name, type_word, members.len()) {
             return;
         }
-        self.taken.extend(names);
-        self.taken.insert(name.to_owned());
+        self.write_header(out, group, name, type_word);
+        for batch in members.chunks(GATHERED) {
+            let mut places: [Range<usize>; GATHERED] = Default::default();
+            for (place, series) in places.iter_mut().zip(batch) {
+                *place = self
+                    .blocks
+                    .place_of(self.grouped.ranks[&block_key(series)], series);
+            }
+            for (series, place) in batch.iter().zip(places) {
+                self.write_series(out, group, name, type_word, series, place);
+            }
+        }
+    }
+
+    /// `# TYPE`, `# UNIT` and `# HELP` of a family.
+    fn write_header(&self, out: &mut impl Sink, group: &FamilyGroup, name: &str, type_word: &str) {
         let family = group.naming().family_name(name);
         let metadata = group.metadata.as_ref();
         let help = metadata.map_or(DEFAULT_HELP, |m| &m.help);
@@ -171,15 +276,52 @@ impl OpenMetricsPage<'_, '_, '_> {
             let help = escape_label_value(help);
             put_line(out, &[b"# HELP ", family.as_bytes(), b" ", help.as_bytes()]);
         }
-        for batch in members.chunks(GATHERED) {
-            let mut places: [Range<usize>; GATHERED] = Default::default();
-            for (place, series) in places.iter_mut().zip(batch) {
-                *place = self
+    }
+
+    /// Native histograms `name` that cannot be a histogram family (another line on the page
+    /// is named `name` or `name_created`): each of their lines goes in an `unknown` family of
+    /// its own name, `name_bucket`, `name_sum` and `name_count`, as text 0.0.4 reads them.
+    fn write_native_lines_apart(
+        &mut self,
+        out: &mut impl Sink,
+        group: &FamilyGroup,
+        name: &str,
+        members: &[&SeriesView],
+    ) {
+        let naming = group.naming();
+        for suffix in HISTOGRAM_LINES {
+            let family = format!("{name}{suffix}");
+            if !self.reserve(&family, "unknown", members.len()) {
+                continue;
+            }
+            self.write_header(out, group, &family, "unknown");
+            for series in members {
+                let Some(histogram) = group.snapshot.histogram_of(series) else {
+                    continue;
+                };
+                let place = self
                     .blocks
                     .place_of(self.grouped.ranks[&block_key(series)], series);
-            }
-            for (series, place) in batch.iter().zip(places) {
-                self.write_series(out, group, name, type_word, series, place);
+                let quoted = naming.quoted(&series.schema);
+                let series_name = SeriesName { name, quoted };
+                let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
+                let block = self.blocks.at(place);
+                match suffix {
+                    "_bucket" => {
+                        for (le, count) in histogram.classic_buckets() {
+                            write_series_start(out, series_name, suffix, block, Some(le));
+                            write_value(out, count, timestamp, None);
+                        }
+                    }
+                    "_sum" => {
+                        write_series_start(out, series_name, suffix, block, None);
+                        write_value(out, histogram.sum, timestamp, None);
+                    }
+                    _ => {
+                        write_series_start(out, series_name, suffix, block, None);
+                        write_value(out, histogram.count, timestamp, None);
+                    }
+                }
             }
         }
     }
@@ -219,10 +361,8 @@ impl OpenMetricsPage<'_, '_, '_> {
                 write_value(out, count, timestamp, exemplar.map(|e| (e, naming)));
                 below = le;
             }
-            if buckets.first().is_none_or(|&(le, _)| le >= 0.0) {
-                write_series_start(out, name, "_sum", block, None);
-                write_value(out, histogram.sum, timestamp, None);
-            }
+            write_series_start(out, name, "_sum", block, None);
+            write_value(out, histogram.sum, timestamp, None);
             write_series_start(out, name, "_count", block, None);
             write_value(out, histogram.count, timestamp, None);
             write_created(out, name, block, created);
@@ -403,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn counters_lose_total_in_their_family_name_and_names_are_used_once() {
+    fn counters_lose_total_in_their_family_name_and_clashing_families_lose_their_type() {
         let text = page(
             &[
                 ("jobs_total", &[], 3.0),
@@ -415,13 +555,59 @@ mod tests {
                 ("plain", MetricKind::Counter),
             ],
         );
-        // `jobs` (a counter whose series is not named `_total`) is unknown; the counter
-        // family `jobs` after it would take its name, so it is left off.
+        // `jobs` (a counter whose series is not named `_total`) is unknown; the counter family
+        // `jobs` would take its name, so `jobs_total` is an unknown family of its own.
         assert_eq!(
             text,
             "# TYPE jobs unknown\n# HELP jobs h\njobs 1\n\
+             # TYPE jobs_total unknown\n# HELP jobs_total h\njobs_total 3\n\
              # TYPE plain unknown\n# HELP plain h\nplain 2\n# EOF\n"
         );
+    }
+
+    #[test]
+    fn a_counter_beside_a_gauge_of_its_family_name_keeps_every_series() {
+        // As every Go process exposes them.
+        let go = page(
+            &[
+                ("go_memstats_alloc_bytes", &[], 5.0),
+                ("go_memstats_alloc_bytes_total", &[], 9.0),
+            ],
+            &[
+                ("go_memstats_alloc_bytes", MetricKind::Gauge),
+                ("go_memstats_alloc_bytes_total", MetricKind::Counter),
+            ],
+        );
+        assert_eq!(
+            go,
+            "# TYPE go_memstats_alloc_bytes gauge\n# HELP go_memstats_alloc_bytes h\n\
+             go_memstats_alloc_bytes 5\n\
+             # TYPE go_memstats_alloc_bytes_total unknown\n\
+             # HELP go_memstats_alloc_bytes_total h\ngo_memstats_alloc_bytes_total 9\n# EOF\n"
+        );
+        // A gauge named as the counter's `_created`; the order of the families does not matter.
+        for (gauge, counter) in [
+            ("jobs_done_created", "jobs_done_total"),
+            ("a_created", "a_total"),
+        ] {
+            let text = page(
+                &[(counter, &[], 3.0), (gauge, &[], 7.0)],
+                &[(counter, MetricKind::Counter), (gauge, MetricKind::Gauge)],
+            );
+            assert!(
+                text.contains(&format!("# TYPE {counter} unknown\n")),
+                "{text}"
+            );
+            assert!(text.contains(&format!("\n{counter} 3\n")), "{text}");
+            assert!(text.contains(&format!("# TYPE {gauge} gauge\n")), "{text}");
+            assert!(text.contains(&format!("\n{gauge} 7\n")), "{text}");
+        }
+        // Without a clash the counter keeps its type.
+        let alone = page(
+            &[("jobs_done_total", &[], 3.0)],
+            &[("jobs_done", MetricKind::Counter)],
+        );
+        assert!(alone.starts_with("# TYPE jobs_done counter\n"), "{alone}");
     }
 
     #[test]
