@@ -300,8 +300,14 @@ fn v2_request(
                 ..Default::default()
             };
             match point(i) {
-                Point::Float(value) => series.samples = vec![v2::Sample { value, timestamp }],
-                Point::Histogram(histogram) => series.histograms = vec![*histogram],
+                Point::Float(value) => {
+                    series.samples = vec![v2::Sample {
+                        value,
+                        timestamp,
+                        start_timestamp: 0,
+                    }]
+                }
+                Point::Histogram(histogram) => series.histograms = vec![histogram.to_v2()],
             }
             series
         })

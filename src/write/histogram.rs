@@ -1,7 +1,8 @@
 //! Reading and checking one native histogram of a write request.
 //!
 //! Remote write 1.0's `prometheus.Histogram` and 2.0's `io.prometheus.write.v2.Histogram` have
-//! the same field numbers (the `types.proto` of each), so one reader serves both. The checks
+//! the same field numbers (the `types.proto` of each), so one reader serves both; 2.0 adds the
+//! start timestamp (field 17). The checks
 //! are those Prometheus makes before it stores a histogram (spec: "Native Histograms"): a
 //! known schema, spans that cover exactly the buckets sent, no negative or NaN count, a count
 //! no smaller than its buckets', and strictly increasing custom values for schema -53; plus a
@@ -11,7 +12,7 @@ use std::fmt;
 
 use crate::store::native::{BucketSpan, Buckets, NativeHistogram, CUSTOM_BUCKETS_SCHEMA};
 use crate::store::STALE_NAN_BITS;
-use crate::write::wire::{wrong_type, Reader, WireError, I64, LEN, VARINT};
+use crate::write::wire::{wrong_type, Protocol, Reader, WireError, I64, LEN, VARINT};
 
 /// Why a histogram was refused, in words for the 400 body.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,11 +79,22 @@ struct SentBuckets {
     counts: Vec<f64>,
 }
 
-/// Reads and checks a histogram message; at most `max_buckets` buckets on both sides.
+/// A histogram as sent: the histogram, and its start timestamp in ms (remote write 2.0
+/// `Histogram.start_timestamp`, field 17; 0 when not sent, and always in 1.0, which has no
+/// such field).
+pub struct SentHistogram {
+    pub histogram: NativeHistogram,
+    pub start_timestamp_ms: i64,
+}
+
+/// Reads and checks a histogram message of this protocol; at most `max_buckets` buckets on
+/// both sides.
 pub fn read_histogram(
     message: &[u8],
     max_buckets: usize,
-) -> Result<NativeHistogram, HistogramProblem> {
+    protocol: Protocol,
+) -> Result<SentHistogram, HistogramProblem> {
+    let mut start_timestamp_ms = 0;
     let mut h = NativeHistogram::default();
     let (mut negative, mut positive) = (SentBuckets::default(), SentBuckets::default());
     let mut custom_values = Vec::new();
@@ -118,13 +130,22 @@ pub fn read_histogram(
             (14, VARINT) => h.reset_hint = reader.varint()? as i32,
             (15, VARINT) => h.timestamp_ms = reader.varint()? as i64,
             (16, _) => repeated(&mut reader, (field, wire_type), &mut custom_values, DOUBLE)?,
+            (17, VARINT) if protocol == Protocol::V2 => {
+                start_timestamp_ms = reader.varint()? as i64
+            }
             (1..=16, _) => return Err(wrong_type("Histogram", field).into()),
+            (17, _) if protocol == Protocol::V2 => {
+                return Err(wrong_type("Histogram", field).into())
+            }
             _ => reader.skip(wire_type)?,
         }
     }
     if h.sum.to_bits() == STALE_NAN_BITS {
         // A stale marker: it removes the series, and its buckets mean nothing.
-        return Ok(h);
+        return Ok(SentHistogram {
+            histogram: h,
+            start_timestamp_ms,
+        });
     }
     if h.schema != CUSTOM_BUCKETS_SCHEMA && !(-4..=8).contains(&h.schema) {
         return Err(HistogramProblem::UnknownSchema(h.schema));
@@ -144,7 +165,10 @@ pub fn read_histogram(
     if h.schema == CUSTOM_BUCKETS_SCHEMA {
         check_custom(&h)?;
     }
-    Ok(h)
+    Ok(SentHistogram {
+        histogram: h,
+        start_timestamp_ms,
+    })
 }
 
 /// The buckets with absolute counts, once their spans are checked against them.

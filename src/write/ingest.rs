@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 
 use crate::base::bytes;
 use crate::store::metadata::{Metadata, MetricKind};
-use crate::store::native::{Exemplar, NativeHistogram};
+use crate::store::native::Exemplar;
 use crate::store::{Applied, Sample, SeriesKey, Store, Update, Writer};
 use crate::write::exemplar::read_exemplar;
-use crate::write::histogram::{read_histogram, HistogramProblem};
+use crate::write::histogram::{read_histogram, HistogramProblem, SentHistogram};
 use crate::write::wire::{LabelSpan, MetadataEntry, SeriesEntry, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
@@ -266,7 +266,7 @@ struct Scratch<'a> {
     /// The labels once their names are checked: sorted, without `__name__` and empty values.
     checked: Vec<(&'a [u8], &'a [u8])>,
     /// The series' native histograms that passed their checks.
-    histograms: Vec<NativeHistogram>,
+    histograms: Vec<SentHistogram>,
     /// The series' exemplars that passed their checks.
     exemplars: Vec<Exemplar>,
 }
@@ -295,13 +295,13 @@ impl<'a> SeriesContext<'a> {
         self.read_exemplars(&mut scratch.exemplars, report);
         let floats = batch.samples_of(self.series);
         let horizon = self.now_ms.saturating_add(MAX_FUTURE_MS);
-        let (newest_float, floats_in_time) = newest_in_time(floats, horizon, |s| s.timestamp);
-        let newest_float = newest_float.map(|s| Sample {
+        let (newest_float_sent, floats_in_time) = newest_in_time(floats, horizon, |s| s.timestamp);
+        let newest_float = newest_float_sent.map(|s| Sample {
             value: s.value,
             timestamp_ms: s.timestamp,
         });
         let (newest_histogram, histograms_in_time) =
-            newest_in_time(&scratch.histograms, horizon, |h| h.timestamp_ms);
+            newest_in_time(&scratch.histograms, horizon, |h| h.histogram.timestamp_ms);
         let outcome = Outcome {
             floats: floats.len(),
             floats_in_time,
@@ -315,17 +315,27 @@ impl<'a> SeriesContext<'a> {
         }
         // Of equal timestamps a histogram wins, as if sent after the floats.
         let histogram = newest_histogram
-            .filter(|h| newest_float.is_none_or(|f| h.timestamp_ms >= f.timestamp_ms));
+            .filter(|h| newest_float.is_none_or(|f| h.histogram.timestamp_ms >= f.timestamp_ms));
+        // The start timestamp of the sample kept, else the draft 2.0 one of the series.
+        let start_ms = match histogram {
+            Some(h) => h.start_timestamp_ms,
+            None => newest_float_sent.map_or(0, |s| s.start_timestamp),
+        };
+        let start_ms = if start_ms != 0 {
+            start_ms
+        } else {
+            self.series.draft_created_ms
+        };
         let update = Update {
             sample: match histogram {
                 Some(h) => Some(Sample {
                     value: f64::NAN,
-                    timestamp_ms: h.timestamp_ms,
+                    timestamp_ms: h.histogram.timestamp_ms,
                 }),
                 None => newest_float,
             },
-            histogram,
-            created_ms: (self.series.created_ms != 0).then_some(self.series.created_ms),
+            histogram: histogram.map(|h| &h.histogram),
+            created_ms: (start_ms != 0).then_some(start_ms),
             exemplars: &scratch.exemplars,
         };
         let labels = batch.labels_of(self.series);
@@ -370,10 +380,11 @@ impl<'a> SeriesContext<'a> {
     }
 
     /// Reads the series' native histograms into `out`, dropping those that fail their checks.
-    fn read_histograms(&self, out: &mut Vec<NativeHistogram>, report: &mut Report) {
+    fn read_histograms(&self, out: &mut Vec<SentHistogram>, report: &mut Report) {
         out.clear();
-        for message in self.batch.histograms_of(self.series) {
-            match read_histogram(message, self.rules.max_histogram_buckets) {
+        let (batch, limit) = (self.batch, self.rules.max_histogram_buckets);
+        for message in batch.histograms_of(self.series) {
+            match read_histogram(message, limit, batch.protocol) {
                 Ok(histogram) => out.push(histogram),
                 Err(problem) => {
                     let reason = match problem {
@@ -1154,7 +1165,11 @@ mod tests {
             labels_refs,
             samples: samples
                 .iter()
-                .map(|&(value, timestamp)| v2::Sample { value, timestamp })
+                .map(|&(value, timestamp)| v2::Sample {
+                    value,
+                    timestamp,
+                    start_timestamp: 0,
+                })
                 .collect(),
             ..Default::default()
         }
@@ -1477,32 +1492,73 @@ mod tests {
     }
 
     #[test]
-    fn v2_histograms_exemplars_and_created_timestamps_are_stored() {
+    fn v2_histograms_exemplars_and_start_timestamps_are_stored() {
         let store = Store::new(100);
-        let symbols = ["", "__name__", "rpc_seconds", "trace_id", "t1"];
+        let symbols = [
+            "",
+            "__name__",
+            "rpc_seconds",
+            "trace_id",
+            "t1",
+            "jobs_total",
+        ];
         let mut series = series_v2(vec![1, 2], &[]);
-        series.histograms = vec![native(NOW)];
+        let mut histogram = native(NOW).to_v2();
+        histogram.start_timestamp = NOW - 60_000;
+        series.histograms = vec![histogram];
         series.exemplars = vec![v2::Exemplar {
             labels_refs: vec![3, 4],
             value: 0.7,
             timestamp: NOW,
         }];
-        series.created_timestamp = NOW - 60_000;
-        let report = apply_v2(&store, &symbols, vec![series]);
+        let mut counter = series_v2(vec![1, 5], &[(1.0, NOW - 1000), (2.0, NOW)]);
+        counter.samples[0].start_timestamp = NOW - 90_000;
+        counter.samples[1].start_timestamp = NOW - 70_000;
+        let report = apply_v2(&store, &symbols, vec![series, counter]);
         assert!(report.is_clean(), "{}", report.summary());
         assert_eq!(
             report.written,
             Points {
-                samples: 0,
+                samples: 2,
                 histograms: 1,
                 exemplars: 1
             }
         );
         let snapshot = store.snapshot();
+        let extras = |name: &str| {
+            let series = snapshot.series.iter().find(|s| s.name() == name).unwrap();
+            snapshot.extras_of(series).unwrap()
+        };
+        let rpc = extras("rpc_seconds");
+        assert_eq!(rpc.created_ms, Some(NOW - 60_000));
+        assert_eq!(rpc.histogram.as_ref().unwrap().count, 4.0);
+        assert_eq!(&*rpc.exemplars[0].labels[0].1, "t1");
+        // The start of the sample kept, the newest.
+        assert_eq!(extras("jobs_total").created_ms, Some(NOW - 70_000));
+    }
+
+    #[test]
+    fn a_draft_v2_created_timestamp_is_kept_when_the_sample_has_no_start() {
+        let store = Store::new(100);
+        let symbols = ["", "__name__", "jobs_total"];
+        let mut bytes = v2::Request {
+            symbols: symbols
+                .iter()
+                .map(|s| s.as_bytes().to_vec().into())
+                .collect(),
+            timeseries: Vec::new(),
+        }
+        .encode_to_vec();
+        let series = series_v2(vec![1, 2], &[(3.0, NOW)]);
+        bytes.extend(crate::write::proto::draft_v2_series(&series, NOW - 5000));
+        let mut batch = WriteBatch::default();
+        batch.buffer_for(bytes.len()).copy_from_slice(&bytes);
+        batch.parse(Protocol::V2).unwrap();
+        let report = ingest(&store, &batch, &RULES, NOW, 0);
+        assert!(report.is_clean(), "{}", report.summary());
+        let snapshot = store.snapshot();
         let extras = snapshot.extras_of(&snapshot.series[0]).unwrap();
-        assert_eq!(extras.created_ms, Some(NOW - 60_000));
-        assert_eq!(extras.histogram.as_ref().unwrap().count, 4.0);
-        assert_eq!(&*extras.exemplars[0].labels[0].1, "t1");
+        assert_eq!(extras.created_ms, Some(NOW - 5000));
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! requests as senders do.
 #![allow(missing_docs, clippy::all)]
 
+use prost::Message;
+
 include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 
-/// Remote write 2.0: `io.prometheus.write.v2`, nested as its package so that its references to
-/// 1.0's `prometheus.Histogram` resolve.
+/// Remote write 2.0: `io.prometheus.write.v2`.
 pub use io::prometheus::write::v2;
 
 pub mod io {
@@ -20,9 +21,29 @@ pub mod io {
     }
 }
 
-/// The `prometheus` package, as the 2.0 messages name it.
-mod prometheus {
-    pub use super::Histogram;
+impl Histogram {
+    /// The same histogram as a 2.0 message, whose fields 1 to 16 are 1.0's.
+    pub fn to_v2(&self) -> v2::Histogram {
+        v2::Histogram::decode(self.encode_to_vec().as_slice()).expect("the same fields")
+    }
+}
+
+impl v2::Histogram {
+    /// The same histogram as a 1.0 message, without the start timestamp 1.0 has no field for.
+    pub fn to_v1(&self) -> Histogram {
+        Histogram::decode(self.encode_to_vec().as_slice()).expect("the same fields")
+    }
+}
+
+/// A 2.0 `Request`'s field 5 holding `series` with the `created_timestamp` (`TimeSeries`
+/// field 6) that drafts of the spec had, in ms: appended to an encoded request, it is what such
+/// a sender sends.
+pub fn draft_v2_series(series: &v2::TimeSeries, created_timestamp: i64) -> Vec<u8> {
+    let mut message = series.encode_to_vec();
+    prost::encoding::int64::encode(6, &created_timestamp, &mut message);
+    let mut field = Vec::new();
+    prost::encoding::bytes::encode(5, &message, &mut field);
+    field
 }
 
 impl TimeSeries {

@@ -72,6 +72,8 @@ pub struct LabelSpan {
 pub struct WireSample {
     pub value: f64,
     pub timestamp: i64,
+    /// Remote write 2.0 `Sample.start_timestamp` (field 3), in ms; 0 when not sent.
+    pub start_timestamp: i64,
 }
 
 /// One `TimeSeries`: index ranges into the batch's labels and samples.
@@ -83,8 +85,10 @@ pub struct SeriesEntry {
     pub histograms: Range<u32>,
     /// Index range into the batch's exemplar messages.
     pub exemplars: Range<u32>,
-    /// Remote write 2.0 `created_timestamp`, in ms; 0 when not sent.
-    pub created_ms: i64,
+    /// `TimeSeries.created_timestamp` (field 6) of the drafts of remote write 2.0 before the
+    /// start timestamp moved into each sample and histogram (the published `types.proto`
+    /// reserves field 6), in ms; 0 when not sent.
+    pub draft_created_ms: i64,
     /// A 2.0 series whose references cannot be resolved: its samples cannot be stored.
     pub problem: Option<ReferenceProblem>,
 }
@@ -294,7 +298,9 @@ impl WriteBatch {
             };
             match (field, wire_type) {
                 (1, LEN) => self.labels.push(parse_label(reader.sub_message()?)?),
-                (2, LEN) => self.samples.push(parse_sample(reader.sub_message()?)?),
+                (2, LEN) => self
+                    .samples
+                    .push(parse_sample(reader.sub_message()?, Protocol::V1)?),
                 (3, LEN) => self.exemplars.push(reader.span()?),
                 (4, LEN) => self.histograms.push(reader.span()?),
                 (1..=4, _) => return Err(wrong_type("TimeSeries", field)),
@@ -382,11 +388,13 @@ impl WriteBatch {
                     }
                 }
                 (1, VARINT) => references.push(reader.varint()?),
-                (2, LEN) => self.samples.push(parse_sample(reader.sub_message()?)?),
+                (2, LEN) => self
+                    .samples
+                    .push(parse_sample(reader.sub_message()?, Protocol::V2)?),
                 (3, LEN) => self.histograms.push(reader.span()?),
                 (4, LEN) => self.exemplars.push(reader.span()?),
                 (5, LEN) => metadata = Some(parse_metadata_v2(reader.sub_message()?)?),
-                (6, VARINT) => entry.created_ms = reader.varint()? as i64,
+                (6, VARINT) => entry.draft_created_ms = reader.varint()? as i64,
                 (1..=6, _) => return Err(wrong_type("TimeSeries", field)),
                 _ => reader.skip(wire_type)?,
             }
@@ -492,13 +500,19 @@ pub(super) fn parse_label(mut reader: Reader) -> Result<LabelSpan, WireError> {
     Ok(label)
 }
 
-fn parse_sample(mut reader: Reader) -> Result<WireSample, WireError> {
+/// A `Sample`: value and timestamp, and in 2.0 its start timestamp (field 3, which 1.0 does
+/// not have, so there it is skipped as any unknown field).
+fn parse_sample(mut reader: Reader, protocol: Protocol) -> Result<WireSample, WireError> {
     let mut sample = WireSample::default();
     while let Some((field, wire_type)) = reader.key()? {
         match (field, wire_type) {
             (1, I64) => sample.value = f64::from_bits(reader.fixed64()?),
             (2, VARINT) => sample.timestamp = reader.varint()? as i64,
+            (3, VARINT) if protocol == Protocol::V2 => {
+                sample.start_timestamp = reader.varint()? as i64
+            }
             (1 | 2, _) => return Err(wrong_type("Sample", field)),
+            (3, _) if protocol == Protocol::V2 => return Err(wrong_type("Sample", field)),
             _ => reader.skip(wire_type)?,
         }
     }
@@ -671,7 +685,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::write::proto::{
-        histogram, v2, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
+        v2, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
     };
     use prost::Message;
 
@@ -752,11 +766,13 @@ mod tests {
             [
                 WireSample {
                     value: 1.5,
-                    timestamp: 1000
+                    timestamp: 1000,
+                    start_timestamp: 0
                 },
                 WireSample {
                     value: -2.0,
-                    timestamp: -5
+                    timestamp: -5,
+                    start_timestamp: 0
                 }
             ]
         );
@@ -962,6 +978,7 @@ mod tests {
                 samples: vec![v2::Sample {
                     value: 3.0,
                     timestamp: 1000,
+                    start_timestamp: 500,
                 }],
                 exemplars: vec![
                     v2::Exemplar {
@@ -978,7 +995,6 @@ mod tests {
                     help_ref: 7,
                     unit_ref: 8,
                 }),
-                created_timestamp: 500,
                 ..Default::default()
             },
             v2::TimeSeries {
@@ -986,9 +1002,11 @@ mod tests {
                 samples: vec![v2::Sample {
                     value: 1.0,
                     timestamp: 2000,
+                    start_timestamp: 0,
                 }],
-                histograms: vec![Histogram {
-                    count: Some(histogram::Count::CountInt(1)),
+                histograms: vec![v2::Histogram {
+                    count: Some(v2::histogram::Count::CountInt(1)),
+                    start_timestamp: 700,
                     ..Default::default()
                 }],
                 metadata: Some(v2::Metadata::default()),
@@ -1011,15 +1029,15 @@ mod tests {
                 })
                 .collect();
             assert_eq!(text_labels(&batch, entry), expected);
-            let samples: Vec<(f64, i64)> = batch
+            let samples: Vec<(f64, i64, i64)> = batch
                 .samples_of(entry)
                 .iter()
-                .map(|s| (s.value, s.timestamp))
+                .map(|s| (s.value, s.timestamp, s.start_timestamp))
                 .collect();
-            let sent_samples: Vec<(f64, i64)> = sent
+            let sent_samples: Vec<(f64, i64, i64)> = sent
                 .samples
                 .iter()
-                .map(|s| (s.value, s.timestamp))
+                .map(|s| (s.value, s.timestamp, s.start_timestamp))
                 .collect();
             assert_eq!(samples, sent_samples);
             let exemplars: Vec<v2::Exemplar> = batch
@@ -1027,12 +1045,12 @@ mod tests {
                 .map(|bytes| v2::Exemplar::decode(bytes).unwrap())
                 .collect();
             assert_eq!(exemplars, sent.exemplars);
-            let histograms: Vec<Histogram> = batch
+            let histograms: Vec<v2::Histogram> = batch
                 .histograms_of(entry)
-                .map(|bytes| Histogram::decode(bytes).unwrap())
+                .map(|bytes| v2::Histogram::decode(bytes).unwrap())
                 .collect();
             assert_eq!(histograms, sent.histograms);
-            assert_eq!(entry.created_ms, sent.created_timestamp);
+            assert_eq!(entry.draft_created_ms, 0);
             assert_eq!(entry.problem, None);
         }
         // The histogram's bucket series describes its family; metadata saying nothing is no
@@ -1073,12 +1091,47 @@ mod tests {
     }
 
     #[test]
+    fn a_draft_created_timestamp_is_read_and_a_1_0_sample_has_no_start() {
+        let series = v2::TimeSeries {
+            labels_refs: vec![1, 2],
+            samples: vec![v2::Sample {
+                value: 1.0,
+                timestamp: 2000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut bytes = request_v2(&["", "__name__", "up"], Vec::new());
+        bytes.extend(crate::write::proto::draft_v2_series(&series, 1500));
+        let batch = parse_v2(&bytes).unwrap();
+        assert_eq!(batch.series[0].draft_created_ms, 1500);
+        assert_eq!(text_labels(&batch, &batch.series[0])[0].1, "up");
+
+        // Field 3 of a 1.0 `Sample` is no field of 1.0: skipped, as any unknown field.
+        let v1_sample = [0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x02, 0x18, 0x07];
+        let mut v1_series = Vec::new();
+        prost::encoding::bytes::encode(2, &v1_sample.to_vec(), &mut v1_series);
+        let mut v1 = Vec::new();
+        prost::encoding::bytes::encode(1, &v1_series, &mut v1);
+        let batch = parse(&v1).unwrap();
+        assert_eq!(
+            batch.samples,
+            [WireSample {
+                value: 1.0,
+                timestamp: 2,
+                start_timestamp: 0
+            }]
+        );
+    }
+
+    #[test]
     fn unresolvable_v2_references_cost_only_their_series() {
         let series = |labels_refs: Vec<u32>, help_ref: u32| v2::TimeSeries {
             labels_refs,
             samples: vec![v2::Sample {
                 value: 1.0,
                 timestamp: 1,
+                ..Default::default()
             }],
             metadata: Some(v2::Metadata {
                 r#type: 2,
