@@ -43,21 +43,15 @@ image: static
 
 # What the tests run besides cargo: Prometheus and promtool, node_exporter (a scrape source for
 # the chain test), Python's prometheus_client parser, unshare/chroot for the empty-root test, and
-# the published protos as independent encoders: client_model's metrics.proto (from Debian) for a
-# scrape page with native histograms, and prompb's types.proto (PyPI remote-pb2) for writes;
 # kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against.
-CLIENT_MODEL_PROTO := /usr/share/gocode/src/github.com/prometheus/client_model/io/prometheus/client/metrics.proto
+# The published protos the tests build requests and read pages with are in ../shared/upstream.
 deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		$(SUDO) apt-get install -y -qq prometheus prometheus-node-exporter >/dev/null; }
 	@command -v unshare >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq util-linux >/dev/null; }
-	@test -f $(CLIENT_MODEL_PROTO) || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		$(SUDO) apt-get install -y -qq golang-github-prometheus-client-model-dev >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
-	@python3 -c 'import remote_pb2, google.protobuf' 2>/dev/null || \
-		python3 -m pip install -q 'remote-pb2==0.4.0' protobuf
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
 	@promtool --version 2>&1 | head -n 1
 

@@ -1,11 +1,10 @@
 //! Senders other than our own encoder: a real Prometheus 2.42 sends native histograms and
-//! exemplars over remote write 1.0, and so does an encoder generated from Prometheus's
-//! published `types.proto`; the bridge holds what they sent.
+//! exemplars over remote write 1.0, and so do messages of Prometheus's published `types.proto`
+//! (`../shared/upstream`, compiled when the test runs); the bridge holds what they sent.
 //!
 //! Prometheus (`--enable-feature=native-histograms,exemplar-storage`, `send_native_histograms`,
 //! `send_exemplars`) scrapes two fixture targets: one exposes a native histogram in protobuf,
-//! encoded from the published client_model `metrics.proto` (Debian's
-//! golang-github-prometheus-client-model-dev, compiled when the test runs); the other an
+//! encoded from the published client_model `metrics.proto`; the other an
 //! OpenMetrics counter with an exemplar. The bridge runs in this process, so that the test can
 //! look into its store as well as at its page.
 
@@ -20,14 +19,11 @@ use k8s_exporter::server::Server;
 use k8s_exporter::store::native::{Extras, NativeHistogram};
 use k8s_exporter::store::SeriesView;
 use k8s_exporter::web::webconfig::WebConfig;
-use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::json;
 
 use crate::support::peers::{prometheus_with, query, query_exemplars, TempDir};
-use crate::support::{eventually, now_ms, request, run_with_stdin_bytes, sample_value, snappy};
-
-const CLIENT_MODEL: &str = "/usr/share/gocode/src/github.com/prometheus/client_model";
+use crate::support::upstream;
+use crate::support::{eventually, now_ms, request, sample_value, snappy};
 
 /// The histogram the protobuf target exposes: schema 1 (each power of two split in two),
 /// zero bucket of width 0.001 holding 1, positive buckets 0, 1, 2 holding 1, 2, 1 (upper
@@ -52,23 +48,6 @@ fn histogram_family() -> serde_json::Value {
             }
         }]
     })
-}
-
-/// The family as a protobuf scrape page carries it: length-delimited, from the published proto.
-fn protobuf_page(family: serde_json::Value) -> Vec<u8> {
-    let pool: DescriptorPool = protox::Compiler::new([CLIENT_MODEL])
-        .and_then(|mut compiler| {
-            compiler.open_file("io/prometheus/client/metrics.proto")?;
-            Ok(compiler.descriptor_pool())
-        })
-        .unwrap_or_else(|e| {
-            panic!("compile {CLIENT_MODEL}/io/prometheus/client/metrics.proto: {e}")
-        });
-    let descriptor = pool
-        .get_message_by_name("io.prometheus.client.MetricFamily")
-        .expect("MetricFamily in metrics.proto");
-    let message = DynamicMessage::deserialize(descriptor, family).expect("the family as JSON");
-    message.encode_length_delimited_to_vec()
 }
 
 /// Serves `body` as `content_type` to every request, on a loopback port; returns the address.
@@ -127,7 +106,7 @@ fn prometheus_sends_native_histograms_and_exemplars_that_the_bridge_keeps() {
     let dir = TempDir::new("native");
     let server = bridge();
     let histograms = serve(
-        protobuf_page(histogram_family()),
+        upstream::protobuf_page(&[histogram_family()]),
         "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
     );
     let exemplar_ms = now_ms() - 5_000;
@@ -305,8 +284,8 @@ fn scrapers_read_what_was_written(
     }
 }
 
-/// Remote write 1.0 encoded by another encoder, from Prometheus's published `types.proto`
-/// (tests/published_write_request.py): what Prometheus 2.42 cannot send yet, float-count and
+/// Remote write 1.0 encoded from Prometheus's published `types.proto`: what Prometheus 2.42
+/// cannot send yet, float-count and
 /// custom-bucket histograms, and exemplars with two labels, arrive as they were sent.
 #[test]
 fn requests_from_the_published_proto_are_held_as_sent() {
@@ -343,20 +322,7 @@ fn requests_from_the_published_proto_are_held_as_sent() {
             }]
         }
     ]});
-    let output = run_with_stdin_bytes(
-        "python3",
-        &[concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/published_write_request.py"
-        )],
-        sent.to_string().as_bytes(),
-    );
-    assert!(
-        output.status.success(),
-        "the published-proto encoder failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let response = request_with_body(&server.address, &output.stdout);
+    let response = request_with_body(&server.address, &upstream::write_request_v1(sent));
     assert_eq!(response.status, 204, "{}", response.text());
 
     let float = held_histogram(&server, "queue_wait_seconds").expect("the float histogram");

@@ -1,15 +1,13 @@
 //! Content negotiation on `/metrics` and `/metrics/exporter`: the `Accept` headers real
 //! Prometheus versions send, each format read by a parser that is not ours, and `match[]`.
 
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use serde_json::Value;
 
+use crate::support::upstream;
 use crate::support::{
     metadata, now_ms, promtool_check, python_parse, python_parse_with, series, write_request,
     Exporter,
 };
-
-const CLIENT_MODEL: &str = "/usr/share/gocode/src/github.com/prometheus/client_model";
 
 const PROTOBUF: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
@@ -219,37 +217,11 @@ fn utf8_names_are_quoted_on_text_1_0_0_and_escaped_as_asked_elsewhere() {
     }
 }
 
-/// The published client_model `metrics.proto` (Debian's package), compiled here.
-fn metric_family_descriptor() -> MessageDescriptor {
-    let pool: DescriptorPool = protox::Compiler::new([CLIENT_MODEL])
-        .and_then(|mut compiler| {
-            compiler.open_file("io/prometheus/client/metrics.proto")?;
-            Ok(compiler.descriptor_pool())
-        })
-        .unwrap_or_else(|e| panic!("compile metrics.proto from {CLIENT_MODEL}: {e}"));
-    pool.get_message_by_name("io.prometheus.client.MetricFamily")
-        .expect("MetricFamily")
-}
-
-/// Every length-delimited `MetricFamily` of a protobuf page, as JSON.
-pub fn decode_protobuf_page(mut page: &[u8]) -> Vec<Value> {
-    let descriptor = metric_family_descriptor();
-    let mut families = Vec::new();
-    while !page.is_empty() {
-        let length = prost::encoding::decode_varint(&mut page).expect("a length") as usize;
-        let (bytes, rest) = page.split_at(length);
-        let message = DynamicMessage::decode(descriptor.clone(), bytes).expect("a MetricFamily");
-        page = rest;
-        families.push(serde_json::to_value(&message).unwrap());
-    }
-    families
-}
-
 #[test]
 fn the_protobuf_page_decodes_with_the_published_metrics_proto() {
     let exporter = exporter_with_families();
     let response = exporter.request("GET", "/metrics", &[("Accept", PROTOBUF)], &[]);
-    let families = decode_protobuf_page(&response.body);
+    let families = upstream::decode_protobuf_page(&response.body);
     let family = |name: &str| {
         families
             .iter()
@@ -298,7 +270,7 @@ fn the_protobuf_page_decodes_with_the_published_metrics_proto() {
     .unwrap();
     assert_eq!(unzipped, response.body, "the same page, gzipped");
     let exporter_page = exporter.request("GET", "/metrics/exporter", &[("Accept", PROTOBUF)], &[]);
-    let own = decode_protobuf_page(&exporter_page.body);
+    let own = upstream::decode_protobuf_page(&exporter_page.body);
     assert!(own
         .iter()
         .any(|f| f["name"] == "k8s_exporter_scrapes_total"));

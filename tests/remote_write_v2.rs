@@ -4,8 +4,9 @@
 
 use k8s_exporter::write::proto::v2;
 use prost::Message;
+use serde_json::json;
 
-use crate::support::{now_ms, sample_value, snappy, Exporter, HttpResponse};
+use crate::support::{now_ms, sample_value, snappy, upstream, Exporter, HttpResponse};
 
 const V2_HEADERS: [(&str, &str); 3] = [
     (
@@ -34,7 +35,11 @@ fn request(symbols: &[&str], timeseries: Vec<v2::TimeSeries>) -> Vec<u8> {
 fn series(labels_refs: Vec<u32>, value: f64, timestamp: i64) -> v2::TimeSeries {
     v2::TimeSeries {
         labels_refs,
-        samples: vec![v2::Sample { value, timestamp }],
+        samples: vec![v2::Sample {
+            value,
+            timestamp,
+            start_timestamp: 0,
+        }],
         ..Default::default()
     }
 }
@@ -74,10 +79,10 @@ fn a_v2_request_is_stored_with_its_metadata_and_says_what_was_written() {
     }];
     let mut latency = series(vec![1, 7], 0.0, now);
     latency.samples.clear();
-    latency.histograms = vec![k8s_exporter::write::proto::Histogram {
-        count: Some(k8s_exporter::write::proto::histogram::Count::CountInt(2)),
+    latency.histograms = vec![v2::Histogram {
+        count: Some(v2::histogram::Count::CountInt(2)),
         sum: 0.3,
-        zero_count: Some(k8s_exporter::write::proto::histogram::ZeroCount::ZeroCountInt(2)),
+        zero_count: Some(v2::histogram::ZeroCount::ZeroCountInt(2)),
         timestamp: now,
         ..Default::default()
     }];
@@ -196,14 +201,17 @@ fn unknown_protos_are_415_and_v1_answers_carry_no_v2_headers() {
     assert_eq!(written(&response), [None, None, None]);
 }
 
-/// What 2.0 carries beyond values, shown where the formats have room for it: start
-/// timestamps as OpenMetrics `_created` and protobuf `created_timestamp`, exemplars on the
+/// What 2.0 carries beyond values, shown where the formats have room for it, sent as the
+/// published `io.prometheus.write.v2` messages: start timestamps (`Sample.start_timestamp`,
+/// `Histogram.start_timestamp`, and the drafts' `TimeSeries` field 6) as OpenMetrics `_created`
+/// and protobuf `start_timestamp` for counters, histograms and summaries, exemplars on the
 /// counter line and in the native histogram's bucket each falls in.
 #[test]
 fn start_timestamps_and_exemplars_reach_openmetrics_and_protobuf() {
     let exporter = Exporter::start(&[]);
     let now = now_ms();
-    let created = now - 3_600_500;
+    // 2023-11-14T22:13:20.500Z
+    let start = 1_700_000_000_500i64;
     let symbols = [
         "",
         "__name__",
@@ -212,65 +220,84 @@ fn start_timestamps_and_exemplars_reach_openmetrics_and_protobuf() {
         "abc123",
         "wait_seconds",
         "def456",
+        "rpc_seconds_bucket",
+        "rpc_seconds_sum",
+        "rpc_seconds_count",
+        "le",
+        "0.5",
+        "+Inf",
+        "gc_seconds",
+        "gc_seconds_sum",
+        "gc_seconds_count",
+        "quantile",
+        "lag_seconds_total",
     ];
-    let mut counter = series(vec![1, 2], 17.0, now);
-    counter.created_timestamp = created;
-    counter.metadata = Some(v2::Metadata {
-        r#type: 1,
-        help_ref: 0,
-        unit_ref: 0,
-    });
-    counter.exemplars = vec![v2::Exemplar {
-        labels_refs: vec![3, 4],
-        value: 1.5,
-        timestamp: now - 1000,
-    }];
-    use k8s_exporter::write::proto::{histogram, BucketSpan, Histogram};
-    let mut waits = series(vec![1, 5], 0.0, now);
-    waits.samples.clear();
-    waits.created_timestamp = created;
-    // Schema 0: buckets (0.5, 1] and (1, 2] holding 1 and 2.
-    waits.histograms = vec![Histogram {
-        count: Some(histogram::Count::CountInt(3)),
-        sum: 3.5,
-        schema: 0,
-        zero_threshold: 1e-9,
-        zero_count: Some(histogram::ZeroCount::ZeroCountInt(0)),
-        positive_spans: vec![BucketSpan {
-            offset: 0,
-            length: 2,
-        }],
-        positive_deltas: vec![1, 1],
-        timestamp: now,
-        ..Default::default()
-    }];
-    waits.exemplars = vec![v2::Exemplar {
-        labels_refs: vec![3, 6],
-        value: 1.25,
-        timestamp: now - 500,
-    }];
-    let response = post_v2(&exporter, &request(&symbols, vec![counter, waits]));
+    let sample = |value: f64| json!([{"value": value, "timestamp": now.to_string(), "startTimestamp": start.to_string()}]);
+    let typed = |kind: &str| json!({"type": kind});
+    let request = upstream::write_request_v2(json!({
+        "symbols": symbols,
+        "timeseries": [
+            {
+                "labelsRefs": [1, 2], "samples": sample(17.0),
+                "metadata": typed("METRIC_TYPE_COUNTER"),
+                "exemplars": [{"labelsRefs": [3, 4], "value": 1.5,
+                               "timestamp": (now - 1000).to_string()}]
+            },
+            {
+                "labelsRefs": [1, 5],
+                // Schema 0: buckets (0.5, 1] and (1, 2] holding 1 and 2.
+                "histograms": [{
+                    "countInt": "3", "sum": 3.5, "schema": 0, "zeroThreshold": 1e-9,
+                    "zeroCountInt": "0", "positiveSpans": [{"offset": 0, "length": 2}],
+                    "positiveDeltas": ["1", "1"], "timestamp": now.to_string(),
+                    "startTimestamp": start.to_string()
+                }],
+                "exemplars": [{"labelsRefs": [3, 6], "value": 1.25,
+                               "timestamp": (now - 500).to_string()}]
+            },
+            {"labelsRefs": [1, 7, 10, 11], "samples": sample(1.0),
+             "metadata": typed("METRIC_TYPE_HISTOGRAM")},
+            {"labelsRefs": [1, 7, 10, 12], "samples": sample(4.0)},
+            {"labelsRefs": [1, 8], "samples": sample(2.5)},
+            {"labelsRefs": [1, 9], "samples": sample(4.0)},
+            {"labelsRefs": [1, 13, 16, 11], "samples": sample(0.02),
+             "metadata": typed("METRIC_TYPE_SUMMARY")},
+            {"labelsRefs": [1, 14], "samples": sample(0.5)},
+            {"labelsRefs": [1, 15], "samples": sample(20.0)},
+        ]
+    }));
+    let response = post_v2(&exporter, &request);
     assert_eq!(response.status, 204, "{}", response.text());
+    // A sender of the drafts puts the start in the series (field 6, reserved since).
+    let mut draft = self::request(&["", "__name__", "lag_seconds_total"], Vec::new());
+    let mut lag = series(vec![1, 2], 3.0, now);
+    lag.metadata = Some(v2::Metadata {
+        r#type: 1,
+        ..Default::default()
+    });
+    draft.extend(k8s_exporter::write::proto::draft_v2_series(&lag, start));
+    assert_eq!(post_v2(&exporter, &draft).status, 204);
 
     let accept = [("Accept", "application/openmetrics-text;version=1.0.0")];
     let page = exporter.request("GET", "/metrics", &accept, &[]).text();
     let seconds = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    let created = seconds(start);
     for line in [
         "# TYPE jobs counter\n".to_owned(),
         format!(
             "jobs_total 17 # {{trace_id=\"abc123\"}} 1.5 {}\n",
             seconds(now - 1000)
         ),
-        format!("jobs_created {}\n", seconds(created)),
+        format!("jobs_created {created}\n"),
         "wait_seconds_bucket{le=\"1\"} 1\n".to_owned(),
         format!(
             "wait_seconds_bucket{{le=\"2\"}} 3 # {{trace_id=\"def456\"}} 1.25 {}\n",
             seconds(now - 500)
         ),
-        format!(
-            "wait_seconds_count 3\nwait_seconds_created {}\n",
-            seconds(created)
-        ),
+        format!("wait_seconds_count 3\nwait_seconds_created {created}\n"),
+        format!("rpc_seconds_count 4\nrpc_seconds_created {created}\n"),
+        format!("gc_seconds_count 20\ngc_seconds_created {created}\n"),
+        format!("lag_seconds_created {created}\n"),
     ] {
         assert!(page.contains(&line), "{line} in\n{page}");
     }
@@ -279,23 +306,45 @@ fn start_timestamps_and_exemplars_reach_openmetrics_and_protobuf() {
         parsed.contains("S\tjobs_total\t{}\t17\tE\t{\"trace_id\": \"abc123\"}\t1.5"),
         "{parsed}"
     );
+    for family in [
+        "jobs",
+        "wait_seconds",
+        "rpc_seconds",
+        "gc_seconds",
+        "lag_seconds",
+    ] {
+        let line = format!("S\t{family}_created\t{{}}\t{}", start as f64 / 1000.0);
+        assert!(parsed.contains(&line), "{line} in {parsed}");
+    }
 
     let accept = [(
         "Accept",
         "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
     )];
     let body = exporter.request("GET", "/metrics", &accept, &[]).body;
-    let families = crate::negotiation::decode_protobuf_page(&body);
-    let jobs = families.iter().find(|f| f["name"] == "jobs_total").unwrap();
-    let exemplar = &jobs["metric"][0]["counter"]["exemplar"];
-    assert_eq!(exemplar["value"], 1.5);
-    assert_eq!(exemplar["label"][0]["value"], "abc123");
-    let waits = families
-        .iter()
-        .find(|f| f["name"] == "wait_seconds")
-        .unwrap();
-    let histogram = &waits["metric"][0]["histogram"];
+    let families = upstream::decode_protobuf_page(&body);
+    let family = |name: &str| {
+        families
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {families:#?}"))
+    };
+    let jobs = &family("jobs_total")["metric"][0]["counter"];
+    assert_eq!(jobs["exemplar"]["value"], 1.5);
+    assert_eq!(jobs["exemplar"]["label"][0]["value"], "abc123");
+    let histogram = &family("wait_seconds")["metric"][0]["histogram"];
     assert_eq!(histogram["schema"], 0);
-    assert_eq!(histogram["positiveDelta"], serde_json::json!(["1", "1"]));
+    assert_eq!(histogram["positiveDelta"], json!(["1", "1"]));
     assert_eq!(histogram["sampleCount"], "3");
+    let started = "2023-11-14T22:13:20.500Z";
+    for (name, kind) in [
+        ("jobs_total", "counter"),
+        ("wait_seconds", "histogram"),
+        ("rpc_seconds", "histogram"),
+        ("gc_seconds", "summary"),
+        ("lag_seconds_total", "counter"),
+    ] {
+        let metric = &family(name)["metric"][0][kind];
+        assert_eq!(metric["startTimestamp"], started, "{name}: {metric}");
+    }
 }

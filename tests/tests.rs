@@ -12,6 +12,7 @@ mod native_peers;
 mod negotiation;
 mod operations;
 mod parsers;
+mod protos;
 mod remote_write;
 mod remote_write_v2;
 mod scale_out;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod cadvisor;
 pub mod peers;
+pub mod upstream;
 
 use k8s_exporter::write::proto::{MetricMetadata, TimeSeries, WriteRequest};
 use prost::Message;
