@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::support::cadvisor::{kubelet_fixture, kubelet_textfile, KUBELET_FAMILIES};
 use crate::support::peers::{
-    example_config, metadata, node_exporter, prometheus, query, Peer, TempDir,
+    example_config, free_port, metadata, node_exporter, prometheus, prometheus_on, query, Peer,
+    TempDir,
 };
 use crate::support::{until, Exporter};
 
@@ -185,6 +186,49 @@ fn prometheus_to_exporter_to_prometheus_keeps_series_values_metadata_and_stalene
         exporter.exporter_value("k8s_exporter_series_removed_total{reason=\"expired\"}"),
         Some(0.0)
     );
+}
+
+/// Every Go program exposes a gauge and a counter of one family name
+/// (`go_memstats_alloc_bytes` and `go_memstats_alloc_bytes_total`), which OpenMetrics cannot
+/// type both: prometheus2, asking for OpenMetrics first as Prometheus does, must still hold
+/// every series of prometheus1's scrape of itself.
+#[test]
+fn prometheus2_holds_every_series_of_prometheus1_scraping_itself() {
+    let dir = TempDir::new("self-scrape");
+    let exporter = Exporter::start(&[]);
+    let address = format!("127.0.0.1:{}", free_port());
+    let config = json!({
+        "global": {"scrape_interval": "1s", "external_labels": {"cluster": CLUSTER}},
+        "scrape_configs": [{"job_name": "prometheus1", "static_configs": [{"targets": [address]}]}],
+        "remote_write": [fast_remote_write(json!({}), &exporter)],
+    });
+    let p1 = prometheus_on(&address, "prometheus1", &config, &dir.0, &[]);
+    let p2 = prometheus2(&exporter, &dir.0);
+    let own = r#"{job="prometheus1"}"#;
+    until(
+        Duration::from_secs(40),
+        "prometheus2 to hold every series prometheus1 scraped of itself",
+        || {
+            let one: BTreeSet<_> = query(&p1, own).keys().map(with_cluster).collect();
+            let two: BTreeSet<_> = query(&p2, own).keys().cloned().collect();
+            if one.len() < 100 || one != two {
+                let missing: Vec<_> = one.difference(&two).take(3).collect();
+                let extra: Vec<_> = two.difference(&one).take(3).collect();
+                return Err(format!(
+                    "{} series on prometheus1, {} on prometheus2; missing {missing:?}, extra {extra:?}",
+                    one.len(),
+                    two.len()
+                ));
+            }
+            Ok(())
+        },
+    );
+    for name in ["go_memstats_alloc_bytes_total", "go_memstats_alloc_bytes"] {
+        let held = query(&p2, &format!(r#"{name}{{job="prometheus1"}}"#));
+        assert_eq!(held.len(), 1, "{name} on prometheus2: {held:?}");
+    }
+    let left_out = exporter.exporter_value("k8s_exporter_scrape_series_left_out_total");
+    assert_eq!(left_out, Some(0.0), "no series left off a page");
 }
 
 /// The pods' own cgroup values the classic view must show, outside kube-system.

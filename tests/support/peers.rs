@@ -125,9 +125,22 @@ pub fn prometheus(name: &str, config: &Value, dir: &Path) -> Peer {
 
 /// `prometheus` with extra flags, such as `--enable-feature=...`.
 pub fn prometheus_with(name: &str, config: &Value, dir: &Path, extra: &[&str]) -> Peer {
+    let address = format!("127.0.0.1:{}", free_port());
+    prometheus_on(&address, name, config, dir, extra)
+}
+
+/// `prometheus_with` listening on `address`, which its configuration may name (to scrape
+/// itself).
+pub fn prometheus_on(
+    address: &str,
+    name: &str,
+    config: &Value,
+    dir: &Path,
+    extra: &[&str],
+) -> Peer {
     let config_path = dir.join(format!("{name}.yml"));
     std::fs::write(&config_path, serde_json::to_string_pretty(config).unwrap()).unwrap();
-    let address = format!("127.0.0.1:{}", free_port());
+    let address = address.to_owned();
     let args = vec![
         format!("--config.file={}", config_path.display()),
         format!(
