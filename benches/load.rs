@@ -992,7 +992,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     use k8s_exporter::write::wire::{Protocol, WriteBatch};
     use k8s_exporter::write::{decode, ingest};
     const WRITE_RULES: ingest::WriteRules = ingest::WriteRules {
-        names: ingest::NameRules::Utf8,
+        names: k8s_exporter::write::names::NameRules::Utf8,
         max_histogram_buckets: 4096,
     };
     let series = options.series as f64;

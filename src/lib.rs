@@ -15,7 +15,7 @@
 //!   build's allocator.
 //! - [`server`]: the process that ties them together.
 //!
-//! Imports go one way, with no cycle: [`base`] depends on nothing, [`store`] on [`base`],
+//! Imports go one way, with no cycle, between the folders and within each: [`base`] depends on nothing, [`store`] on [`base`],
 //! [`write`](mod@write) and [`expose`] on the store, [`ops`] on those, [`web`] on all of them,
 //! and [`server`] on top. The store knows nothing of the exposition, the exposition nothing of
 //! HTTP.

@@ -26,7 +26,8 @@ use crate::web::connections::{Connections, Limits};
 use crate::web::routes::{App, Settings};
 use crate::web::webconfig::WebConfig;
 use crate::web::workers::Workers;
-use crate::write::ingest::{NameRules, WriteRules};
+use crate::write::ingest::WriteRules;
+use crate::write::names::NameRules;
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

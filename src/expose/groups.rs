@@ -8,9 +8,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::expose::family::{compare_in_family, compare_plain, family_of};
+use crate::expose::fields::write_label_pairs;
+use crate::expose::lines::escape_label_value;
 use crate::expose::naming::Naming;
 use crate::expose::page::{PageWriter, Sink};
-use crate::expose::text::escape_label_value;
 use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::{SeriesView, Snapshot};
 
@@ -19,7 +20,7 @@ use crate::store::{SeriesView, Snapshot};
 pub enum BlockSyntax {
     /// `{a="x",b="y"}`, or nothing for a series without labels: text formats and OpenMetrics.
     Text,
-    /// One `Metric.label` field per label: protobuf (see [`crate::expose::protobuf`]).
+    /// One `Metric.label` field per label: the protobuf format.
     Protobuf,
 }
 
@@ -80,7 +81,7 @@ impl<'b> LabelBlocks<'b> {
                 BlockSyntax::Protobuf => {
                     let names = series.schema.label_names.iter();
                     let labels = names.map(|name| self.naming.escape(name, false));
-                    crate::expose::protobuf::write_label_pairs(
+                    write_label_pairs(
                         &mut self.bytes,
                         labels.zip(series.values.iter().map(|v| &**v)),
                     );
@@ -111,6 +112,9 @@ impl<'b> LabelBlocks<'b> {
 /// batch's views and blocks in one short loop lets the processor wait for those misses at once
 /// rather than one after the other, between the copies that make the page.
 pub const GATHERED: usize = 32;
+
+/// The help of a family whose sender sent no metadata for it.
+pub const DEFAULT_HELP: &str = "Received by remote write; the sender sent no metadata for it.";
 
 /// The series of one family, in exposition order.
 pub struct FamilyGroup<'s> {
@@ -174,6 +178,11 @@ impl<'s> FamilyGroup<'s> {
             })
             .map(<[_]>::to_vec)
             .collect()
+    }
+
+    /// The help its sender sent, or [`DEFAULT_HELP`].
+    pub fn help(&self) -> &str {
+        self.metadata.as_ref().map_or(DEFAULT_HELP, |m| &m.help)
     }
 
     /// How the page shows names.

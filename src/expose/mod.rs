@@ -2,7 +2,9 @@
 //! asked for.
 
 pub mod family;
+pub mod fields;
 pub mod groups;
+pub mod lines;
 pub mod naming;
 pub mod negotiate;
 pub mod openmetrics;

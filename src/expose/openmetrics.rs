@@ -17,11 +17,9 @@ use std::sync::Arc;
 use crate::base::label_text::Escaping;
 use crate::expose::family::grouping_labels;
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks, GATHERED};
+use crate::expose::lines::{escape_label_value, write_float, write_series_start, SeriesName};
 use crate::expose::naming::{quoted_if_needed, Naming};
 use crate::expose::page::Sink;
-use crate::expose::text::{
-    escape_label_value, write_float, write_series_start, SeriesName, DEFAULT_HELP,
-};
 use crate::store::metadata::MetricKind;
 use crate::store::native::{Exemplar, NativeHistogram};
 use crate::store::{Schema, SeriesView};
@@ -261,7 +259,7 @@ impl<'w> OpenMetricsPage<'w, '_, '_> {
     fn write_header(&self, out: &mut impl Sink, group: &FamilyGroup, name: &str, type_word: &str) {
         let family = group.naming().family_name(name);
         let metadata = group.metadata.as_ref();
-        let help = metadata.map_or(DEFAULT_HELP, |m| &m.help);
+        let help = group.help();
         put_line(
             out,
             &[b"# TYPE ", family.as_bytes(), b" ", type_word.as_bytes()],

@@ -10,9 +10,12 @@
 use std::ops::Range;
 
 use crate::expose::family::{grouping_labels, is_float_text};
+use crate::expose::fields::{
+    put_bytes_field, put_double, put_message, put_tag, put_timestamp, put_uint, put_varint,
+    varint_len, write_label_pairs, zigzag, LENGTH,
+};
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
 use crate::expose::page::Sink;
-use crate::expose::text::DEFAULT_HELP;
 use crate::store::metadata::MetricKind;
 use crate::store::native::{Buckets, Exemplar, NativeHistogram, CUSTOM_BUCKETS_SCHEMA};
 use crate::store::SeriesView;
@@ -27,84 +30,6 @@ const HISTOGRAM: u64 = 4;
 /// The length of a `Counter`, `Gauge` or `Untyped` field holding only a value: tag, length,
 /// and the value's tag and 8 bytes.
 const PLAIN_VALUE_LEN: usize = 11;
-
-/// Wire types.
-const VARINT: u32 = 0;
-const FIXED64: u32 = 1;
-const LENGTH: u32 = 2;
-
-fn put_varint(out: &mut impl Sink, mut value: u64) {
-    while value >= 0x80 {
-        out.put_byte(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.put_byte(value as u8);
-}
-
-fn varint_len(value: u64) -> usize {
-    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_tag(out: &mut impl Sink, field: u32, wire_type: u32) {
-    put_varint(out, u64::from(field << 3 | wire_type));
-}
-
-fn put_bytes_field(out: &mut impl Sink, field: u32, bytes: &[u8]) {
-    put_tag(out, field, LENGTH);
-    put_varint(out, bytes.len() as u64);
-    out.put(bytes);
-}
-
-fn put_double(out: &mut impl Sink, field: u32, value: f64) {
-    put_tag(out, field, FIXED64);
-    out.put(&value.to_le_bytes());
-}
-
-fn put_uint(out: &mut impl Sink, field: u32, value: u64) {
-    put_tag(out, field, VARINT);
-    put_varint(out, value);
-}
-
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-/// Writes a nested message built by `body` into `scratch` first, as field `field`.
-fn put_message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    body(&mut inner);
-    put_bytes_field(out, field, &inner);
-}
-
-/// Writes labels as `Metric.label` fields (`LabelPair`: name 1, value 2).
-pub fn write_label_pairs<'a, N: AsRef<str>>(
-    out: &mut impl Sink,
-    labels: impl Iterator<Item = (N, &'a str)>,
-) {
-    for (name, value) in labels {
-        let name = name.as_ref();
-        let pair_len = 2
-            + varint_len(name.len() as u64)
-            + name.len()
-            + varint_len(value.len() as u64)
-            + value.len();
-        put_tag(out, 1, LENGTH);
-        put_varint(out, pair_len as u64);
-        put_bytes_field(out, 1, name.as_bytes());
-        put_bytes_field(out, 2, value.as_bytes());
-    }
-}
-
-/// A `google.protobuf.Timestamp` from milliseconds.
-fn put_timestamp(out: &mut Vec<u8>, field: u32, ms: i64) {
-    put_message(out, field, |t| {
-        put_uint(t, 1, ms.div_euclid(1000) as u64);
-        let nanos = ms.rem_euclid(1000) * 1_000_000;
-        if nanos != 0 {
-            put_uint(t, 2, nanos as u64);
-        }
-    });
-}
 
 fn put_exemplar(out: &mut Vec<u8>, field: u32, exemplar: &Exemplar) {
     put_message(out, field, |e| {
@@ -241,7 +166,7 @@ impl FamilyWriter<'_, '_, '_> {
         type_code: u64,
         items: &[Item],
     ) {
-        let help = group.metadata.as_ref().map_or(DEFAULT_HELP, |m| &m.help);
+        let help = group.help();
         let unit = group.metadata.as_ref().map_or("", |m| &m.unit);
         self.places.clear();
         let mut metrics_len = 0;
@@ -535,6 +460,7 @@ fn write_buckets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expose::fields::VARINT;
     use crate::expose::negotiate::negotiate;
     use crate::store::intern::Tuple;
     use crate::store::metadata::Metadata;

@@ -12,7 +12,7 @@ use argh::FromArgs;
 
 use crate::base::units::{parse_duration, parse_size};
 use crate::ops::log::{Format, Level};
-use crate::write::ingest::NameRules;
+use crate::write::names::NameRules;
 
 fn parse_name_rules(text: &str) -> Result<NameRules, String> {
     match text {

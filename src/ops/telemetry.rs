@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::base::locks::lock;
-use crate::expose::text::write_float;
+use crate::expose::lines::write_float;
 use crate::ops::process::ProcessStats;
 use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::{Sample, Snapshot, Store};

@@ -455,7 +455,7 @@ fn landing(app: &App) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::write::ingest::NameRules;
+    use crate::write::names::NameRules;
 
     fn app() -> App {
         let settings = Settings {

@@ -7,7 +7,7 @@
 //! values together (OpenMetrics 1.0, "Exemplars").
 
 use crate::store::native::Exemplar;
-use crate::write::ingest::NameRules;
+use crate::write::names::NameRules;
 use crate::write::wire::{
     parse_label, wrong_type, Protocol, Reader, WireError, WriteBatch, I64, LEN, VARINT,
 };

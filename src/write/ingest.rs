@@ -2,10 +2,8 @@
 //!
 //! Every usable sample, native histogram and exemplar is stored even when others in the same
 //! request are not; the caller answers 400 for the unusable ones (a sender never retries a
-//! 4xx, so its queue moves on). Names may be any non-empty UTF-8, as Prometheus 3 accepts by
-//! default, or with [`NameRules::Legacy`] only the classic character sets: metric names
-//! `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`. A label with an empty
-//! value is the same as no label in Prometheus, so it is dropped.
+//! 4xx, so its queue moves on). Names are checked by the [`NameRules`] in force. A label with
+//! an empty value is the same as no label in Prometheus, so it is dropped.
 
 use std::fmt::Write as _;
 
@@ -15,20 +13,12 @@ use crate::store::native::Exemplar;
 use crate::store::{Applied, Sample, SeriesKey, Store, Update, Writer};
 use crate::write::exemplar::read_exemplar;
 use crate::write::histogram::{read_histogram, HistogramProblem, SentHistogram};
+use crate::write::names::NameRules;
 use crate::write::wire::{LabelSpan, MetadataEntry, SeriesEntry, WriteBatch};
 
 /// Samples stamped more than this far ahead of our clock are refused: stored, one such sample
 /// would make every later, correct sample of its series look out of order.
 pub const MAX_FUTURE_MS: i64 = 10 * 60 * 1000;
-
-/// Which metric and label names are accepted (`--write.name-validation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameRules {
-    /// Any non-empty valid UTF-8, as Prometheus 3.
-    Utf8,
-    /// The classic character sets only, as Prometheus 2.
-    Legacy,
-}
 
 /// What a write request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -622,43 +612,6 @@ fn validate_metadata<'a>(
     Ok((family, metadata))
 }
 
-impl NameRules {
-    /// Under UTF-8 rules any non-empty UTF-8 name (the store checks label values and names it
-    /// meets first for UTF-8 anyway, but a name is checked here so that the reason says so).
-    pub fn allows_metric_name(self, name: &[u8]) -> bool {
-        match self {
-            NameRules::Utf8 => is_utf8_name(name),
-            NameRules::Legacy => is_metric_name(name),
-        }
-    }
-
-    pub fn allows_label_name(self, name: &[u8]) -> bool {
-        match self {
-            NameRules::Utf8 => is_utf8_name(name),
-            NameRules::Legacy => is_label_name(name),
-        }
-    }
-}
-
-/// Any non-empty UTF-8: Prometheus 3's rule for metric and label names alike.
-fn is_utf8_name(name: &[u8]) -> bool {
-    !name.is_empty() && std::str::from_utf8(name).is_ok()
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-pub fn is_metric_name(name: &[u8]) -> bool {
-    let mut bytes = name.iter().copied();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':'))
-        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b':'))
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn is_label_name(name: &[u8]) -> bool {
-    let mut bytes = name.iter().copied();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_'))
-}
-
 /// A name quoted for a one-line message: escaped, and cut short if long.
 fn quoted(text: &str) -> String {
     const MAX_CHARS: usize = 64;
@@ -1130,18 +1083,6 @@ mod tests {
             1
         );
         assert!(stored(&store).is_empty());
-    }
-
-    #[test]
-    fn name_rules() {
-        for good in ["up", "a:b_c", "_x", "Container_1"] {
-            assert!(is_metric_name(good.as_bytes()), "{good}");
-        }
-        for bad in ["", "1a", "a-b", "a.b", "é"] {
-            assert!(!is_metric_name(bad.as_bytes()), "{bad}");
-        }
-        assert!(is_label_name(b"le") && is_label_name(b"_a1"));
-        assert!(!is_label_name(b"a:b") && !is_label_name(b"0") && !is_label_name(b""));
     }
 
     /// A remote-write 2.0 request, encoded as a sender would, decoded and ingested.

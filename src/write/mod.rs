@@ -4,5 +4,6 @@ pub mod decode;
 pub mod exemplar;
 pub mod histogram;
 pub mod ingest;
+pub mod names;
 pub mod proto;
 pub mod wire;

@@ -15,7 +15,8 @@ use k8s_exporter::ops::log;
 use k8s_exporter::store::{is_stale_marker, SeriesView, Store, STALE_NAN_BITS};
 use k8s_exporter::web::http1::{Head, Version};
 use k8s_exporter::web::routes::{handle, write_page, App, Request, Settings};
-use k8s_exporter::write::ingest::{NameRules, WriteRules};
+use k8s_exporter::write::ingest::WriteRules;
+use k8s_exporter::write::names::NameRules;
 use k8s_exporter::write::proto::{
     histogram, v2, BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
 };
@@ -644,7 +645,7 @@ fn assert_accepted_series_held(app: &App, request: &WriteRequest, sent_at: i64) 
 /// A float as the page spells it.
 fn float_text(value: f64) -> String {
     let mut text = Vec::new();
-    k8s_exporter::expose::text::write_float(&mut text, value);
+    k8s_exporter::expose::lines::write_float(&mut text, value);
     String::from_utf8(text).expect("floats are ASCII")
 }
 
