@@ -5,6 +5,7 @@ mod concurrency;
 mod connections;
 mod dashboard;
 mod deploy;
+mod every_format;
 mod exposition;
 mod fuzz_replay;
 mod hostile;

@@ -10,7 +10,7 @@
 //! families, one per series name, so that the page holds every series text 0.0.4 holds.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -24,72 +24,160 @@ use crate::store::metadata::MetricKind;
 use crate::store::native::{Exemplar, NativeHistogram};
 use crate::store::{Schema, SeriesView};
 
-/// Writes the page of `grouped`; returns how many series were left out because the names
-/// they are shown under were taken (only possible when escaping made two names one).
+/// Writes the page of `grouped`.
 ///
 /// A family keeps its type when the names that type reserves in OpenMetrics (its name and its
-/// suffixes: `x`, `x_total` and `x_created` for counter `x`) are not the names of other lines
-/// on the page. Otherwise (a counter `x_total` beside a gauge `x`, as every Go process
-/// exposes `go_memstats_alloc_bytes`; a counter beside a gauge named `x_created`) it is written
-/// as `unknown` families under its series' own names, which reserve nothing more, so that every
-/// series text 0.0.4 shows is on the page too.
+/// suffixes: `x`, `x_total` and `x_created` for counter `x`) are neither another typed
+/// family's nor the names of lines of other families. Otherwise (a counter `x_total` beside a
+/// gauge `x`, as every Go process exposes `go_memstats_alloc_bytes`; a counter beside a gauge
+/// named `x_created`; a family whose series do not fit its type) its lines are written apart:
+/// each in the `unknown` family of the line's own name, which reserves nothing more and which
+/// every other line of that name joins, so that every series text 0.0.4 shows is on the page.
+/// Families apart are written among the others in name order.
 pub fn write_page(
     out: &mut impl Sink,
     grouped: &Grouped,
     blocks: &mut LabelBlocks,
     expose_timestamps: bool,
-) -> u64 {
+) {
+    let (typed, apart) = place_families(grouped);
     let mut page = OpenMetricsPage {
         blocks,
         grouped,
         expose_timestamps,
-        line_names: grouped
-            .groups
-            .iter()
-            .flat_map(|g| line_names(g, &g.members))
-            .collect(),
-        taken: HashSet::new(),
-        left_out: 0,
     };
-    for group in &grouped.groups {
-        if out.failed() {
-            break;
+    let mut apart = apart.into_iter().peekable();
+    for family in &typed {
+        while let Some((name, lines)) = apart.next_if(|(name, _)| **name < *family.name) {
+            page.write_apart(out, &name, &lines);
         }
-        let kind = group.kind();
-        let fits = group.fits(kind);
-        let typed = match kind {
-            MetricKind::Counter if fits => {
-                group.name.strip_suffix("_total").map(|n| (n, "counter"))
-            }
-            MetricKind::Gauge if fits => Some((group.name.as_str(), "gauge")),
-            MetricKind::Unknown if fits => Some((group.name.as_str(), "unknown")),
-            MetricKind::Summary if fits => Some((group.name.as_str(), "summary")),
-            MetricKind::Histogram if fits && histograms_are_whole(group) => {
-                Some((group.name.as_str(), "histogram"))
-            }
-            _ => None,
-        };
-        if let Some((name, type_word)) = typed {
-            if page.may_reserve(group, name, type_word, &group.members) {
-                page.write_family(out, group, name, type_word, &group.members);
+        if out.failed() {
+            return;
+        }
+        page.write_family(out, family);
+    }
+    for (name, lines) in apart {
+        page.write_apart(out, &name, &lines);
+    }
+    out.put(b"# EOF\n");
+}
+
+/// A family written with its type.
+struct TypedFamily<'g, 's> {
+    group: &'g FamilyGroup<'s>,
+    name: &'g str,
+    type_word: &'static str,
+    members: Cow<'g, [&'s SeriesView]>,
+}
+
+/// One line (or, for `Buckets`, the `_bucket` lines) of a series written apart.
+#[derive(Clone, Copy)]
+enum ApartLine<'g, 's> {
+    Float(&'g FamilyGroup<'s>, &'s SeriesView),
+    Buckets(&'g FamilyGroup<'s>, &'s SeriesView),
+    Sum(&'g FamilyGroup<'s>, &'s SeriesView),
+    Count(&'g FamilyGroup<'s>, &'s SeriesView),
+}
+
+impl<'g, 's> ApartLine<'g, 's> {
+    fn group(self) -> &'g FamilyGroup<'s> {
+        match self {
+            ApartLine::Float(g, _)
+            | ApartLine::Buckets(g, _)
+            | ApartLine::Sum(g, _)
+            | ApartLine::Count(g, _) => g,
+        }
+    }
+}
+
+/// Lines written apart, by the name of the `unknown` family they are written in.
+type Apart<'g, 's> = BTreeMap<Cow<'g, str>, Vec<ApartLine<'g, 's>>>;
+
+/// Which families keep their type, in page order, and the lines of the others.
+fn place_families<'g, 's>(grouped: &'g Grouped<'s>) -> (Vec<TypedFamily<'g, 's>>, Apart<'g, 's>) {
+    let sources = line_sources(grouped);
+    let mut taken = HashSet::new();
+    let mut reserve = |name: &str, type_word: &str, own: &dyn Fn(LineSource) -> bool| {
+        let names = reserved_names(name, type_word);
+        let free = names.iter().all(|reserved| {
+            !taken.contains(reserved)
+                && sources
+                    .get(reserved.as_str())
+                    .is_none_or(|from| from.iter().all(|&source| own(source)))
+        });
+        if free {
+            taken.extend(names);
+        }
+        free
+    };
+    let (mut typed, mut apart) = (Vec::new(), Apart::new());
+    for (index, group) in grouped.groups.iter().enumerate() {
+        if let Some((name, type_word)) = type_of(group) {
+            if reserve(name, type_word, &|(g, _)| g == index) {
+                let members = Cow::Borrowed(&group.members[..]);
+                typed.push(TypedFamily {
+                    group,
+                    name,
+                    type_word,
+                    members,
+                });
                 continue;
             }
         }
         for same in group.by_series_name() {
             let name = group.shown_name(same[0]);
-            if !group.is_native(same[0]) {
-                page.write_family(out, group, name, "unknown", &same);
-            } else if natives_are_whole(group, &same)
-                && page.may_reserve(group, name, "histogram", &same)
+            let native = group.is_native(same[0]);
+            if native
+                && accepted(group, "histogram", &same)
+                && reserve(name, "histogram", &|source| source == (index, true))
             {
-                page.write_family(out, group, name, "histogram", &same);
-            } else {
-                page.write_native_lines_apart(out, group, name, &same);
+                typed.push(TypedFamily {
+                    group,
+                    name,
+                    type_word: "histogram",
+                    members: Cow::Owned(same),
+                });
+                continue;
+            }
+            for series in same {
+                if !native {
+                    apart
+                        .entry(Cow::Borrowed(name))
+                        .or_default()
+                        .push(ApartLine::Float(group, series));
+                    continue;
+                }
+                let lines = [
+                    ApartLine::Buckets(group, series),
+                    ApartLine::Sum(group, series),
+                    ApartLine::Count(group, series),
+                ];
+                for (suffix, line) in HISTOGRAM_LINES.into_iter().zip(lines) {
+                    let family = Cow::Owned(format!("{name}{suffix}"));
+                    apart.entry(family).or_default().push(line);
+                }
             }
         }
     }
-    out.put(b"# EOF\n");
-    page.left_out
+    (typed, apart)
+}
+
+/// The OpenMetrics type of a family whose series all fit it, with its name there: a counter
+/// family is named without `_total`.
+fn type_of<'g>(group: &'g FamilyGroup) -> Option<(&'g str, &'static str)> {
+    let kind = group.kind();
+    if !group.fits(kind) {
+        return None;
+    }
+    let typed = match kind {
+        MetricKind::Counter => group.name.strip_suffix("_total").map(|n| (n, "counter")),
+        MetricKind::Gauge => Some((group.name.as_str(), "gauge")),
+        MetricKind::Unknown => Some((group.name.as_str(), "unknown")),
+        MetricKind::Summary => Some((group.name.as_str(), "summary")),
+        MetricKind::Histogram => Some((group.name.as_str(), "histogram")),
+        _ => None,
+    };
+    typed.filter(|&(_, type_word)| accepted(group, type_word, &group.members))
 }
 
 /// The names a family of this type reserves in OpenMetrics: its own and its samples' (as the
@@ -104,145 +192,160 @@ fn reserved_names(name: &str, type_word: &str) -> Vec<String> {
     suffixes.iter().map(|s| format!("{name}{s}")).collect()
 }
 
-/// The sample names `members` are written with: a float series' shown name, a native
-/// histogram's `_bucket`, `_sum` and `_count`. Members of one schema sit together, so a name
-/// is looked at once per run of them.
-fn line_names<'g>(group: &'g FamilyGroup, members: &[&'g SeriesView]) -> HashSet<Cow<'g, str>> {
-    let mut names = HashSet::new();
-    let mut previous: Option<&Arc<Schema>> = None;
-    for series in members {
-        let native = group.is_native(series);
-        if !native && previous.is_some_and(|p| Arc::ptr_eq(p, &series.schema)) {
-            continue;
+/// Where lines come from: the index of a family group, and whether they are its native
+/// histograms' or its float series'.
+type LineSource = (usize, bool);
+
+/// The sample names of every line text 0.0.4 writes (a float series' shown name, a native
+/// histogram's `_bucket`, `_sum` and `_count`), each with where its lines come from. Members of
+/// one schema sit together, so a float name is looked at once per run of them.
+fn line_sources<'g>(grouped: &'g Grouped) -> HashMap<Cow<'g, str>, Vec<LineSource>> {
+    let mut sources: HashMap<Cow<str>, Vec<LineSource>> = HashMap::new();
+    let mut add = |name: Cow<'g, str>, source: LineSource| {
+        let from = sources.entry(name).or_default();
+        if !from.contains(&source) {
+            from.push(source);
         }
-        previous = Some(&series.schema);
-        let name = group.shown_name(series);
-        if native {
-            names.extend(HISTOGRAM_LINES.map(|s| Cow::Owned(format!("{name}{s}"))));
-        } else {
-            names.insert(Cow::Borrowed(name));
+    };
+    for (index, group) in grouped.groups.iter().enumerate() {
+        let mut previous: Option<&Arc<Schema>> = None;
+        for series in &group.members {
+            let name = group.shown_name(series);
+            if group.is_native(series) {
+                for suffix in HISTOGRAM_LINES {
+                    add(Cow::Owned(format!("{name}{suffix}")), (index, true));
+                }
+            } else if !previous.is_some_and(|p| Arc::ptr_eq(p, &series.schema)) {
+                previous = Some(&series.schema);
+                add(Cow::Borrowed(name), (index, false));
+            }
         }
     }
-    names
+    sources
 }
 
 /// The suffixes of the lines a native histogram is written as.
 const HISTOGRAM_LINES: [&str; 3] = ["_bucket", "_sum", "_count"];
 
-/// Whether every native histogram among `members` can be written as an OpenMetrics histogram
-/// without losing a line: one with negative buckets may not have a `_sum` there.
-fn natives_are_whole(group: &FamilyGroup, members: &[&SeriesView]) -> bool {
-    members
-        .iter()
-        .filter_map(|s| group.snapshot.histogram_of(s))
-        .all(|h| !has_negative_bounds(h))
-}
-
-/// Whether a native histogram, read as a classic one, has buckets below zero.
-fn has_negative_bounds(histogram: &NativeHistogram) -> bool {
-    let buckets = histogram.classic_buckets();
-    buckets.first().is_some_and(|&(le, _)| le < 0.0)
-}
-
-/// Whether every histogram of the family is one OpenMetrics accepts whole: the classic ones
-/// (see [`is_whole_histogram`]) and the native ones ([`natives_are_whole`]).
-fn histograms_are_whole(group: &FamilyGroup) -> bool {
-    if !natives_are_whole(group, &group.members) {
-        return false;
+/// Whether `members`, which fit a family of this type, make a family OpenMetrics accepts as
+/// that type: the rules of the spec's types, as `prometheus_client`'s parser checks them.
+/// Counter values are neither negative nor NaN. A summary's quantile lines have a canonical
+/// `quantile` within [0, 1] and no negative value; its `_sum` is neither, its `_count` a whole
+/// number. A histogram's buckets have canonical, increasing `le` up to `+Inf` and whole,
+/// non-decreasing counts; `_sum` and `_count` come together, never beside negative buckets,
+/// and the count is the `+Inf` bucket's. A native histogram is read as the classic one it is
+/// written as.
+fn accepted(group: &FamilyGroup, type_word: &str, members: &[&SeriesView]) -> bool {
+    match type_word {
+        "counter" => members.iter().all(|s| counter_like(s.value)),
+        "summary" => members.iter().all(|s| {
+            let suffix = &group.shown_name(s)[group.name.len()..];
+            match suffix {
+                "" => {
+                    let quantile = s.labels().find(|(n, _)| *n == "quantile");
+                    quantile.is_some_and(|(_, q)| {
+                        canonical_number(q).is_some_and(|q| (0.0..=1.0).contains(&q))
+                    }) && (s.value.is_nan() || s.value >= 0.0)
+                }
+                "_count" => whole_count(s.value),
+                _ => counter_like(s.value),
+            }
+        }),
+        "histogram" => {
+            let classic: Vec<&SeriesView> = members
+                .iter()
+                .copied()
+                .filter(|s| !group.is_native(s))
+                .collect();
+            let natives = members
+                .iter()
+                .filter_map(|s| group.snapshot.histogram_of(s));
+            natives.into_iter().all(native_accepted)
+                && classic
+                    .chunk_by(|a, b| grouping_labels(a).eq(grouping_labels(b)))
+                    .all(|run| classic_accepted(group, run))
+        }
+        _ => true,
     }
-    let classic: Vec<&SeriesView> = group
-        .members
-        .iter()
-        .copied()
-        .filter(|s| !group.is_native(s))
-        .collect();
-    classic
-        .chunk_by(|a, b| grouping_labels(a).eq(grouping_labels(b)))
-        .all(|run| is_whole_histogram(group, run))
 }
 
-/// Whether the series of one classic histogram (in family order: buckets by `le`, `_sum`,
-/// `_count`) have a `+Inf` bucket, buckets that do not fall as `le` rises, a count equal to the
-/// `+Inf` bucket, and no `_sum` beside negative buckets, as OpenMetrics requires.
-fn is_whole_histogram(group: &FamilyGroup, run: &[&SeriesView]) -> bool {
-    let mut previous = f64::NEG_INFINITY;
-    let (mut inf, mut count) = (None, None);
-    let (mut negative, mut sum) = (false, false);
+/// What `_total`, `_sum`, `_count` and `_bucket` lines hold in OpenMetrics.
+fn counter_like(value: f64) -> bool {
+    value >= 0.0
+}
+
+/// What `_count` and `_bucket` lines of histograms and summaries hold in OpenMetrics.
+fn whole_count(value: f64) -> bool {
+    value >= 0.0 && value.fract() == 0.0
+}
+
+/// The number a bound's text is, when it is spelled as Prometheus spells that number.
+fn canonical_number(text: &str) -> Option<f64> {
+    let number: f64 = text.parse().ok()?;
+    let mut spelled = Vec::new();
+    write_float(&mut spelled, number);
+    (spelled == text.as_bytes()).then_some(number)
+}
+
+fn native_accepted(histogram: &NativeHistogram) -> bool {
+    let buckets = histogram.classic_buckets();
+    buckets.first().is_none_or(|&(le, _)| le >= 0.0)
+        && buckets.iter().all(|&(_, count)| whole_count(count))
+        && counter_like(histogram.sum)
+}
+
+/// The series of one classic histogram, in family order: buckets by `le`, `_sum`, `_count`.
+fn classic_accepted(group: &FamilyGroup, run: &[&SeriesView]) -> bool {
+    let (mut previous_le, mut previous_count) = (f64::NEG_INFINITY, 0.0);
+    let (mut inf, mut count, mut sum) = (None, None, false);
     for series in run {
         match &group.shown_name(series)[group.name.len()..] {
             "_bucket" => {
-                if series.value < previous {
+                let le = series.labels().find(|(n, _)| *n == "le");
+                let Some(le) = le.and_then(|(_, v)| canonical_number(v)) else {
+                    return false;
+                };
+                if le <= previous_le || !whole_count(series.value) || series.value < previous_count
+                {
                     return false;
                 }
-                previous = series.value;
-                let le = series.labels().find(|(n, _)| *n == "le");
-                let le = le.and_then(|(_, v)| v.parse::<f64>().ok());
-                if le == Some(f64::INFINITY) {
+                (previous_le, previous_count) = (le, series.value);
+                if le == f64::INFINITY {
                     inf = Some(series.value);
                 }
-                negative |= le.is_some_and(|le| le < 0.0);
             }
-            "_count" => count = Some(series.value),
-            "_sum" => sum = true,
-            _ => {}
+            "_count" if whole_count(series.value) => count = Some(series.value),
+            "_sum" if counter_like(series.value) => sum = true,
+            _ => return false,
         }
     }
-    inf.is_some() && count.is_none_or(|c| Some(c) == inf) && !(negative && sum)
+    let negative = run.iter().any(|s| {
+        let le = s.labels().find(|(n, _)| *n == "le");
+        le.and_then(|(_, v)| v.parse::<f64>().ok())
+            .is_some_and(|le| le < 0.0)
+    });
+    inf.is_some()
+        && count.is_none_or(|c| Some(c) == inf)
+        && sum == count.is_some()
+        && !(negative && sum)
 }
 
 struct OpenMetricsPage<'w, 'b, 's> {
     blocks: &'w mut LabelBlocks<'b>,
     grouped: &'w Grouped<'s>,
     expose_timestamps: bool,
-    /// The sample names of every line on the page ([`line_names`]).
-    line_names: HashSet<Cow<'w, str>>,
-    /// Names reserved so far, each family's with its type's suffixes.
-    taken: HashSet<String>,
-    left_out: u64,
 }
 
-impl<'w> OpenMetricsPage<'w, '_, '_> {
-    /// Whether `members` may be written as a family `name` of this type: none of the names it
-    /// reserves is taken, nor the name of a line it does not write itself.
-    fn may_reserve(
-        &self,
-        group: &'w FamilyGroup,
-        name: &str,
-        type_word: &str,
-        members: &[&'w SeriesView],
-    ) -> bool {
-        let own = line_names(group, members);
-        reserved_names(name, type_word).iter().all(|reserved| {
-            !self.taken.contains(reserved)
-                && (own.contains(reserved.as_str()) || !self.line_names.contains(reserved.as_str()))
-        })
-    }
-
-    /// Reserves the names of a family `name` of this type; false, and `members` counted as
-    /// left out, when one is taken already.
-    fn reserve(&mut self, name: &str, type_word: &str, members: usize) -> bool {
-        let names = reserved_names(name, type_word);
-        if names.iter().any(|n| self.taken.contains(n)) {
-            self.left_out += members as u64;
-            return false;
-        }
-        self.taken.extend(names);
-        true
-    }
-
-    fn write_family(
-        &mut self,
-        out: &mut impl Sink,
-        group: &FamilyGroup,
-        name: &str,
-        type_word: &str,
-        members: &[&SeriesView],
-    ) {
-        if !self.reserve(name, type_word, members.len()) {
-            return;
-        }
+impl OpenMetricsPage<'_, '_, '_> {
+    fn write_family(&mut self, out: &mut impl Sink, family: &TypedFamily) {
+        let TypedFamily {
+            group,
+            name,
+            type_word,
+            ..
+        } = *family;
         self.write_header(out, group, name, type_word);
-        for batch in members.chunks(GATHERED) {
+        for batch in family.members.chunks(GATHERED) {
             let mut places: [Range<usize>; GATHERED] = Default::default();
             for (place, series) in places.iter_mut().zip(batch) {
                 *place = self
@@ -276,49 +379,45 @@ impl<'w> OpenMetricsPage<'w, '_, '_> {
         }
     }
 
-    /// Native histograms `name` that cannot be a histogram family (another line on the page
-    /// is named `name` or `name_created`): each of their lines goes in an `unknown` family of
-    /// its own name, `name_bucket`, `name_sum` and `name_count`, as text 0.0.4 reads them.
-    fn write_native_lines_apart(
-        &mut self,
-        out: &mut impl Sink,
-        group: &FamilyGroup,
-        name: &str,
-        members: &[&SeriesView],
-    ) {
-        let naming = group.naming();
-        for suffix in HISTOGRAM_LINES {
-            let family = format!("{name}{suffix}");
-            if !self.reserve(&family, "unknown", members.len()) {
-                continue;
-            }
-            self.write_header(out, group, &family, "unknown");
-            for series in members {
-                let Some(histogram) = group.snapshot.histogram_of(series) else {
-                    continue;
-                };
-                let place = self
-                    .blocks
-                    .place_of(self.grouped.ranks[&block_key(series)], series);
-                let quoted = naming.quoted(&series.schema);
-                let series_name = SeriesName { name, quoted };
-                let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
-                let block = self.blocks.at(place);
-                match suffix {
-                    "_bucket" => {
-                        for (le, count) in histogram.classic_buckets() {
-                            write_series_start(out, series_name, suffix, block, Some(le));
-                            write_value(out, count, timestamp, None);
-                        }
+    /// The `unknown` family `name` of lines written apart (see [`write_page`]), with the
+    /// metadata of the first line's family.
+    fn write_apart(&mut self, out: &mut impl Sink, name: &str, lines: &[ApartLine]) {
+        self.write_header(out, lines[0].group(), name, "unknown");
+        for &line in lines {
+            let (ApartLine::Float(group, series)
+            | ApartLine::Buckets(group, series)
+            | ApartLine::Sum(group, series)
+            | ApartLine::Count(group, series)) = line;
+            let place = self
+                .blocks
+                .place_of(self.grouped.ranks[&block_key(series)], series);
+            let series_name = SeriesName {
+                name: group.shown_name(series),
+                quoted: group.naming().quoted(&series.schema),
+            };
+            let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
+            let block = self.blocks.at(place);
+            let histogram = || group.snapshot.histogram_of(series);
+            match line {
+                ApartLine::Float(..) => {
+                    write_series_start(out, series_name, "", block, None);
+                    write_value(out, series.value, timestamp, None);
+                }
+                ApartLine::Buckets(..) => {
+                    for (le, count) in histogram().map(|h| h.classic_buckets()).unwrap_or_default()
+                    {
+                        write_series_start(out, series_name, "_bucket", block, Some(le));
+                        write_value(out, count, timestamp, None);
                     }
-                    "_sum" => {
-                        write_series_start(out, series_name, suffix, block, None);
-                        write_value(out, histogram.sum, timestamp, None);
-                    }
-                    _ => {
-                        write_series_start(out, series_name, suffix, block, None);
-                        write_value(out, histogram.count, timestamp, None);
-                    }
+                }
+                ApartLine::Sum(..) | ApartLine::Count(..) => {
+                    let Some(h) = histogram() else { continue };
+                    let (suffix, value) = match line {
+                        ApartLine::Sum(..) => ("_sum", h.sum),
+                        _ => ("_count", h.count),
+                    };
+                    write_series_start(out, series_name, suffix, block, None);
+                    write_value(out, value, timestamp, None);
                 }
             }
         }
@@ -534,10 +633,58 @@ mod tests {
                 ("h_bucket", &[("le", "+Inf")], 2.0),
                 ("h_bucket", &[("le", "1")], 1.0),
                 ("h_count", &[], 2.0),
+                ("h_sum", &[], 1.5),
             ],
             &[("h", MetricKind::Histogram)],
         );
         assert!(whole.starts_with("# TYPE h histogram\n"), "{whole}");
+        // What the spec refuses of a histogram: a count without a sum, a bound spelled
+        // otherwise than Prometheus spells it, a count that is not whole.
+        let refused: [&[Series]; 3] = [
+            &[("h_bucket", &[("le", "+Inf")], 2.0), ("h_count", &[], 2.0)],
+            &[
+                ("h_bucket", &[("le", "1.0")], 1.0),
+                ("h_bucket", &[("le", "+Inf")], 2.0),
+            ],
+            &[
+                ("h_bucket", &[("le", "1")], 0.5),
+                ("h_bucket", &[("le", "+Inf")], 2.0),
+            ],
+        ];
+        for series in refused {
+            let text = page(series, &[("h", MetricKind::Histogram)]);
+            assert!(!text.contains("# TYPE h histogram"), "{text}");
+            assert!(text.contains("# TYPE h_bucket unknown"), "{text}");
+        }
+    }
+
+    #[test]
+    fn counters_and_summaries_the_spec_refuses_are_written_as_unknown_families() {
+        let counter = page(
+            &[("jobs_total", &[("a", "1")], -1.0)],
+            &[("jobs", MetricKind::Counter)],
+        );
+        assert!(
+            counter.starts_with("# TYPE jobs_total unknown\n"),
+            "{counter}"
+        );
+        for (labels, value) in [
+            (&[][..], 1.0),
+            (&[("quantile", "2")][..], 1.0),
+            (&[("quantile", "0.50")][..], 1.0),
+            (&[("quantile", "0.5")][..], -1.0),
+        ] {
+            let summary = page(&[("s", labels, value)], &[("s", MetricKind::Summary)]);
+            assert!(summary.starts_with("# TYPE s unknown\n"), "{summary}");
+        }
+        let summary = page(
+            &[
+                ("s", &[("quantile", "0.5")], f64::NAN),
+                ("s_count", &[], 3.0),
+            ],
+            &[("s", MetricKind::Summary)],
+        );
+        assert!(summary.starts_with("# TYPE s summary\n"), "{summary}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn put_exemplar(out: &mut Vec<u8>, field: u32, exemplar: &Exemplar) {
 
 /// A count as `uint64` where it is a whole number, else in the `_float` field beside it.
 fn put_count(out: &mut Vec<u8>, int_field: u32, float_field: u32, count: f64) {
-    if count >= 0.0 && count.fract() == 0.0 && count < 18_446_744_073_709_551_616.0 {
+    if count >= 0.0 && count.fract() == 0.0 && count < U64_LIMIT {
         put_uint(out, int_field, count as u64);
     } else {
         put_double(out, float_field, count);
@@ -81,14 +81,19 @@ pub fn write_page(
         }
         let kind = group.kind();
         let fits = group.fits(kind);
+        let runs = match kind {
+            MetricKind::Histogram | MetricKind::Summary if fits => Some(runs(group)),
+            _ => None,
+        };
+        let runs = runs.filter(|items| items.iter().all(|item| is_whole(group, kind, item)));
         match kind {
-            MetricKind::Histogram | MetricKind::Summary if fits => {
-                let items = runs(group);
+            MetricKind::Histogram | MetricKind::Summary if runs.is_some() => {
                 let type_code = if kind == MetricKind::Histogram {
                     HISTOGRAM
                 } else {
                     SUMMARY
                 };
+                let items = runs.unwrap_or_default();
                 writer.write_family(out, group, &group.name, type_code, &items);
             }
             MetricKind::Counter | MetricKind::Gauge | MetricKind::Unknown if fits => {
@@ -146,6 +151,38 @@ fn runs<'s>(group: &'s FamilyGroup<'s>) -> Vec<Item<'s>> {
     }
     items
 }
+
+/// Whether a classic histogram's or summary's series make a message that says what they say:
+/// one `_sum` and one `_count`, and every count one the message can hold (a summary's count is
+/// a `uint64`; a histogram's counts are a `uint64`, or a `double` that is read only above
+/// zero). Otherwise a reader would find counts and sums the sender never sent.
+fn is_whole(group: &FamilyGroup, kind: MetricKind, item: &Item) -> bool {
+    let Item::Run(members) = item else {
+        return true;
+    };
+    let suffix = |series: &SeriesView| {
+        let name = group.shown_name(series);
+        name.get(group.name.len()..).unwrap_or("").to_owned()
+    };
+    let held = |count: f64| match kind {
+        MetricKind::Summary => count >= 0.0 && count.fract() == 0.0 && count < U64_LIMIT,
+        _ => count >= 0.0,
+    };
+    let (mut sums, mut counts) = (0, 0);
+    for series in *members {
+        match suffix(series).as_str() {
+            "_sum" => sums += 1,
+            "_count" if held(series.value) => counts += 1,
+            "_count" => return false,
+            "_bucket" if series.value.is_nan() || series.value < 0.0 => return false,
+            _ => {}
+        }
+    }
+    (sums, counts) == (1, 1)
+}
+
+/// 2^64: the first float a `uint64` cannot hold.
+const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
 
 struct FamilyWriter<'w, 'b, 's> {
     blocks: &'w mut LabelBlocks<'b>,
@@ -462,7 +499,7 @@ mod tests {
     use super::*;
     use crate::expose::fields::VARINT;
     use crate::expose::negotiate::negotiate;
-    use crate::store::intern::Tuple;
+    use crate::store::intern::{Atom, Tuple};
     use crate::store::metadata::Metadata;
     use crate::store::native::Extras;
     use crate::store::{Schema, Snapshot};
@@ -539,6 +576,71 @@ mod tests {
             family_types(&page),
             [("h".to_owned(), HISTOGRAM), ("u".to_owned(), UNTYPED)]
         );
+    }
+
+    #[test]
+    fn a_classic_histogram_or_summary_a_message_cannot_hold_is_written_untyped() {
+        let series = |name: &str, labels: &[(&str, &str)], value: f64| {
+            let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
+            SeriesView {
+                schema: Arc::new(Schema::new(name, &names)),
+                values: Tuple::new(0, labels.iter().map(|(_, v)| Atom::new(v))),
+                value,
+                timestamp_ms: 0,
+            }
+        };
+        let types = |series: Vec<SeriesView>, kind: MetricKind| {
+            let metadata = Metadata {
+                kind,
+                help: "h".into(),
+                unit: "".into(),
+            };
+            let snapshot = Snapshot {
+                series,
+                extras: Vec::new(),
+                families: [(Arc::from("h"), metadata)].into_iter().collect(),
+            };
+            let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+            family_types(&crate::expose::render::render(
+                &snapshot,
+                negotiate(Some(accept)),
+                false,
+            ))
+        };
+        let whole = || {
+            vec![
+                series("h_bucket", &[("le", "+Inf")], 2.0),
+                series("h_sum", &[], 1.0),
+                series("h_count", &[], 2.0),
+            ]
+        };
+        assert_eq!(
+            types(whole(), MetricKind::Histogram),
+            [("h".to_owned(), HISTOGRAM)]
+        );
+        let mut no_sum = whole();
+        no_sum.remove(1);
+        let mut nan_count = whole();
+        nan_count[2].value = f64::NAN;
+        for series in [no_sum, nan_count] {
+            assert!(types(series, MetricKind::Histogram)
+                .iter()
+                .all(|(_, code)| *code == UNTYPED));
+        }
+        let summary = |count: f64| {
+            vec![
+                series("h", &[("quantile", "0.5")], 1.0),
+                series("h_sum", &[], 1.0),
+                series("h_count", &[], count),
+            ]
+        };
+        assert_eq!(
+            types(summary(3.0), MetricKind::Summary),
+            [("h".to_owned(), SUMMARY)]
+        );
+        assert!(types(summary(2.5), MetricKind::Summary)
+            .iter()
+            .all(|(_, code)| *code == UNTYPED));
     }
 
     #[test]

@@ -48,19 +48,17 @@ pub fn render_to<W: Write>(
     };
     let mut blocks = LabelBlocks::new(block_bytes, &grouped.ranks, &naming, syntax);
     let mut out = PageWriter::new(out);
-    let left_out = match negotiated.format {
+    match negotiated.format {
         Format::Text004 | Format::Text100 => {
-            text::write_page(&mut out, &grouped, &mut blocks, expose_timestamps);
-            0
+            text::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
         }
         Format::OpenMetrics001 | Format::OpenMetrics100 => {
             openmetrics::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
         }
         Format::Protobuf => {
-            protobuf::write_page(&mut out, &grouped, &mut blocks, expose_timestamps);
-            0
+            protobuf::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
         }
-    };
+    }
     blocks.release();
-    out.finish().map(|out| (out, grouped.left_out + left_out))
+    out.finish().map(|out| (out, grouped.left_out))
 }
