@@ -442,7 +442,7 @@ impl OpenMetricsPage<'_, '_, '_> {
             name: family,
             quoted,
         };
-        let created = extras.and_then(|e| e.created_ms);
+        let created = extras.and_then(|e| e.start_timestamp_ms);
         let newest_exemplar = extras.and_then(|e| e.exemplars.last());
         if let Some(histogram) = group.snapshot.histogram_of(series) {
             let buckets = histogram.classic_buckets();

@@ -271,7 +271,7 @@ impl FamilyWriter<'_, '_, '_> {
         let timestamp = match item {
             Item::Float(series) => {
                 let extras = extras(series);
-                let created = extras.and_then(|e| e.created_ms);
+                let created = extras.and_then(|e| e.start_timestamp_ms);
                 let exemplar = extras.and_then(|e| e.exemplars.last());
                 if type_code == COUNTER && (created.is_some() || exemplar.is_some()) {
                     put_message(body, 3, |c| {
@@ -301,7 +301,7 @@ impl FamilyWriter<'_, '_, '_> {
                 let extras = extras(series);
                 put_message(body, 7, |h| {
                     write_native(h, histogram);
-                    if let Some(ms) = extras.and_then(|e| e.created_ms) {
+                    if let Some(ms) = extras.and_then(|e| e.start_timestamp_ms) {
                         put_timestamp(h, 15, ms);
                     }
                     // The native histogram's exemplars "MUST have a timestamp" (the spec of
@@ -321,7 +321,7 @@ impl FamilyWriter<'_, '_, '_> {
                         .labels()
                         .filter(|(name, _)| !matches!(*name, "le" | "quantile")),
                 );
-                let created = members.iter().find_map(|s| extras(s)?.created_ms);
+                let created = members.iter().find_map(|s| extras(s)?.start_timestamp_ms);
                 if type_code == HISTOGRAM {
                     put_message(body, 7, |h| write_classic(h, group, members, created));
                 } else {

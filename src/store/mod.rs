@@ -174,7 +174,7 @@ pub struct Sample {
 pub struct Update<'a> {
     pub sample: Option<Sample>,
     pub histogram: Option<&'a NativeHistogram>,
-    pub created_ms: Option<i64>,
+    pub start_timestamp_ms: Option<i64>,
     pub exemplars: &'a [Exemplar],
 }
 
@@ -198,7 +198,7 @@ impl Update<'_> {
 
     /// Whether the series' [`Extras`] must be looked at.
     fn has_extras(&self) -> bool {
-        self.histogram.is_some() || self.created_ms.is_some() || !self.exemplars.is_empty()
+        self.histogram.is_some() || self.start_timestamp_ms.is_some() || !self.exemplars.is_empty()
     }
 
     /// Puts what this update brings in `extras`; `sample_applied` when its sample became the
@@ -206,8 +206,8 @@ impl Update<'_> {
     fn apply_extras(&self, extras: &mut Extras, sample_applied: bool) {
         if sample_applied {
             extras.histogram = self.histogram.cloned();
-            if self.created_ms.is_some() {
-                extras.created_ms = self.created_ms;
+            if self.start_timestamp_ms.is_some() {
+                extras.start_timestamp_ms = self.start_timestamp_ms;
             }
         }
         extras.add_exemplars(self.exemplars);

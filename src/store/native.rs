@@ -148,15 +148,15 @@ pub struct Exemplar {
 pub struct Extras {
     /// The newest sample is this histogram (the series' float value is then not shown).
     pub histogram: Option<NativeHistogram>,
-    /// When the series started counting (remote write 2.0 `created_timestamp`), in ms.
-    pub created_ms: Option<i64>,
+    /// When the series started counting (a remote write 2.0 start timestamp), in ms.
+    pub start_timestamp_ms: Option<i64>,
     /// The newest exemplars, oldest first, at most [`EXEMPLARS_PER_SERIES`].
     pub exemplars: Vec<Exemplar>,
 }
 
 impl Extras {
     pub fn is_empty(&self) -> bool {
-        self.histogram.is_none() && self.created_ms.is_none() && self.exemplars.is_empty()
+        self.histogram.is_none() && self.start_timestamp_ms.is_none() && self.exemplars.is_empty()
     }
 
     /// Adds exemplars, keeping the newest; one already held (a retried request) is not added

@@ -325,7 +325,7 @@ impl<'a> SeriesContext<'a> {
                 None => newest_float,
             },
             histogram: histogram.map(|h| &h.histogram),
-            created_ms: (start_ms != 0).then_some(start_ms),
+            start_timestamp_ms: (start_ms != 0).then_some(start_ms),
             exemplars: &scratch.exemplars,
         };
         let labels = batch.labels_of(self.series);
@@ -1471,11 +1471,11 @@ mod tests {
             snapshot.extras_of(series).unwrap()
         };
         let rpc = extras("rpc_seconds");
-        assert_eq!(rpc.created_ms, Some(NOW - 60_000));
+        assert_eq!(rpc.start_timestamp_ms, Some(NOW - 60_000));
         assert_eq!(rpc.histogram.as_ref().unwrap().count, 4.0);
         assert_eq!(&*rpc.exemplars[0].labels[0].1, "t1");
         // The start of the sample kept, the newest.
-        assert_eq!(extras("jobs_total").created_ms, Some(NOW - 70_000));
+        assert_eq!(extras("jobs_total").start_timestamp_ms, Some(NOW - 70_000));
     }
 
     #[test]
@@ -1499,7 +1499,7 @@ mod tests {
         assert!(report.is_clean(), "{}", report.summary());
         let snapshot = store.snapshot();
         let extras = snapshot.extras_of(&snapshot.series[0]).unwrap();
-        assert_eq!(extras.created_ms, Some(NOW - 5000));
+        assert_eq!(extras.start_timestamp_ms, Some(NOW - 5000));
     }
 
     #[test]

@@ -101,7 +101,8 @@ pub fn write_request(data: &[u8]) {
 
 /// Input: a little program that builds write requests (series with names and labels from
 /// small pools or from the input, values and timestamps, native histograms valid or not,
-/// metadata of every type) and sends them; then the pages are checked. Reaches the exposition's corners that random protobuf
+/// metadata of every type) and sends them; then the pages are checked, OpenMetrics against
+/// text for every series. Reaches the exposition's corners that random protobuf
 /// seldom does: families split over `_bucket`, `_sum`, `_count` and `_total`, odd `le` and
 /// `quantile` values, escapes, and metadata for names that are also series.
 pub fn exposition(data: &[u8]) {
@@ -160,6 +161,7 @@ impl Input<'_> {
         }
     }
 
+    /// Names that clash in every way OpenMetrics' suffixes allow, and by escaping.
     fn family_name(&mut self) -> String {
         self.pick(&[
             "x",
@@ -167,7 +169,12 @@ impl Input<'_> {
             "x_sum",
             "x_count",
             "x_total",
+            "x_created",
+            "x_info",
+            "x_total_created",
             "x_sum_bucket",
+            "x.y",
+            "x_y",
             "up",
             "a:b",
         ])
@@ -423,11 +430,33 @@ fn check_other_formats(app: &App) {
             panic!("{accept}: {problem}\n{}", String::from_utf8_lossy(&body));
         }
     }
-    for escaping in ["allow-utf-8", "underscores"] {
+    for (escaping, text_accept) in [
+        (
+            "allow-utf-8",
+            "text/plain;version=1.0.0;escaping=allow-utf-8",
+        ),
+        ("underscores", "text/plain;version=0.0.4"),
+    ] {
         let accept = format!("application/openmetrics-text;version=1.0.0;escaping={escaping}");
         let body = scraped(app, &accept);
         assert!(body.ends_with(b"# EOF\n"), "{accept}");
-        assert!(std::str::from_utf8(&body).is_ok(), "{accept}: UTF-8");
+        let page = std::str::from_utf8(&body).expect("OpenMetrics is UTF-8");
+        let text = String::from_utf8(scraped(app, text_accept)).expect("text is UTF-8");
+        let (openmetrics_lines, text_lines) = (sample_lines(page), sample_lines(&text));
+        // Every series of the text page, whatever its family; OpenMetrics adds only `_created`.
+        for line in &text_lines {
+            assert!(
+                openmetrics_lines.contains(line),
+                "{line:?} of {text_accept} not in {accept}:\n{page}\n{text}"
+            );
+        }
+        for (series, _) in openmetrics_lines.difference(&text_lines) {
+            let name = series.split(['{', ' ']).next().unwrap_or("");
+            assert!(
+                name.trim_matches('"').ends_with("_created") || series.contains("_created\""),
+                "{series} in {accept} only:\n{page}\n{text}"
+            );
+        }
     }
     let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
     let mut page = &scraped(app, protobuf)[..];
@@ -438,6 +467,34 @@ fn check_other_formats(app: &App) {
         assert_wire_fields(family, 0);
         page = rest;
     }
+}
+
+/// The sample lines of a text or OpenMetrics page, each as its series (name and labels as
+/// written) and its value, without timestamp or exemplar.
+fn sample_lines(page: &str) -> std::collections::BTreeSet<(String, String)> {
+    let mut lines = std::collections::BTreeSet::new();
+    for line in page
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        // The series ends at the first space outside quotes.
+        let (mut quoted, mut escaped, mut end) = (false, false, line.len());
+        for (at, c) in line.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    end = at;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let value = line[end..].split(' ').nth(1).unwrap_or("");
+        lines.insert((line[..end].to_owned(), value.to_owned()));
+    }
+    lines
 }
 
 fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
