@@ -877,8 +877,8 @@ fn print(name: &str, f: &Figures) {
 
 impl Figures {
     /// Each figure by name, and whether more of it is better.
-    fn named(&self) -> [(&'static str, f64, bool); 15] {
-        [
+    fn named(&self) -> Vec<(String, f64, bool)> {
+        let mut named: Vec<(String, f64, bool)> = [
             ("start to healthy, ms", ms(self.ready_after), false),
             (
                 "idle resident MiB",
@@ -911,6 +911,15 @@ impl Figures {
                 false,
             ),
         ]
+        .into_iter()
+        .map(|(name, value, more_is_better)| (name.to_owned(), value, more_is_better))
+        .collect();
+        // Each format's scrape, compared trial by trial as the others are.
+        for (format, scrapes) in &self.formats {
+            named.push((format!("  {format}, s"), scrapes.best_seconds, false));
+            named.push((format!("  {format}, CPU-s"), scrapes.cpu_seconds, false));
+        }
+        named
     }
 }
 
@@ -952,6 +961,7 @@ fn versus(options: &Options, other: &Path, rounds: &[Vec<Vec<u8>>]) {
         "", "first", "second", "second is"
     );
     for (i, (name, _, more_is_better)) in runs[0][0].named().into_iter().enumerate() {
+        let name = name.as_str();
         let [first, second] = [&runs[0], &runs[1]].map(|figures| {
             let mut values: Vec<f64> = figures.iter().map(|f| f.named()[i].1).collect();
             values.sort_by(f64::total_cmp);
