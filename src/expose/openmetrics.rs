@@ -6,8 +6,9 @@
 //! page ends with `# EOF`. OpenMetrics is strict where 0.0.4 is lenient: every family name is
 //! used once (with the suffixes its type reserves), a sample's name must be its family's, a
 //! histogram has its `+Inf` bucket and its count equals it, and one with negative buckets has
-//! no `_sum`. A family that cannot keep its type under these rules is written as `unknown`
-//! families, one per series name, so that the page holds every series text 0.0.4 holds.
+//! no `_sum`. The lines of a family that cannot keep its type under these rules are written in
+//! `unknown` families named as the lines are, so that the page holds every series text 0.0.4
+//! holds (see [`write_page`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,7 +34,8 @@ use crate::store::{Schema, SeriesView};
 /// named `x_created`; a family whose series do not fit its type) its lines are written apart:
 /// each in the `unknown` family of the line's own name, which reserves nothing more and which
 /// every other line of that name joins, so that every series text 0.0.4 shows is on the page.
-/// Families apart are written among the others in name order.
+/// Families apart are written among the others, each before the first typed family whose
+/// name sorts after it.
 pub fn write_page(
     out: &mut impl Sink,
     grouped: &Grouped,
