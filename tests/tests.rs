@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real binary on a loopback port and drives it over HTTP.
 
 mod chain;
+mod chart;
 mod concurrency;
 mod connections;
 mod dashboard;
