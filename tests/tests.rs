@@ -9,6 +9,7 @@ mod deploy;
 mod every_format;
 mod exposition;
 mod fuzz_replay;
+mod gzip;
 mod hostile;
 mod native_peers;
 mod negotiation;

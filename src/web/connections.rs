@@ -258,8 +258,7 @@ impl Connections {
             };
             let _held_reply = reservation.flatten();
             let write_deadline = Instant::now() + limits.write_timeout;
-            let written = write_reply(
-                &self.app,
+            let written = self.write_reply(
                 connection,
                 reply,
                 version,
@@ -417,48 +416,43 @@ impl Connections {
             }
         };
         let deadline = Instant::now() + FAREWELL_TIMEOUT;
-        let _ = write_reply(
-            &self.app,
-            connection,
-            reply,
-            Version::Http11,
-            false,
-            false,
-            deadline,
-        );
+        let _ = self.write_reply(connection, reply, Version::Http11, false, false, deadline);
         close_after_answer(connection.stream().socket());
     }
 }
 
-/// Writes an answer before `deadline`: small ones in one piece, a large body after its head,
-/// a page as it is rendered.
-fn write_reply(
-    app: &App,
-    connection: &mut Connection<AnyTransport>,
-    reply: Reply,
-    version: Version,
-    keep_alive: bool,
-    head_only: bool,
-    deadline: Instant,
-) -> std::io::Result<()> {
-    let body_length = reply.page.is_none().then_some(reply.body.len());
-    let mut bytes = response_head(&reply, version, keep_alive, body_length);
-    if let Some(page) = reply.page {
-        connection.write_by(deadline, &bytes)?;
-        if head_only {
-            return Ok(());
+impl Connections {
+    /// Writes an answer before `deadline`: small ones in one piece, a large body after its head,
+    /// a page as it is rendered.
+    fn write_reply(
+        &self,
+        connection: &mut Connection<AnyTransport>,
+        reply: Reply,
+        version: Version,
+        keep_alive: bool,
+        head_only: bool,
+        deadline: Instant,
+    ) -> std::io::Result<()> {
+        let body_length = reply.page.is_none().then_some(reply.body.len());
+        let mut bytes = response_head(&reply, version, keep_alive, body_length);
+        if let Some(page) = reply.page {
+            connection.write_by(deadline, &bytes)?;
+            if head_only {
+                return Ok(());
+            }
+            let mut body = StreamedBody::new(connection, version, deadline);
+            let offload = |task| self.workers.offload(task);
+            routes::write_page(&self.app, *page, &mut body, &offload)?;
+            return body.finish();
         }
-        let mut body = StreamedBody::new(connection, version, deadline);
-        routes::write_page(app, *page, &mut body)?;
-        return body.finish();
+        let body = if head_only { &[][..] } else { &reply.body[..] };
+        if body.len() <= SMALL_ANSWER_BYTES {
+            bytes.extend_from_slice(body);
+            return connection.write_by(deadline, &bytes);
+        }
+        connection.write_by(deadline, &bytes)?;
+        connection.write_by(deadline, body)
     }
-    let body = if head_only { &[][..] } else { &reply.body[..] };
-    if body.len() <= SMALL_ANSWER_BYTES {
-        bytes.extend_from_slice(body);
-        return connection.write_by(deadline, &bytes);
-    }
-    connection.write_by(deadline, &bytes)?;
-    connection.write_by(deadline, body)
 }
 
 fn response_head(

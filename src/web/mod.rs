@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod budget;
 pub mod connections;
+pub mod gzip;
 pub mod http1;
 pub mod routes;
 pub mod tls;

@@ -20,12 +20,11 @@ use crate::ops::log::{self, RateLimited};
 use crate::ops::process;
 use crate::ops::telemetry::{Gauges, Telemetry};
 use crate::store::{SeriesView, Snapshot, Store};
+use crate::web::gzip::{gzip, ChunkedGzip, Task, GZIP_HELD_BYTES};
 use crate::web::http1::{Head, STREAM_CHUNK_BYTES};
 use crate::write::decode::{check_headers, decode, Rejection};
 use crate::write::ingest::{ingest, Points, WriteRules};
 use crate::write::wire::{Protocol, WriteBatch};
-use flate2::write::GzEncoder;
-use flate2::Compression;
 
 /// Paths that ingest remote write: ours, and the one Prometheus's own receiver uses.
 pub const WRITE_PATHS: [&str; 2] = ["/write", "/api/v1/write"];
@@ -91,9 +90,10 @@ pub struct Page {
 
 impl Page {
     /// About what the page holds until it is written: its snapshot, one reference per series,
-    /// and the chunk being filled.
+    /// the chunk being filled, and with gzip the chunks being compressed.
     pub fn held_bytes(&self) -> usize {
-        self.snapshot.series.len() * std::mem::size_of::<SeriesView>() + STREAM_CHUNK_BYTES
+        let gzip = if self.gzip { GZIP_HELD_BYTES } else { 0 };
+        self.snapshot.series.len() * std::mem::size_of::<SeriesView>() + STREAM_CHUNK_BYTES + gzip
     }
 }
 
@@ -145,21 +145,13 @@ impl Reply {
         reply
     }
 
-    /// Compresses the body when the client accepts gzip. Level 1: scrape pages are repetitive
-    /// enough that the fastest level already shrinks them about tenfold.
+    /// Compresses the body when the client accepts gzip, in one member (see
+    /// [`crate::web::gzip`]).
     fn gzip_if_accepted(mut self, accept_encoding: Option<&str>) -> Reply {
-        if !accepts_gzip(accept_encoding) {
-            return self;
-        }
-        let mut compressed = Vec::with_capacity(self.body.len() / 8);
-        // Through `dyn Write`, as pages are, so that gzip is compiled into the binary once.
-        let mut encoder = GzEncoder::new(&mut compressed as &mut dyn Write, Compression::fast());
-        let written = encoder.write_all(&self.body);
-        if written.and_then(|()| encoder.finish().map(drop)).is_ok() {
-            self.body = compressed;
+        if accepts_gzip(accept_encoding) {
+            self.body = gzip(&self.body);
             self.headers.push(("Content-Encoding", "gzip".into()));
         }
-        self.headers.push(("Vary", "Accept-Encoding".into()));
         self
     }
 }
@@ -389,10 +381,16 @@ fn scrape(app: &App, head: &Head) -> Reply {
     }
 }
 
-/// Renders `page` into `out` as it goes (compressed when the scraper takes gzip), and counts
-/// the scrape. `out` is a trait object so that the renderer and gzip are compiled once, not
-/// once per transport: the static binary has a size budget.
-pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result<()> {
+/// Renders `page` into `out` as it goes (compressed when the scraper takes gzip, in chunks
+/// that `offload` runs the compression of: see [`crate::web::gzip`]), and counts the scrape.
+/// `out` is a trait object so that the renderer is compiled once, not once per transport: the
+/// static binary has a size budget.
+pub fn write_page(
+    app: &App,
+    page: Page,
+    out: &mut dyn Write,
+    offload: &dyn Fn(Task),
+) -> std::io::Result<()> {
     let mut block_bytes = std::mem::take(&mut *lock(&app.spare_block_bytes));
     let mut render = |out: &mut dyn Write| {
         render_to(
@@ -405,8 +403,8 @@ pub fn write_page(app: &App, page: Page, out: &mut dyn Write) -> std::io::Result
         .map(|(_, left_out)| app.telemetry.record_left_off_page(left_out))
     };
     let written = if page.gzip {
-        let mut encoder = GzEncoder::new(out, Compression::fast());
-        render(&mut encoder).and_then(|()| encoder.finish().map(drop))
+        let mut encoder = ChunkedGzip::new(out, offload);
+        render(&mut encoder).and_then(|()| encoder.finish())
     } else {
         render(out)
     };

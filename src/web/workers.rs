@@ -3,7 +3,8 @@
 //! Connection threads only move bytes: they read a whole request, hand it here, and write the
 //! answer back. Decoding, ingesting and rendering happen on these `--web.threads` workers, so
 //! CPU use and per-thread decode buffers stay bounded however many connections are open, and
-//! a slow client holds its own connection thread, never a worker.
+//! a slow client holds its own connection thread, never a worker. Workers also compress the
+//! chunks of gzip pages that connection threads render (see [`crate::web::gzip`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -12,13 +13,18 @@ use std::thread;
 
 use crate::base::allocator;
 use crate::base::locks::lock;
+use crate::web::gzip::Task;
 use crate::web::routes::{self, App, Reply, Request};
 
-/// A request on its way to a worker, and where its answer goes (the request comes back too,
-/// so that its connection can reuse the body buffer).
-struct Job {
-    request: Request,
-    answer: Sender<(Reply, Request)>,
+/// Work for a worker: a request, and where its answer goes (the request comes back too, so
+/// that its connection can reuse the body buffer); or a task of a connection's, such as
+/// compressing a chunk of the page it is sending.
+enum Job {
+    Answer {
+        request: Request,
+        answer: Sender<(Reply, Request)>,
+    },
+    Task(Task),
 }
 
 /// The way into the pool; cloned by every connection.
@@ -58,12 +64,19 @@ impl Workers {
 
     /// Answers `request` on a worker; `None` only if the pool is gone.
     pub fn answer(&self, request: Request, slot: &AnswerSlot) -> Option<(Reply, Request)> {
-        let job = Job {
+        let job = Job::Answer {
             request,
             answer: slot.sender.clone(),
         };
         self.jobs.send(job).ok()?;
         slot.receiver.recv().ok()
+    }
+
+    /// Runs `task` on a worker; on this thread if the pool is gone.
+    pub fn offload(&self, task: Task) {
+        if let Err(mpsc::SendError(Job::Task(task))) = self.jobs.send(Job::Task(task)) {
+            task();
+        }
     }
 }
 
@@ -72,8 +85,14 @@ fn work(queue: &Mutex<Receiver<Job>>, app: &App) {
     allocator::cache_this_thread();
     loop {
         let next = lock(queue).recv();
-        let Ok(Job { request, answer }) = next else {
-            return;
+        let (request, answer) = match next {
+            Ok(Job::Answer { request, answer }) => (request, answer),
+            Ok(Job::Task(task)) => {
+                // A task's panic is its own: the connection that waits for it sees it lost.
+                let _ = catch_unwind(AssertUnwindSafe(task));
+                continue;
+            }
+            Err(_) => return,
         };
         // `handle` turns a handler panic into a 500; this catches anything past it, so that
         // the worker lives on (the panic hook has logged it).

@@ -412,7 +412,7 @@ fn scraped(app: &App, accept: &str) -> Vec<u8> {
     assert_eq!(reply.status, 200);
     let page = reply.page.expect("/metrics is rendered as it is written");
     let mut body = Vec::new();
-    write_page(app, *page, &mut body).expect("a Vec takes any page");
+    write_page(app, *page, &mut body, &|task| task()).expect("a Vec takes any page");
     body
 }
 
