@@ -6,8 +6,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support::cadvisor;
-use crate::support::{now_ms, run_with_stdin_bytes, Exporter};
+use crate::support::peers::{prometheus_with, query, TempDir};
+use crate::support::{now_ms, run_with_stdin_bytes, until, Exporter};
 
 const FORMATS: [&str; 4] = [
     "text/plain;version=0.0.4",
@@ -16,14 +19,19 @@ const FORMATS: [&str; 4] = [
     "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
 ];
 
-/// An exporter holding thousands of cAdvisor-shaped series: a page of many gzip members.
-fn loaded(flags: &[&str]) -> Exporter {
+/// An exporter holding thousands of cAdvisor-shaped series: a page of many gzip members. Also
+/// how many series it holds.
+fn loaded_with_count(flags: &[&str]) -> (Exporter, usize) {
     let exporter = Exporter::start(flags);
-    let (requests, _) = cadvisor::load(12, 40, 2000, now_ms());
+    let (requests, expected) = cadvisor::load(12, 40, 2000, now_ms());
     for request in &requests {
         assert_eq!(exporter.write(request).status, 204);
     }
-    exporter
+    (exporter, expected.len())
+}
+
+fn loaded(flags: &[&str]) -> Exporter {
+    loaded_with_count(flags).0
 }
 
 /// Python's readers of the gzip stream: `gzip.decompress`, and `zlib` taking one member after
@@ -126,4 +134,42 @@ fn a_scraper_that_hangs_up_mid_page_leaves_nothing_held() {
         whole.body,
         "the same page after the hang-ups"
     );
+}
+
+/// Prometheus 2.42 scrapes with gzip, asking for OpenMetrics first, or protobuf first with
+/// native histograms on: each holds every series of a page of many members.
+#[test]
+fn prometheus_reads_every_series_of_a_many_member_page_in_the_formats_it_asks_for() {
+    let (exporter, series) = loaded_with_count(&["--series.ttl=0"]);
+    let dir = TempDir::new("gzip-prometheus");
+    let config = json!({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{
+            "job_name": "bridge",
+            "honor_labels": true,
+            "static_configs": [{"targets": [exporter.address]}],
+        }],
+    });
+    let openmetrics = prometheus_with("openmetrics", &config, &dir.0, &[]);
+    let protobuf = prometheus_with(
+        "protobuf",
+        &config,
+        &dir.0,
+        &["--enable-feature=native-histograms"],
+    );
+    let held = r#"count({__name__=~".+",__name__!~"up|scrape_.+"})"#;
+    for peer in [&openmetrics, &protobuf] {
+        until(
+            Duration::from_secs(30),
+            "Prometheus to hold every series",
+            || {
+                let count = query(peer, held).into_values().next().unwrap_or_default();
+                if count == series.to_string() {
+                    Ok(())
+                } else {
+                    Err(format!("{count:?} of {series}"))
+                }
+            },
+        );
+    }
 }
