@@ -4,7 +4,8 @@
 use k8s_exporter::ops::flags::{Exit, Flags};
 use k8s_exporter::ops::{log, telemetry};
 use k8s_exporter::server;
-use k8s_exporter::web::webconfig::{self, WebConfig};
+use k8s_exporter::web::reload::LiveWebConfig;
+use k8s_exporter::web::webconfig::WebConfig;
 
 /// musl's own allocator takes one lock for every call; the glibc build keeps glibc's, which
 /// already caches per thread (see `k8s_exporter::base::allocator`).
@@ -37,8 +38,8 @@ fn main() {
     }
     log::init(flags.log_level, flags.log_format);
     let web = match &flags.web_config_file {
-        None => WebConfig::none(),
-        Some(path) => webconfig::load(std::path::Path::new(path)).unwrap_or_else(|line| {
+        None => LiveWebConfig::fixed(WebConfig::none()),
+        Some(path) => LiveWebConfig::load(std::path::Path::new(path)).unwrap_or_else(|line| {
             eprintln!("k8s_exporter: --web.config.file: {line}");
             std::process::exit(2);
         }),

@@ -23,8 +23,8 @@ use crate::ops::log;
 use crate::ops::telemetry::{REVISION, VERSION};
 use crate::store::Store;
 use crate::web::connections::{Connections, Limits};
+use crate::web::reload::{LiveWebConfig, Reloaded, RELOAD_CHECK_INTERVAL};
 use crate::web::routes::{App, Settings};
-use crate::web::webconfig::WebConfig;
 use crate::web::workers::Workers;
 use crate::write::ingest::WriteRules;
 use crate::write::names::NameRules;
@@ -33,7 +33,7 @@ use crate::write::names::NameRules;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the server until a stop signal; returns the process exit code.
-pub fn run(flags: &Flags, web: WebConfig) -> i32 {
+pub fn run(flags: &Flags, web: LiveWebConfig) -> i32 {
     log_panics();
     let server = match Server::start(flags, web) {
         Ok(server) => server,
@@ -93,7 +93,7 @@ pub struct Server {
 
 impl Server {
     /// Starts serving; on failure, what failed and why.
-    pub fn start(flags: &Flags, web: WebConfig) -> Result<Server, (&'static str, String)> {
+    pub fn start(flags: &Flags, web: LiveWebConfig) -> Result<Server, (&'static str, String)> {
         let listener = bind(&flags.web_listen_address).map_err(|e| ("cannot listen", e))?;
         let address = listener
             .local_addr()
@@ -101,14 +101,20 @@ impl Server {
         let store = Arc::new(Store::new(flags.series_max));
         let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
         let workers = Workers::start(flags.threads(), Arc::clone(&app));
-        let scheme = if web.tls.is_some() { "https" } else { "http" };
-        let basic_auth = web.basic_auth.is_some();
-        let connections = Connections::new(Arc::clone(&app), workers, limits(flags), web);
+        let (scheme, basic_auth) = {
+            let web = web.current();
+            let scheme = if web.tls.is_some() { "https" } else { "http" };
+            (scheme, web.basic_auth.is_some())
+        };
+        let web = Arc::new(web);
+        let connections =
+            Connections::new(Arc::clone(&app), workers, limits(flags), Arc::clone(&web));
         connections
             .spawn_acceptor(listener)
             .map_err(|e| ("cannot start accepting connections", e.to_string()))?;
         let stopping = Arc::new(AtomicBool::new(false));
         spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
+        spawn_web_config_watcher(web, Arc::clone(&app), Arc::clone(&stopping));
         Ok(Server {
             app,
             address,
@@ -162,6 +168,33 @@ fn spawn_housekeeping(app: Arc<App>, ttl: Duration, stopping: Arc<AtomicBool>) {
             }
         })
         .expect("spawning the housekeeping thread at startup");
+}
+
+/// Reloads `--web.config.file` when it or a file it names changes (see
+/// [`crate::web::reload`]), logging and counting each reload.
+fn spawn_web_config_watcher(web: Arc<LiveWebConfig>, app: Arc<App>, stopping: Arc<AtomicBool>) {
+    thread::Builder::new()
+        .name("web-config".into())
+        .spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                thread::sleep(RELOAD_CHECK_INTERVAL);
+                match web.reload_if_changed() {
+                    None => continue,
+                    Some(Reloaded::Took) => {
+                        log::info("web config reloaded", &[]);
+                        app.telemetry.record_web_config_reload(true);
+                    }
+                    Some(Reloaded::Failed(error)) => {
+                        log::warn(
+                            "web config not reloaded; the one before stays in force",
+                            &[("err", &error)],
+                        );
+                        app.telemetry.record_web_config_reload(false);
+                    }
+                }
+            }
+        })
+        .expect("spawning the web config watcher at startup");
 }
 
 fn forward_signals(stop: mpsc::Sender<i32>) -> std::io::Result<()> {

@@ -18,6 +18,7 @@ use k8s_exporter::ops::flags::Flags;
 use k8s_exporter::server::Server;
 use k8s_exporter::store::native::{Extras, NativeHistogram};
 use k8s_exporter::store::SeriesView;
+use k8s_exporter::web::reload::LiveWebConfig;
 use k8s_exporter::web::webconfig::WebConfig;
 use serde_json::json;
 
@@ -86,7 +87,8 @@ fn serve(body: Vec<u8>, content_type: &'static str) -> String {
 fn bridge() -> Server {
     let args = ["--web.listen-address=127.0.0.1:0".to_owned()];
     let flags = Flags::parse("k8s_exporter", &args, |_| None).unwrap();
-    Server::start(&flags, WebConfig::none()).unwrap_or_else(|e| panic!("{e:?}"))
+    Server::start(&flags, LiveWebConfig::fixed(WebConfig::none()))
+        .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 /// The series of this name the bridge holds, and what it holds beside its value.

@@ -27,6 +27,8 @@ struct Pki {
     server_key: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
+    /// The CA, to issue more certificates (a rotated server certificate).
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -41,20 +43,13 @@ impl Pki {
             .push(DnType::CommonName, "k8s_exporter test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>, algorithm| {
-            let key = KeyPair::generate_for(algorithm).unwrap();
-            let mut params = CertificateParams::new(names.clone()).unwrap();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, names[0].as_str());
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        };
         let (server_cert, server_key) = leaf(
+            &issuer,
             vec!["127.0.0.1".into(), "localhost".into()],
             &rcgen::PKCS_ECDSA_P384_SHA384,
         );
         let (client_cert, client_key) = leaf(
+            &issuer,
             vec!["prometheus-client".into()],
             &rcgen::PKCS_ECDSA_P256_SHA256,
         );
@@ -69,7 +64,20 @@ impl Pki {
             server_key: write("server.key", &server_key),
             client_cert: write("client.crt", &client_cert),
             client_key: write("client.key", &client_key),
+            issuer,
         }
+    }
+
+    /// A new server certificate and key from the same CA, written over the old ones, as
+    /// cert-manager rotates them.
+    fn rotate_server_certificate(&self) {
+        let (cert, key) = leaf(
+            &self.issuer,
+            vec!["127.0.0.1".into(), "localhost".into()],
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        );
+        std::fs::write(&self.server_key, key).unwrap();
+        std::fs::write(&self.server_cert, cert).unwrap();
     }
 
     /// A TLS client trusting our CA, presenting the client certificate if `with_cert`.
@@ -98,6 +106,21 @@ impl Pki {
     }
 }
 
+/// A certificate and key for `names`, issued by `issuer`, as PEM.
+fn leaf(
+    issuer: &Issuer<'static, KeyPair>,
+    names: Vec<String>,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+) -> (String, String) {
+    let key = KeyPair::generate_for(algorithm).unwrap();
+    let mut params = CertificateParams::new(names.clone()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, names[0].as_str());
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// An exporter serving TLS that requires client certificates, with one basic-auth user.
 fn secured_exporter(dir: &Path, pki: &Pki) -> Exporter {
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
@@ -111,7 +134,7 @@ fn secured_exporter(dir: &Path, pki: &Pki) -> Exporter {
     );
     let path = dir.join("web.yml");
     std::fs::write(&path, config).unwrap();
-    Exporter::start(&[&format!("--web.config.file={}", path.display())])
+    Exporter::start_static(&[&format!("--web.config.file={}", path.display())])
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -270,7 +293,37 @@ fn prometheus_remote_writes_and_scrapes_over_tls_with_basic_auth() {
         ),
         Some(0.0)
     );
-    assert!(sample_value(&text, "k8s_exporter_write_requests_total{code=\"204\"}") > Some(0.0));
+    let written = sample_value(&text, "k8s_exporter_write_requests_total{code=\"204\"}");
+    assert!(written > Some(0.0));
+
+    // The server certificate rotated in place: new connections get it, and Prometheus goes on
+    // writing and scraping.
+    let before = served_certificate(&exporter, &client);
+    pki.rotate_server_certificate();
+    eventually(Duration::from_secs(5), "the rotated certificate", || {
+        (served_certificate(&exporter, &client) != before).then_some(())
+    });
+    eventually(Duration::from_secs(30), "writes after the rotation", || {
+        let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).ok()?;
+        let now = sample_value(
+            &page.text(),
+            "k8s_exporter_write_requests_total{code=\"204\"}",
+        );
+        (now > written.map(|w| w + 3.0)).then_some(())
+    });
+    let scrapes = |page: &str| sample_value(page, "k8s_exporter_scrapes_total");
+    let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).unwrap();
+    let scraped = scrapes(&page.text());
+    eventually(
+        Duration::from_secs(30),
+        "scrapes after the rotation",
+        || {
+            let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).ok()?;
+            (scrapes(&page.text()) > scraped.map(|s| s + 2.0)).then_some(())
+        },
+    );
+    let up = query(&prometheus, "up{job=\"bridge\"}");
+    assert_eq!(up.values().next().map(String::as_str), Some("1"));
 }
 
 /// Python's `ssl` (OpenSSL) as an independent TLS client: connects with `versions` (`TLSv1_2`,
@@ -371,4 +424,151 @@ fn tls_versions_follow_min_and_max_version_as_in_exporter_toolkit() {
     assert!(answer.starts_with("refused"), "{answer}");
     let answer = python_tls_client(&tls12_only, &pki.ca, "TLSv1_2", chacha, "secp384r1");
     assert_eq!(answer, format!("TLSv1.2 {chacha} HTTP/1.1 200 OK"));
+}
+
+/// The certificate the server presents to a new connection, as DER.
+fn served_certificate(exporter: &Exporter, client: &Arc<rustls::ClientConfig>) -> Vec<u8> {
+    let mut socket = TcpStream::connect(&exporter.address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut connection = rustls::ClientConnection::new(Arc::clone(client), name).unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).unwrap();
+    }
+    connection.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A web config file with TLS (no client certificates), `users`, and `extra` lines.
+fn write_tls_config(path: &Path, pki: &Pki, users: &[(&str, &str)], extra: &str) {
+    let mut text = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{extra}basic_auth_users:\n",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+    );
+    for (user, password) in users {
+        text.push_str(&format!(
+            "  {user}: {}\n",
+            bcrypt::hash(password, 4).unwrap()
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// The static binary, as shipped, reads the file again when it or its certificate changes:
+/// the next connection gets the rotated certificate, changed users take effect, and a broken
+/// edit leaves the last good configuration in force and says so.
+#[test]
+fn the_web_config_file_and_its_certificate_are_reloaded_without_a_restart() {
+    let dir = TempDir::new("reload");
+    let pki = Pki::new(&dir.0);
+    let path = dir.0.join("web.yml");
+    let headers = "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n";
+    write_tls_config(&path, &pki, &[("alice", "a1")], headers);
+    let mut exporter = Exporter::start_static(&[&format!("--web.config.file={}", path.display())]);
+    let client = pki.client(false);
+    let get = |path: &str, user: &str, password: &str| {
+        https_get(&exporter, &client, path, Some(&basic(user, password))).unwrap()
+    };
+    // The configured headers on every answer: a page, the probe, a refusal, a 404.
+    for (path, status) in [
+        ("/metrics", 200),
+        ("/healthz", 200),
+        ("/metrics/exporter", 200),
+        ("/nowhere", 404),
+    ] {
+        let response = get(path, "alice", "a1");
+        assert_eq!(response.status, status, "{path}");
+        assert_eq!(response.header("X-Frame-Options"), Some("deny"), "{path}");
+        assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"));
+    }
+    let refused = get("/metrics", "alice", "wrong");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("X-Frame-Options"), Some("deny"));
+
+    let first = served_certificate(&exporter, &client);
+    pki.rotate_server_certificate();
+    eventually(Duration::from_secs(5), "the rotated certificate", || {
+        (served_certificate(&exporter, &client) != first).then_some(())
+    });
+    let rotated = served_certificate(&exporter, &client);
+
+    write_tls_config(&path, &pki, &[("bob", "b2")], "");
+    eventually(Duration::from_secs(5), "the new users", || {
+        (get("/metrics", "bob", "b2").status == 200).then_some(())
+    });
+    let response = get("/metrics", "alice", "a1");
+    assert_eq!(response.status, 401, "alice is no longer a user");
+    assert_eq!(
+        response.header("X-Frame-Options"),
+        None,
+        "nor are the headers"
+    );
+
+    let reloads = |exporter_page: &str, result: &str| {
+        sample_value(
+            exporter_page,
+            &format!("k8s_exporter_web_config_reloads_total{{result=\"{result}\"}}"),
+        )
+    };
+    let own = get("/metrics/exporter", "bob", "b2").text();
+    assert_eq!(reloads(&own, "failure"), Some(0.0));
+    assert!(reloads(&own, "success") >= Some(2.0), "{own}");
+    std::fs::write(&path, "tls_server_config: [half written\n").unwrap();
+    let own = eventually(Duration::from_secs(5), "the failed reload", || {
+        let own = get("/metrics/exporter", "bob", "b2").text();
+        (reloads(&own, "failure") == Some(1.0)).then_some(own)
+    });
+    assert_eq!(
+        sample_value(&own, "k8s_exporter_web_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(
+        get("/metrics", "bob", "b2").status,
+        200,
+        "the last good users"
+    );
+    assert_eq!(served_certificate(&exporter, &client), rotated);
+    // Fixed, it takes again.
+    write_tls_config(&path, &pki, &[("bob", "b2")], headers);
+    eventually(Duration::from_secs(5), "the fixed file", || {
+        let own = get("/metrics/exporter", "bob", "b2");
+        let text = own.text();
+        let fixed = sample_value(&text, "k8s_exporter_web_config_last_reload_successful");
+        (fixed == Some(1.0) && own.header("X-Frame-Options") == Some("deny")).then_some(())
+    });
+    let line = exporter.wait_for_log("web config not reloaded", Duration::from_secs(5));
+    assert!(line.contains("web.yml"), "{line}");
+}
+
+#[test]
+fn the_rate_limit_answers_429_then_refills_and_spares_healthz() {
+    let dir = TempDir::new("rate-limit");
+    let path = dir.0.join("web.yml");
+    std::fs::write(&path, "rate_limit:\n  burst: 3\n  interval: 1s\n").unwrap();
+    let exporter = Exporter::start_static(&[&format!("--web.config.file={}", path.display())]);
+    for _ in 0..3 {
+        assert_eq!(exporter.get("/metrics").status, 200);
+    }
+    let refused = exporter.get("/metrics");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert_eq!(refused.text().lines().count(), 1, "{}", refused.text());
+    assert_eq!(
+        exporter.get("/healthz").status,
+        200,
+        "probes are not limited"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(exporter.get("/metrics").status, 200, "a token a second");
+    std::thread::sleep(Duration::from_millis(3100));
+    let own = exporter.get("/metrics/exporter").text();
+    assert_eq!(
+        sample_value(
+            &own,
+            "k8s_exporter_http_errors_total{reason=\"rate_limited\"}"
+        ),
+        Some(1.0)
+    );
 }

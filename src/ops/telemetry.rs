@@ -2,7 +2,7 @@
 //! that no pushed family can ever collide with one of ours.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -92,10 +92,12 @@ pub enum HttpError {
     TlsHandshake,
     /// A request without valid basic-auth credentials (answered 401).
     Unauthorized,
+    /// A request beyond the web config file's `rate_limit` (answered 429).
+    RateLimited,
 }
 
 impl HttpError {
-    pub const ALL: [HttpError; 8] = [
+    pub const ALL: [HttpError; 9] = [
         HttpError::BadRequest,
         HttpError::ReadTimeout,
         HttpError::WriteTimeout,
@@ -104,6 +106,7 @@ impl HttpError {
         HttpError::AcceptFailed,
         HttpError::TlsHandshake,
         HttpError::Unauthorized,
+        HttpError::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +119,7 @@ impl HttpError {
             HttpError::AcceptFailed => "accept_failed",
             HttpError::TlsHandshake => "tls_handshake",
             HttpError::Unauthorized => "unauthorized",
+            HttpError::RateLimited => "rate_limited",
         }
     }
 }
@@ -185,6 +189,9 @@ pub struct Telemetry {
     bad_selectors: AtomicU64,
     scrape_duration: Histogram,
     handler_panics: AtomicU64,
+    /// Reloads of the web config file after a change: succeeded, failed.
+    web_config_reloads: [AtomicU64; 2],
+    web_config_last_reload_failed: AtomicBool,
 }
 
 impl Default for Telemetry {
@@ -213,6 +220,8 @@ impl Default for Telemetry {
             bad_selectors: AtomicU64::new(0),
             scrape_duration: Histogram::default(),
             handler_panics: AtomicU64::new(0),
+            web_config_reloads: Default::default(),
+            web_config_last_reload_failed: AtomicBool::new(false),
         }
     }
 }
@@ -267,6 +276,13 @@ impl Telemetry {
     /// Counts series a scrape left off its page: their escaped names collide with another's.
     pub fn record_left_off_page(&self, series: u64) {
         self.left_off_page.fetch_add(series, Ordering::Relaxed);
+    }
+
+    /// Counts a reload of the web config file after a change, and whether it took.
+    pub fn record_web_config_reload(&self, succeeded: bool) {
+        self.web_config_reloads[usize::from(!succeeded)].fetch_add(1, Ordering::Relaxed);
+        self.web_config_last_reload_failed
+            .store(!succeeded, Ordering::Relaxed);
     }
 
     /// Counts a scrape refused because a `match[]` selector did not parse.
@@ -387,6 +403,23 @@ impl Telemetry {
             "Scrapes refused with 400 because a match[] selector did not parse or selected every series.",
             &self.bad_selectors,
         );
+        let failed = self.web_config_last_reload_failed.load(Ordering::Relaxed);
+        gauge(
+            &mut out,
+            "k8s_exporter_web_config_last_reload_successful",
+            "Whether the last reload of --web.config.file took (1), or failed and the configuration before it is still in force (0).",
+            if failed { 0.0 } else { 1.0 },
+        );
+        let name = "k8s_exporter_web_config_reloads_total";
+        out.header(
+            name,
+            "Reloads of --web.config.file after it or a file it names changed, by result.",
+            "counter",
+        );
+        for (result, count) in ["success", "failure"].iter().zip(&self.web_config_reloads) {
+            let value = count.load(Ordering::Relaxed) as f64;
+            out.sample(name, [("result", *result)], value);
+        }
         counter(
             &mut out,
             "k8s_exporter_scrapes_total",

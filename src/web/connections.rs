@@ -30,9 +30,9 @@ use crate::web::http1::{
     close_after_answer, AnyTransport, Connection, Framing, Head, ReadError, ResponseHead,
     StreamedBody, Transport, Version,
 };
+use crate::web::reload::LiveWebConfig;
 use crate::web::routes::{self, App, Reply, Request};
 use crate::web::tls::{self, HandshakeError};
-use crate::web::webconfig::WebConfig;
 use crate::web::workers::{AnswerSlot, Workers};
 
 /// Stack of a connection thread: it parses and copies bytes and renders pages (gzip's state is
@@ -71,7 +71,7 @@ pub struct Connections {
     app: Arc<App>,
     workers: Workers,
     limits: Limits,
-    web: WebConfig,
+    web: Arc<LiveWebConfig>,
     in_flight: AtomicUsize,
     bytes_in_flight: Budget,
     spare_bodies: SparePool,
@@ -105,7 +105,7 @@ impl Connections {
         app: Arc<App>,
         workers: Workers,
         limits: Limits,
-        web: WebConfig,
+        web: Arc<LiveWebConfig>,
     ) -> Arc<Connections> {
         app.telemetry
             .connections
@@ -183,7 +183,9 @@ impl Connections {
                 "too many connections (--web.max-connections={}); retry later",
                 self.limits.max_connections
             );
-            return refuse(stream, &Reply::text(503, &reason));
+            let mut reply = Reply::text(503, &reason);
+            self.add_configured_headers(&mut reply);
+            return refuse(stream, &reply);
         }
         let connections = Arc::clone(self);
         let spawned = thread::Builder::new()
@@ -204,7 +206,9 @@ impl Connections {
     fn serve(&self, stream: TcpStream) {
         let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
-        let Some(tls_config) = &self.web.tls else {
+        // The configuration in force now serves this connection to its end.
+        let web = self.web.current();
+        let Some(tls_config) = &web.tls else {
             return self.serve_requests(&mut Connection::new(Box::new(stream)), accepted);
         };
         match tls::accept(tls_config, stream, accepted + self.limits.read_timeout) {
@@ -302,7 +306,30 @@ impl Connections {
         let mut body = Vec::new();
         // Held until the worker has given the body back.
         let mut held_body = None;
-        if let Some(auth) = &self.web.basic_auth {
+        let web = self.web.current();
+        // Liveness probes must keep working whatever the load: /healthz is not rate limited.
+        if let Some(limiter) = web
+            .rate_limit
+            .as_ref()
+            .filter(|_| head.path() != "/healthz")
+        {
+            if let Err(wait) = limiter.take() {
+                self.stats().record(HttpError::RateLimited);
+                let mut reply = Reply::text(
+                    429,
+                    "too many requests (rate_limit of --web.config.file); retry later",
+                );
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                reply
+                    .headers
+                    .push(("Retry-After", seconds.max(1).to_string()));
+                return Outcome::Answer {
+                    reply,
+                    keep_alive: keep_alive && framing == Framing::None,
+                };
+            }
+        }
+        if let Some(auth) = &web.basic_auth {
             // Liveness probes cannot always send credentials, and "ok" tells nobody anything.
             if head.path() != "/healthz" && !auth.admits(head.header("Authorization")) {
                 self.stats().record(HttpError::Unauthorized);
@@ -422,6 +449,17 @@ impl Connections {
 }
 
 impl Connections {
+    /// The headers of the web config file's `http_server_config.headers`, which every answer
+    /// carries.
+    fn add_configured_headers(&self, reply: &mut Reply) {
+        let web = self.web.current();
+        reply.headers.extend(
+            web.headers
+                .iter()
+                .map(|(name, value)| (*name, value.clone())),
+        );
+    }
+
     /// Writes an answer before `deadline`: small ones in one piece, a large body after its head,
     /// a page as it is rendered.
     fn write_reply(
@@ -433,6 +471,8 @@ impl Connections {
         head_only: bool,
         deadline: Instant,
     ) -> std::io::Result<()> {
+        let mut reply = reply;
+        self.add_configured_headers(&mut reply);
         let body_length = reply.page.is_none().then_some(reply.body.len());
         let mut bytes = response_head(&reply, version, keep_alive, body_length);
         if let Some(page) = reply.page {

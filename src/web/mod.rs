@@ -6,6 +6,8 @@ pub mod budget;
 pub mod connections;
 pub mod gzip;
 pub mod http1;
+pub mod ratelimit;
+pub mod reload;
 pub mod routes;
 pub mod tls;
 pub mod webconfig;
