@@ -82,6 +82,38 @@ impl Pki {
 
     /// A TLS client trusting our CA, presenting the client certificate if `with_cert`.
     fn client(&self, with_cert: bool) -> Arc<rustls::ClientConfig> {
+        let identity = (&*self.client_cert, &*self.client_key);
+        self.client_presenting(with_cert.then_some(identity))
+    }
+
+    /// A client certificate and key for `name` (its one DNS subject alternative name), issued
+    /// by our CA or, if not `from_ca`, by itself; written in `dir`.
+    fn client_identity(&self, dir: &Path, name: &str, from_ca: bool) -> (PathBuf, PathBuf) {
+        let (cert, key) = if from_ca {
+            leaf(
+                &self.issuer,
+                vec![name.into()],
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+            )
+        } else {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.into()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (cert_path, key_path) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        (cert_path, key_path)
+    }
+
+    /// A TLS client trusting our CA, presenting `identity` (certificate and key files).
+    fn client_presenting(&self, identity: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(&self.ca).unwrap() {
             roots.add(cert.unwrap()).unwrap();
@@ -92,15 +124,16 @@ impl Pki {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-        let config = if with_cert {
-            let chain = CertificateDer::pem_file_iter(&self.client_cert)
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            let key = PrivateKeyDer::from_pem_file(&self.client_key).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        } else {
-            builder.with_no_client_auth()
+        let config = match identity {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let key = PrivateKeyDer::from_pem_file(key).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+            None => builder.with_no_client_auth(),
         };
         Arc::new(config)
     }
@@ -375,8 +408,10 @@ except ssl.SSLError as error:
 fn tls_versions_follow_min_and_max_version_as_in_exporter_toolkit() {
     let dir = TempDir::new("tls-versions");
     let pki = Pki::new(&dir.0);
+    let started = std::cell::Cell::new(0);
     let start = |versions: &str| {
-        let path = dir.0.join(format!("web-{}.yml", versions.len()));
+        started.set(started.get() + 1);
+        let path = dir.0.join(format!("web-{}.yml", started.get()));
         let config = format!(
             "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{versions}",
             pki.server_cert.display(),
@@ -424,6 +459,29 @@ fn tls_versions_follow_min_and_max_version_as_in_exporter_toolkit() {
     assert!(answer.starts_with("refused"), "{answer}");
     let answer = python_tls_client(&tls12_only, &pki.ca, "TLSv1_2", chacha, "secp384r1");
     assert_eq!(answer, format!("TLSv1.2 {chacha} HTTP/1.1 200 OK"));
+
+    // cipher_suites by Go's names: TLS 1.2 offers those alone.
+    let aes256 = start(
+        "  max_version: TLS12
+  cipher_suites:
+    - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+",
+    );
+    let answer = python_tls_client(&aes256, &pki.ca, "TLSv1_2", chacha, "secp384r1");
+    assert!(answer.starts_with("refused"), "{answer}");
+    let suite = "ECDHE-ECDSA-AES256-GCM-SHA384";
+    let answer = python_tls_client(&aes256, &pki.ca, "TLSv1_2", suite, "secp384r1");
+    assert_eq!(answer, format!("TLSv1.2 {suite} HTTP/1.1 200 OK"));
+
+    // curve_preferences by Go's names: the key exchange groups offered.
+    let p256 = start(
+        "  curve_preferences: [CurveP256]
+",
+    );
+    let answer = python_tls_client(&p256, &pki.ca, "TLSv1_3", "DEFAULT", "X25519");
+    assert!(answer.starts_with("refused"), "{answer}");
+    let answer = python_tls_client(&p256, &pki.ca, "TLSv1_3", "DEFAULT", "prime256v1");
+    assert!(answer.starts_with("TLSv1.3 "), "{answer}");
 }
 
 /// The certificate the server presents to a new connection, as DER.
@@ -571,4 +629,55 @@ fn the_rate_limit_answers_429_then_refills_and_spares_healthz() {
         ),
         Some(1.0)
     );
+}
+
+/// Client certificates as exporter-toolkit treats them: `client_allowed_sans` refuses a
+/// certificate of our own CA that holds none of them; `RequireAnyClientCert` takes a
+/// certificate nobody issued but requires one; `RequestClientCert` takes none.
+#[test]
+fn client_certificates_follow_client_auth_type_and_client_allowed_sans() {
+    let dir = TempDir::new("client-certs");
+    let pki = Pki::new(&dir.0);
+    let started = std::cell::Cell::new(0);
+    let start = |tls: &str| {
+        started.set(started.get() + 1);
+        let path = dir.0.join(format!("web-{}.yml", started.get()));
+        let config = format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{tls}",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+        );
+        std::fs::write(&path, config).unwrap();
+        Exporter::start_static(&[&format!("--web.config.file={}", path.display())])
+    };
+    let status = |exporter: &Exporter, client: &Arc<rustls::ClientConfig>| {
+        https_get(exporter, client, "/metrics", None)
+            .map(|r| r.status)
+            .ok()
+    };
+    let allowed = pki.client_identity(&dir.0, "prometheus-1.example", true);
+    let other = pki.client_identity(&dir.0, "intruder.example", true);
+    let stranger = pki.client_identity(&dir.0, "prometheus-1.example-self", false);
+    let as_allowed = pki.client_presenting(Some((&allowed.0, &allowed.1)));
+    let as_other = pki.client_presenting(Some((&other.0, &other.1)));
+    let as_stranger = pki.client_presenting(Some((&stranger.0, &stranger.1)));
+    let anonymous = pki.client_presenting(None);
+
+    let sans = start(&format!(
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n  \
+         client_allowed_sans: [prometheus-1.example, 10.0.0.1]\n",
+        pki.ca.display()
+    ));
+    assert_eq!(status(&sans, &as_allowed), Some(200));
+    assert_eq!(status(&sans, &as_other), None, "same CA, SAN not allowed");
+    assert_eq!(status(&sans, &as_stranger), None, "not our CA");
+    assert_eq!(status(&sans, &anonymous), None);
+
+    let any = start("  client_auth_type: RequireAnyClientCert\n");
+    assert_eq!(status(&any, &as_stranger), Some(200), "not verified");
+    assert_eq!(status(&any, &anonymous), None, "but required");
+
+    let request = start("  client_auth_type: RequestClientCert\n");
+    assert_eq!(status(&request, &anonymous), Some(200));
+    assert_eq!(status(&request, &as_stranger), Some(200));
 }

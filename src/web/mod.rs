@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod client_certs;
 pub mod connections;
 pub mod gzip;
 pub mod http1;

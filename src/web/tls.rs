@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
+use crate::web::client_certs::{allowed_san, AllowedSans, UnverifiedClientCert};
 use crate::web::http1::{close_after_answer, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -21,11 +23,19 @@ pub enum TlsVersion {
     Tls13,
 }
 
-/// Which client certificates are asked for and checked against `client_ca_file`.
+/// Which client certificates are asked for, and whether they are checked against
+/// `client_ca_file` (Go's `tls.ClientAuthType`, by exporter-toolkit's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// `NoClientCert`
     None,
+    /// `RequestClientCert`: asked for, not required, not verified.
+    Request,
+    /// `RequireAnyClientCert`: required, not verified.
+    RequireAny,
+    /// `VerifyClientCertIfGiven`
     VerifyIfGiven,
+    /// `RequireAndVerifyClientCert`
     Require,
 }
 
@@ -35,16 +45,115 @@ pub struct Settings {
     pub key_file: PathBuf,
     pub client_auth: ClientAuth,
     pub client_ca_file: Option<PathBuf>,
+    /// `client_allowed_sans`: a verified client certificate must hold one of them.
+    pub client_allowed_sans: Option<Vec<String>>,
     pub min_version: TlsVersion,
     pub max_version: TlsVersion,
+    /// `cipher_suites` by Go's names: the TLS 1.2 suites offered, in this order.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `curve_preferences` by Go's names: the key exchange groups, in this order.
+    pub curve_preferences: Option<Vec<String>>,
 }
 
-/// The server configuration: ring's default algorithms (TLS 1.3 and 1.2 with AES-GCM and
+/// Go's names of the TLS 1.2 suites rustls has with ring.
+const TLS12_SUITES: [(&str, rustls::CipherSuite); 8] = {
+    use rustls::CipherSuite as S;
+    [
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+            S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ]
+};
+
+/// Go's names of the TLS 1.3 suites, which Go's `cipher_suites` cannot choose: accepted and
+/// without effect, as in exporter-toolkit.
+const TLS13_SUITE_NAMES: [&str; 3] = [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
+
+/// Go's names of the key exchange groups rustls has with ring.
+const GROUPS: [(&str, rustls::NamedGroup); 3] = [
+    ("X25519", rustls::NamedGroup::X25519),
+    ("CurveP256", rustls::NamedGroup::secp256r1),
+    ("CurveP384", rustls::NamedGroup::secp384r1),
+];
+
+/// ring's provider with the suites and groups the settings name, in their order; a name rustls
+/// lacks (a CBC suite, `CurveP521`) is an error that names it.
+fn provider(settings: &Settings) -> Result<rustls::crypto::CryptoProvider, String> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = &settings.cipher_suites {
+        let mut tls12 = Vec::new();
+        for name in names {
+            if TLS13_SUITE_NAMES.contains(&name.as_str()) {
+                continue;
+            }
+            let Some((_, id)) = TLS12_SUITES.iter().find(|(go, _)| go == name) else {
+                return Err(format!("cipher_suites: {name} is not one rustls has"));
+            };
+            let suite = provider.cipher_suites.iter().find(|s| s.suite() == *id);
+            tls12.extend(suite.copied());
+        }
+        let tls13 = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS13)
+            .copied();
+        provider.cipher_suites = tls13.chain(tls12).collect();
+    }
+    if let Some(names) = &settings.curve_preferences {
+        let mut groups = Vec::new();
+        for name in names {
+            let Some((_, id)) = GROUPS.iter().find(|(go, _)| go == name) else {
+                return Err(format!("curve_preferences: {name} is not one rustls has"));
+            };
+            let group = provider.kx_groups.iter().find(|g| g.name() == *id);
+            groups.extend(group.copied());
+        }
+        provider.kx_groups = groups;
+    }
+    Ok(provider)
+}
+
+/// The server configuration: ring's algorithms (TLS 1.3 and 1.2 with AES-GCM and
 /// ChaCha20-Poly1305, X25519, P-256 and P-384 key exchange, ECDSA, Ed25519 and RSA
-/// certificates), the versions from `min_version` to `max_version` as exporter-toolkit serves
-/// them (TLS 1.2 to 1.3 by default), and HTTP/1.1 as the only ALPN protocol.
+/// certificates), narrowed and ordered by `cipher_suites` and `curve_preferences`; the versions
+/// from `min_version` to `max_version` as exporter-toolkit serves them (TLS 1.2 to 1.3 by
+/// default); client certificates as `client_auth_type` and `client_allowed_sans` ask; and
+/// HTTP/1.1 as the only ALPN protocol.
 pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider(settings)?);
     if settings.min_version > settings.max_version {
         return Err("min_version is above max_version".into());
     }
@@ -62,23 +171,55 @@ pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
         .map_err(|e| e.to_string())?;
-    let builder = match (&settings.client_ca_file, settings.client_auth) {
-        (Some(ca_file), ClientAuth::VerifyIfGiven | ClientAuth::Require) => {
-            let mut roots = RootCertStore::empty();
-            for certificate in read_certificates(ca_file)? {
-                roots
-                    .add(certificate)
-                    .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    let verifier: Option<Arc<dyn ClientCertVerifier>> =
+        match (&settings.client_ca_file, settings.client_auth) {
+            (_, ClientAuth::None) => None,
+            (_, ClientAuth::Request | ClientAuth::RequireAny) => {
+                Some(Arc::new(UnverifiedClientCert {
+                    provider: Arc::clone(&provider),
+                    mandatory: settings.client_auth == ClientAuth::RequireAny,
+                }))
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if settings.client_auth == ClientAuth::VerifyIfGiven {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
+            (Some(ca_file), ClientAuth::VerifyIfGiven | ClientAuth::Require) => {
+                let mut roots = RootCertStore::empty();
+                for certificate in read_certificates(ca_file)? {
+                    roots
+                        .add(certificate)
+                        .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                );
+                let verifier = if settings.client_auth == ClientAuth::VerifyIfGiven {
+                    verifier.allow_unauthenticated()
+                } else {
+                    verifier
+                };
+                Some(verifier.build().map_err(|e| e.to_string())?)
+            }
+            (None, _) => {
+                return Err("client_ca_file is required to verify client certificates".into())
+            }
+        };
+    let verifier = match (verifier, &settings.client_allowed_sans) {
+        (Some(inner), Some(entries)) => {
+            let allowed = entries
+                .iter()
+                .map(|e| allowed_san(e))
+                .collect::<Result<_, _>>()?;
+            Some(Arc::new(AllowedSans { inner, allowed }) as Arc<dyn ClientCertVerifier>)
         }
-        _ => builder.with_no_client_auth(),
+        (None, Some(_)) => {
+            return Err(
+                "client_allowed_sans needs a client_auth_type that asks for certificates".into(),
+            )
+        }
+        (verifier, None) => verifier,
+    };
+    let builder = match verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(certificates, key)

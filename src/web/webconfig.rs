@@ -6,7 +6,8 @@
 //! tls_server_config:
 //!   cert_file: server.crt          # relative paths are relative to this file
 //!   key_file: server.key
-//!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven
+//!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven,
+//!                                                   # RequestClientCert, RequireAnyClientCert
 //!   client_ca_file: ca.crt
 //!   min_version: TLS12              # TLS12 (the default) or TLS13; max_version likewise
 //! http_server_config:
@@ -22,11 +23,11 @@
 //! TLS 1.2 and 1.3 are served, from `min_version` to `max_version` (TLS 1.2 to 1.3 by default, as
 //! in exporter-toolkit); rustls has no TLS 1.0 or 1.1, so `TLS10` and `TLS11` are refused.
 //! Unknown keys are errors, as in exporter-toolkit, and so are headers other than the five it
-//! allows, with its value rules. `cipher_suites`, `curve_preferences`,
-//! `prefer_server_cipher_suites` and `http2` are read and ignored: rustls offers only AEAD
-//! suites with forward secrecy and curves considered safe, and this server speaks HTTP/1.1.
-//! `RequestClientCert`, `RequireAnyClientCert` (a certificate nobody checks) and
-//! `client_allowed_sans` are refused rather than silently weakened or ignored.
+//! allows, with its value rules. `cipher_suites` and `curve_preferences` choose among what
+//! rustls has, by Go's names; a name it lacks is an error. `prefer_server_cipher_suites` and
+//! `http2` are read and ignored: Go has ignored the first since 1.18, and this server speaks
+//! HTTP/1.1. Client certificates follow `client_auth_type` and `client_allowed_sans` as
+//! in exporter-toolkit (see [`crate::web::client_certs`]).
 //!
 //! The file is read again when it, or a file it names, changes (see [`crate::web::reload`]).
 
@@ -104,10 +105,8 @@ struct TlsSection {
     client_allowed_sans: Option<Vec<String>>,
     min_version: Option<String>,
     max_version: Option<String>,
-    #[serde(rename = "cipher_suites")]
-    _cipher_suites: Option<Vec<String>>,
-    #[serde(rename = "curve_preferences")]
-    _curve_preferences: Option<Vec<String>>,
+    cipher_suites: Option<Vec<String>>,
+    curve_preferences: Option<Vec<String>>,
     #[serde(rename = "prefer_server_cipher_suites")]
     _prefer_server_cipher_suites: Option<bool>,
 }
@@ -206,19 +205,12 @@ fn tls_config(
     let (Some(cert_file), Some(key_file)) = (section.cert_file, section.key_file) else {
         return Err("tls_server_config: cert_file and key_file are both required".into());
     };
-    if section.client_allowed_sans.is_some() {
-        return Err("tls_server_config: client_allowed_sans is not supported".into());
-    }
     let client_auth = match section.client_auth_type.as_deref() {
         None | Some("NoClientCert") => ClientAuth::None,
         Some("VerifyClientCertIfGiven") => ClientAuth::VerifyIfGiven,
         Some("RequireAndVerifyClientCert") => ClientAuth::Require,
-        Some(other @ ("RequestClientCert" | "RequireAnyClientCert")) => {
-            return Err(format!(
-                "tls_server_config: client_auth_type {other} accepts certificates nobody verifies; \
-                 use VerifyClientCertIfGiven or RequireAndVerifyClientCert"
-            ))
-        }
+        Some("RequestClientCert") => ClientAuth::Request,
+        Some("RequireAnyClientCert") => ClientAuth::RequireAny,
         Some(other) => {
             return Err(format!(
                 "tls_server_config: invalid client_auth_type {other:?}"
@@ -226,7 +218,7 @@ fn tls_config(
         }
     };
     let client_ca = match (&client_auth, section.client_ca_file) {
-        (ClientAuth::None, _) => None,
+        (ClientAuth::None | ClientAuth::Request | ClientAuth::RequireAny, _) => None,
         (_, Some(file)) => Some(directory.join(file)),
         (_, None) => {
             return Err(
@@ -253,8 +245,11 @@ fn tls_config(
         key_file: directory.join(key_file),
         client_auth,
         client_ca_file: client_ca,
+        client_allowed_sans: section.client_allowed_sans,
         min_version: min,
         max_version: max,
+        cipher_suites: section.cipher_suites,
+        curve_preferences: section.curve_preferences,
     };
     files.extend([settings.cert_file.clone(), settings.key_file.clone()]);
     files.extend(settings.client_ca_file.clone());
@@ -315,8 +310,12 @@ mod tests {
             ("basic_auth_user:\n  a: b\n", "unknown field"),
             ("tls_server_config:\n  cert_file: a\n", "cert_file and key_file"),
             (
-                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
-                "nobody verifies",
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+                "TLS_RSA_WITH_AES_128_CBC_SHA is not one rustls has",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [CurveP521]\n",
+                "CurveP521 is not one rustls has",
             ),
             (
                 "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n",
