@@ -149,3 +149,19 @@ impl ClientCertVerifier for AllowedSans {
         self.inner.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_sans_are_dns_names_and_ip_addresses() {
+        assert!(allowed_san("prometheus.monitoring.svc").is_ok());
+        assert!(allowed_san("10.0.0.1").is_ok());
+        assert!(allowed_san("::1").is_ok());
+        for entry in ["ops@example.com", "spiffe://cluster/ns/monitoring", ""] {
+            let error = allowed_san(entry).unwrap_err();
+            assert!(error.contains(entry) && !error.contains('\n'), "{error}");
+        }
+    }
+}
