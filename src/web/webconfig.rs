@@ -25,9 +25,9 @@
 //! Unknown keys are errors, as in exporter-toolkit, and so are headers other than the five it
 //! allows, with its value rules. `cipher_suites` and `curve_preferences` choose among what
 //! rustls has, by Go's names; a name it lacks is an error. `prefer_server_cipher_suites` and
-//! `http2` are accepted and change nothing: Go has ignored the first since 1.18, and this server speaks
-//! HTTP/1.1. Client certificates follow `client_auth_type` and `client_allowed_sans` as
-//! in exporter-toolkit (see [`crate::web::client_certs`]).
+//! `http2` are accepted and change nothing: Go has ignored the first since 1.18, and this
+//! server speaks HTTP/1.1. Client certificates follow `client_auth_type` and
+//! `client_allowed_sans` as in exporter-toolkit (see [`crate::web::client_certs`]).
 //!
 //! The file is read again when it, or a file it names, changes (see [`crate::web::reload`]).
 
