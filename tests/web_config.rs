@@ -404,23 +404,27 @@ except ssl.SSLError as error:
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// The static binary serving TLS with the server certificate and `settings`, more lines of
+/// `tls_server_config`; each configuration in a file of its own in `dir`.
+fn start_tls(dir: &Path, pki: &Pki, settings: &str) -> Exporter {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("web-{file}.yml"));
+    let config = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{settings}",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+    );
+    std::fs::write(&path, config).unwrap();
+    Exporter::start_static(&[&format!("--web.config.file={}", path.display())])
+}
+
 #[test]
 fn tls_versions_follow_min_and_max_version_as_in_exporter_toolkit() {
     let dir = TempDir::new("tls-versions");
     let pki = Pki::new(&dir.0);
-    let started = std::cell::Cell::new(0);
-    let start = |versions: &str| {
-        started.set(started.get() + 1);
-        let path = dir.0.join(format!("web-{}.yml", started.get()));
-        let config = format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{versions}",
-            pki.server_cert.display(),
-            pki.server_key.display(),
-        );
-        std::fs::write(&path, config).unwrap();
-        // The shipped build: the static binary must carry TLS 1.2, ChaCha20 and P-384 too.
-        Exporter::start_static(&[&format!("--web.config.file={}", path.display())])
-    };
+    // The shipped build: the static binary must carry TLS 1.2, ChaCha20 and P-384 too.
+    let start = |versions: &str| start_tls(&dir.0, &pki, versions);
 
     // exporter-toolkit's defaults, TLS 1.2 to 1.3: a TLS 1.2 client is served, here with
     // ChaCha20-Poly1305 over a P-384 key exchange. (In TLS 1.2 the client's one curve must also
@@ -638,18 +642,7 @@ fn the_rate_limit_answers_429_then_refills_and_spares_healthz() {
 fn client_certificates_follow_client_auth_type_and_client_allowed_sans() {
     let dir = TempDir::new("client-certs");
     let pki = Pki::new(&dir.0);
-    let started = std::cell::Cell::new(0);
-    let start = |tls: &str| {
-        started.set(started.get() + 1);
-        let path = dir.0.join(format!("web-{}.yml", started.get()));
-        let config = format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{tls}",
-            pki.server_cert.display(),
-            pki.server_key.display(),
-        );
-        std::fs::write(&path, config).unwrap();
-        Exporter::start_static(&[&format!("--web.config.file={}", path.display())])
-    };
+    let start = |tls: &str| start_tls(&dir.0, &pki, tls);
     let status = |exporter: &Exporter, client: &Arc<rustls::ClientConfig>| {
         https_get(exporter, client, "/metrics", None)
             .map(|r| r.status)
