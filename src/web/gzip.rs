@@ -29,8 +29,9 @@ pub const GZIP_CHUNK_BYTES: usize = 256 << 10;
 pub const GZIP_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// What one gzip scrape holds at most besides its page: the chunks in flight, each with the
-/// room its compressed form may take.
-pub const GZIP_HELD_BYTES: usize = GZIP_CHUNKS_IN_FLIGHT * (2 * GZIP_CHUNK_BYTES + 1024);
+/// room its compressed form may take, and the chunk being filled.
+pub const GZIP_HELD_BYTES: usize =
+    GZIP_CHUNKS_IN_FLIGHT * (2 * GZIP_CHUNK_BYTES + 1024) + GZIP_CHUNK_BYTES;
 
 const LEVEL: i32 = 5;
 
