@@ -35,9 +35,8 @@ use crate::web::routes::{self, App, Reply, Request};
 use crate::web::tls::{self, HandshakeError};
 use crate::web::workers::{AnswerSlot, Workers};
 
-/// Stack of a connection thread: it parses and copies bytes and renders pages (gzip's state is
-/// built on the stack in debug builds, some 230 KiB); handlers run elsewhere. Only the part
-/// used becomes resident.
+/// Stack of a connection thread: it parses and copies bytes and renders pages; handlers, and
+/// the compression of gzip pages, run on the workers. Only the part used becomes resident.
 const CONNECTION_STACK_BYTES: usize = 1 << 20;
 
 /// Body buffers kept for reuse between requests, and the largest kept: a remote-write body is
