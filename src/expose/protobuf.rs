@@ -153,7 +153,8 @@ fn runs<'s>(group: &'s FamilyGroup<'s>) -> Vec<Item<'s>> {
 }
 
 /// Whether a classic histogram's or summary's series make a message that says what they say:
-/// one `_sum` and one `_count`, and every count one the message can hold (a summary's count is
+/// one `_sum` and one `_count`, every bucket with its `le` and quantile line with its
+/// `quantile`, and every count one the message can hold (a summary's count is
 /// a `uint64`; a histogram's counts are a `uint64`, or a `double` that is read only above
 /// zero). Otherwise a reader would find counts and sums the sender never sent.
 fn is_whole(group: &FamilyGroup, kind: MetricKind, item: &Item) -> bool {
@@ -175,6 +176,10 @@ fn is_whole(group: &FamilyGroup, kind: MetricKind, item: &Item) -> bool {
             "_count" if held(series.value) => counts += 1,
             "_count" => return false,
             "_bucket" if series.value.is_nan() || series.value < 0.0 => return false,
+            // A bucket without its bound, a quantile line without its quantile: no place for
+            // it in the message.
+            "_bucket" if bound_of(series, "le").is_none() => return false,
+            "" if bound_of(series, "quantile").is_none() => return false,
             _ => {}
         }
     }
@@ -641,6 +646,16 @@ mod tests {
         assert!(types(summary(2.5), MetricKind::Summary)
             .iter()
             .all(|(_, code)| *code == UNTYPED));
+        let mut bare = summary(3.0);
+        bare[0] = series("h", &[], 1.0);
+        let mut no_bound = whole();
+        no_bound[0] = series("h_bucket", &[], 2.0);
+        for (series, kind) in [
+            (bare, MetricKind::Summary),
+            (no_bound, MetricKind::Histogram),
+        ] {
+            assert!(types(series, kind).iter().all(|(_, code)| *code == UNTYPED));
+        }
     }
 
     #[test]
