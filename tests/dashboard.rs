@@ -60,6 +60,7 @@ fn every_panel_expression_returns_data_from_a_scraped_exporter() {
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "k8s_exporter_build_info",
+        "k8s_exporter_web_config_last_reload_successful",
     ];
     let expressions = expressions(&dashboard);
     for metric in wanted {
