@@ -72,24 +72,22 @@ struct TypedFamily<'g, 's> {
     members: Cow<'g, [&'s SeriesView]>,
 }
 
-/// One line (or, for `Buckets`, the `_bucket` lines) of a series written apart.
+/// One line (or, for a native histogram's buckets, the `_bucket` lines) of a series written
+/// apart.
 #[derive(Clone, Copy)]
-enum ApartLine<'g, 's> {
-    Float(&'g FamilyGroup<'s>, &'s SeriesView),
-    Buckets(&'g FamilyGroup<'s>, &'s SeriesView),
-    Sum(&'g FamilyGroup<'s>, &'s SeriesView),
-    Count(&'g FamilyGroup<'s>, &'s SeriesView),
+struct ApartLine<'g, 's> {
+    group: &'g FamilyGroup<'s>,
+    series: &'s SeriesView,
+    part: Part,
 }
 
-impl<'g, 's> ApartLine<'g, 's> {
-    fn group(self) -> &'g FamilyGroup<'s> {
-        match self {
-            ApartLine::Float(g, _)
-            | ApartLine::Buckets(g, _)
-            | ApartLine::Sum(g, _)
-            | ApartLine::Count(g, _) => g,
-        }
-    }
+/// Which of a series' lines: its value, or a native histogram's buckets, sum or count.
+#[derive(Clone, Copy)]
+enum Part {
+    Value,
+    Buckets,
+    Sum,
+    Count,
 }
 
 /// Lines written apart, by the name of the `unknown` family they are written in.
@@ -142,21 +140,20 @@ fn place_families<'g, 's>(grouped: &'g Grouped<'s>) -> (Vec<TypedFamily<'g, 's>>
                 continue;
             }
             for series in same {
+                let line = |part| ApartLine {
+                    group,
+                    series,
+                    part,
+                };
                 if !native {
-                    apart
-                        .entry(Cow::Borrowed(name))
-                        .or_default()
-                        .push(ApartLine::Float(group, series));
+                    let lines = apart.entry(Cow::Borrowed(name)).or_default();
+                    lines.push(line(Part::Value));
                     continue;
                 }
-                let lines = [
-                    ApartLine::Buckets(group, series),
-                    ApartLine::Sum(group, series),
-                    ApartLine::Count(group, series),
-                ];
-                for (suffix, line) in HISTOGRAM_LINES.into_iter().zip(lines) {
+                let parts = [Part::Buckets, Part::Sum, Part::Count];
+                for (suffix, part) in HISTOGRAM_LINES.into_iter().zip(parts) {
                     let family = Cow::Owned(format!("{name}{suffix}"));
-                    apart.entry(family).or_default().push(line);
+                    apart.entry(family).or_default().push(line(part));
                 }
             }
         }
@@ -299,7 +296,7 @@ fn native_accepted(histogram: &NativeHistogram) -> bool {
 /// The series of one classic histogram, in family order: buckets by `le`, `_sum`, `_count`.
 fn classic_accepted(group: &FamilyGroup, run: &[&SeriesView]) -> bool {
     let (mut previous_le, mut previous_count) = (f64::NEG_INFINITY, 0.0);
-    let (mut inf, mut count, mut sum) = (None, None, false);
+    let (mut inf, mut count, mut sum, mut negative) = (None, None, false, false);
     for series in run {
         match &group.shown_name(series)[group.name.len()..] {
             "_bucket" => {
@@ -312,6 +309,7 @@ fn classic_accepted(group: &FamilyGroup, run: &[&SeriesView]) -> bool {
                     return false;
                 }
                 (previous_le, previous_count) = (le, series.value);
+                negative |= le < 0.0;
                 if le == f64::INFINITY {
                     inf = Some(series.value);
                 }
@@ -321,11 +319,6 @@ fn classic_accepted(group: &FamilyGroup, run: &[&SeriesView]) -> bool {
             _ => return false,
         }
     }
-    let negative = run.iter().any(|s| {
-        let le = s.labels().find(|(n, _)| *n == "le");
-        le.and_then(|(_, v)| v.parse::<f64>().ok())
-            .is_some_and(|le| le < 0.0)
-    });
     inf.is_some()
         && count.is_none_or(|c| Some(c) == inf)
         && sum == count.is_some()
@@ -384,12 +377,13 @@ impl OpenMetricsPage<'_, '_, '_> {
     /// The `unknown` family `name` of lines written apart (see [`write_page`]), with the
     /// metadata of the first line's family.
     fn write_apart(&mut self, out: &mut impl Sink, name: &str, lines: &[ApartLine]) {
-        self.write_header(out, lines[0].group(), name, "unknown");
-        for &line in lines {
-            let (ApartLine::Float(group, series)
-            | ApartLine::Buckets(group, series)
-            | ApartLine::Sum(group, series)
-            | ApartLine::Count(group, series)) = line;
+        self.write_header(out, lines[0].group, name, "unknown");
+        for &ApartLine {
+            group,
+            series,
+            part,
+        } in lines
+        {
             let place = self
                 .blocks
                 .place_of(self.grouped.ranks[&block_key(series)], series);
@@ -399,29 +393,22 @@ impl OpenMetricsPage<'_, '_, '_> {
             };
             let timestamp = self.expose_timestamps.then_some(series.timestamp_ms);
             let block = self.blocks.at(place);
-            let histogram = || group.snapshot.histogram_of(series);
-            match line {
-                ApartLine::Float(..) => {
-                    write_series_start(out, series_name, "", block, None);
-                    write_value(out, series.value, timestamp, None);
-                }
-                ApartLine::Buckets(..) => {
-                    for (le, count) in histogram().map(|h| h.classic_buckets()).unwrap_or_default()
-                    {
+            let histogram = group.snapshot.histogram_of(series);
+            let (suffix, value) = match (part, histogram) {
+                (Part::Value, _) => ("", series.value),
+                (Part::Sum, Some(h)) => ("_sum", h.sum),
+                (Part::Count, Some(h)) => ("_count", h.count),
+                (Part::Buckets, Some(h)) => {
+                    for (le, count) in h.classic_buckets() {
                         write_series_start(out, series_name, "_bucket", block, Some(le));
                         write_value(out, count, timestamp, None);
                     }
+                    continue;
                 }
-                ApartLine::Sum(..) | ApartLine::Count(..) => {
-                    let Some(h) = histogram() else { continue };
-                    let (suffix, value) = match line {
-                        ApartLine::Sum(..) => ("_sum", h.sum),
-                        _ => ("_count", h.count),
-                    };
-                    write_series_start(out, series_name, suffix, block, None);
-                    write_value(out, value, timestamp, None);
-                }
-            }
+                (_, None) => continue,
+            };
+            write_series_start(out, series_name, suffix, block, None);
+            write_value(out, value, timestamp, None);
         }
     }
 
