@@ -81,21 +81,18 @@ pub fn write_page(
         }
         let kind = group.kind();
         let fits = group.fits(kind);
-        let runs = match kind {
-            MetricKind::Histogram | MetricKind::Summary if fits => Some(runs(group)),
-            _ => None,
-        };
-        let runs = runs.filter(|items| items.iter().all(|item| is_whole(group, kind, item)));
-        match kind {
-            MetricKind::Histogram | MetricKind::Summary if runs.is_some() => {
-                let type_code = if kind == MetricKind::Histogram {
-                    HISTOGRAM
-                } else {
-                    SUMMARY
+        if matches!(kind, MetricKind::Histogram | MetricKind::Summary) && fits {
+            let items = runs(group);
+            if items.iter().all(|item| is_whole(group, kind, item)) {
+                let type_code = match kind {
+                    MetricKind::Histogram => HISTOGRAM,
+                    _ => SUMMARY,
                 };
-                let items = runs.unwrap_or_default();
                 writer.write_family(out, group, &group.name, type_code, &items);
+                continue;
             }
+        }
+        match kind {
             MetricKind::Counter | MetricKind::Gauge | MetricKind::Unknown if fits => {
                 let type_code = match kind {
                     MetricKind::Counter => COUNTER,
@@ -161,17 +158,17 @@ fn is_whole(group: &FamilyGroup, kind: MetricKind, item: &Item) -> bool {
     let Item::Run(members) = item else {
         return true;
     };
-    let suffix = |series: &SeriesView| {
-        let name = group.shown_name(series);
-        name.get(group.name.len()..).unwrap_or("").to_owned()
-    };
     let held = |count: f64| match kind {
         MetricKind::Summary => count >= 0.0 && count.fract() == 0.0 && count < U64_LIMIT,
         _ => count >= 0.0,
     };
     let (mut sums, mut counts) = (0, 0);
     for series in *members {
-        match suffix(series).as_str() {
+        match group
+            .shown_name(series)
+            .get(group.name.len()..)
+            .unwrap_or("")
+        {
             "_sum" => sums += 1,
             "_count" if held(series.value) => counts += 1,
             "_count" => return false,
