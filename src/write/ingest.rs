@@ -307,15 +307,13 @@ impl<'a> SeriesContext<'a> {
         let histogram = newest_histogram
             .filter(|h| newest_float.is_none_or(|f| h.histogram.timestamp_ms >= f.timestamp_ms));
         // The start timestamp of the sample kept, else the draft 2.0 one of the series.
-        let start_ms = match histogram {
+        let sent_start_ms = match histogram {
             Some(h) => h.start_timestamp_ms,
             None => newest_float_sent.map_or(0, |s| s.start_timestamp),
         };
-        let start_ms = if start_ms != 0 {
-            start_ms
-        } else {
-            self.series.draft_created_ms
-        };
+        let start_ms = [sent_start_ms, self.series.draft_created_ms]
+            .into_iter()
+            .find(|&ms| ms != 0);
         let update = Update {
             sample: match histogram {
                 Some(h) => Some(Sample {
@@ -325,7 +323,7 @@ impl<'a> SeriesContext<'a> {
                 None => newest_float,
             },
             histogram: histogram.map(|h| &h.histogram),
-            start_timestamp_ms: (start_ms != 0).then_some(start_ms),
+            start_timestamp_ms: start_ms,
             exemplars: &scratch.exemplars,
         };
         let labels = batch.labels_of(self.series);
