@@ -114,7 +114,9 @@ impl Server {
             .map_err(|e| ("cannot start accepting connections", e.to_string()))?;
         let stopping = Arc::new(AtomicBool::new(false));
         spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
-        spawn_web_config_watcher(web, Arc::clone(&app), Arc::clone(&stopping));
+        if web.has_file() {
+            spawn_web_config_watcher(web, Arc::clone(&app), Arc::clone(&stopping));
+        }
         Ok(Server {
             app,
             address,

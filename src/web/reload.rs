@@ -72,6 +72,11 @@ impl LiveWebConfig {
         })
     }
 
+    /// Whether there is a file to watch: none when the configuration was built in code.
+    pub fn has_file(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// The configuration in force.
     pub fn current(&self) -> Arc<WebConfig> {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
