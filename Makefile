@@ -43,7 +43,8 @@ image: static
 
 # What the tests run besides cargo: Prometheus and promtool, node_exporter (a scrape source for
 # the chain test), Python's prometheus_client parser, unshare/chroot for the empty-root test, and
-# kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against.
+# kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against,
+# and the OpenTelemetry Python SDK with its OTLP/HTTP exporter (PyPI), a real OTLP sender.
 # The published protos the tests build requests and read pages with are in ../shared/upstream.
 deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 || \
@@ -54,6 +55,8 @@ deps:
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
 	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
+	@python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' 2>/dev/null || \
+		python3 -m pip install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 	@$(MAKE) -s k8s-tools
 	@promtool --version 2>&1 | head -n 1
 

@@ -26,6 +26,7 @@
 pub mod base;
 pub mod expose;
 pub mod ops;
+pub mod otlp;
 pub mod server;
 pub mod store;
 pub mod web;

@@ -21,6 +21,7 @@ use crate::base::units::format_duration;
 use crate::ops::flags::Flags;
 use crate::ops::log;
 use crate::ops::telemetry::{REVISION, VERSION};
+use crate::otlp::translate::Translation;
 use crate::store::Store;
 use crate::web::connections::{Connections, Limits};
 use crate::web::reload::{LiveWebConfig, Reloaded, RELOAD_CHECK_INTERVAL};
@@ -302,6 +303,14 @@ fn settings(flags: &Flags) -> Settings {
             "write.native-histogram-max-buckets",
             flags.write_native_histogram_max_buckets.to_string(),
         ),
+        (
+            "otlp.translation-strategy",
+            flags.otlp_translation_strategy.name().to_owned(),
+        ),
+        (
+            "otlp.promote-resource-attributes",
+            flags.otlp_promote_resource_attributes.0.join(","),
+        ),
         ("log.level", format!("{:?}", flags.log_level).to_lowercase()),
         (
             "log.format",
@@ -317,6 +326,10 @@ fn settings(flags: &Flags) -> Settings {
         write_rules: WriteRules {
             names: flags.write_name_validation,
             max_histogram_buckets: flags.write_native_histogram_max_buckets,
+        },
+        otlp_translation: Translation {
+            strategy: flags.otlp_translation_strategy,
+            promoted: flags.otlp_promote_resource_attributes.0.clone(),
         },
         ttl: flags.series_ttl,
         flags_in_effect: flags_in_effect

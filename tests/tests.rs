@@ -14,6 +14,7 @@ mod hostile;
 mod native_peers;
 mod negotiation;
 mod operations;
+mod otlp;
 mod parsers;
 mod protos;
 mod remote_write;

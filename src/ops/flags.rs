@@ -12,7 +12,30 @@ use argh::FromArgs;
 
 use crate::base::units::{parse_duration, parse_size};
 use crate::ops::log::{Format, Level};
+use crate::otlp::names::Strategy;
+use crate::otlp::receive::OTLP_PATHS;
 use crate::write::names::NameRules;
+
+fn parse_strategy(text: &str) -> Result<Strategy, String> {
+    Strategy::from_name(text).ok_or_else(|| {
+        format!("{text:?} is not UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes nor NoTranslation")
+    })
+}
+
+/// Names given as one comma-separated value (so that an environment variable can hold them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameList(pub Vec<String>);
+
+/// A comma-separated list, blanks around items and empty items left out.
+fn parse_list(text: &str) -> Result<NameList, String> {
+    Ok(NameList(
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    ))
+}
 
 fn parse_name_rules(text: &str) -> Result<NameRules, String> {
     match text {
@@ -114,6 +137,18 @@ pub struct Flags {
     #[argh(option, default = "4096")]
     pub write_native_histogram_max_buckets: usize,
 
+    /// how OTLP metric names become Prometheus names, as Prometheus's
+    /// otlp.translation_strategy: UnderscoreEscapingWithSuffixes,
+    /// UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation
+    /// (default UnderscoreEscapingWithSuffixes)
+    #[argh(option, default = "Strategy::default()", from_str_fn(parse_strategy))]
+    pub otlp_translation_strategy: Strategy,
+
+    /// OTLP resource attributes copied onto every series of the resource, comma-separated, as
+    /// Prometheus's otlp.promote_resource_attributes (default none)
+    #[argh(option, default = "NameList::default()", from_str_fn(parse_list))]
+    pub otlp_promote_resource_attributes: NameList,
+
     /// least severe log level shown: debug, info, warn or error (default info)
     #[argh(option, default = "Level::Info")]
     pub log_level: Level,
@@ -128,7 +163,7 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 20] = [
+pub const FLAG_NAMES: [(&str, bool); 22] = [
     ("web.listen-address", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
@@ -146,6 +181,8 @@ pub const FLAG_NAMES: [(&str, bool); 20] = [
     ("write.max-decoded-bytes", true),
     ("write.name-validation", true),
     ("write.native-histogram-max-buckets", true),
+    ("otlp.translation-strategy", true),
+    ("otlp.promote-resource-attributes", true),
     ("log.level", true),
     ("log.format", true),
     ("version", false),
@@ -216,7 +253,7 @@ impl Flags {
                 &self.web_exporter_telemetry_path,
             ),
         ] {
-            if RESERVED_PATHS.contains(&path.as_str()) {
+            if RESERVED_PATHS.contains(&path.as_str()) || OTLP_PATHS.contains(&path.as_str()) {
                 return Err(format!("{flag}: {path:?} is taken by another endpoint"));
             }
         }

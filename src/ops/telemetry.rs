@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::base::locks::lock;
 use crate::expose::lines::write_float;
 use crate::ops::process::ProcessStats;
+use crate::otlp::translate::{OtlpReport, POINT_KINDS};
 use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::{Sample, Snapshot, Store};
 use crate::write::ingest::{DropReason, Report};
@@ -192,6 +193,55 @@ pub struct Telemetry {
     /// Reloads of the web config file after a change: succeeded, failed.
     web_config_reloads: [AtomicU64; 2],
     web_config_last_reload_failed: AtomicBool,
+    otlp: OtlpStats,
+}
+
+/// What the OTLP endpoints received and refused.
+#[derive(Debug, Default)]
+struct OtlpStats {
+    /// Answered requests by encoding (`protobuf`, `json`) and status code.
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// Data points received, by [`POINT_KINDS`].
+    points_received: [AtomicU64; POINT_KINDS.len()],
+    /// Data points refused, by reason.
+    points_rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl OtlpStats {
+    fn write(&self, out: &mut OwnMetrics) {
+        let name = "k8s_exporter_otlp_requests_total";
+        out.header(
+            name,
+            "OTLP export requests answered, by body encoding and HTTP status code.",
+            "counter",
+        );
+        for ((encoding, code), count) in lock(&self.requests).iter() {
+            let code = code.to_string();
+            out.sample(
+                name,
+                [("code", code.as_str()), ("encoding", *encoding)],
+                *count as f64,
+            );
+        }
+        let name = "k8s_exporter_otlp_data_points_received_total";
+        out.header(
+            name,
+            "OTLP data points received, usable or not, by type.",
+            "counter",
+        );
+        for (kind, count) in POINT_KINDS.iter().zip(&self.points_received) {
+            out.sample(
+                name,
+                [("type", *kind)],
+                count.load(Ordering::Relaxed) as f64,
+            );
+        }
+        let name = "k8s_exporter_otlp_data_points_rejected_total";
+        out.header(name, "OTLP data points not stored, in whole or in part, by the first reason (the partial_success answered).", "counter");
+        for (reason, count) in lock(&self.points_rejected).iter() {
+            out.sample(name, [("reason", *reason)], *count as f64);
+        }
+    }
 }
 
 impl Default for Telemetry {
@@ -222,6 +272,7 @@ impl Default for Telemetry {
             handler_panics: AtomicU64::new(0),
             web_config_reloads: Default::default(),
             web_config_last_reload_failed: AtomicBool::new(false),
+            otlp: OtlpStats::default(),
         }
     }
 }
@@ -250,6 +301,24 @@ impl Telemetry {
         self.write_duration.observe(elapsed.as_secs_f64());
         self.write_bytes
             .fetch_add(body_bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one answered OTLP request, and its data points when it was read (what their
+    /// series did in the store is counted by [`Telemetry::record_report`]).
+    pub fn record_otlp(&self, encoding: &'static str, status: u16, report: Option<&OtlpReport>) {
+        *lock(&self.otlp.requests)
+            .entry((encoding, status))
+            .or_insert(0) += 1;
+        let Some(report) = report else {
+            return;
+        };
+        for (counter, received) in self.otlp.points_received.iter().zip(report.received) {
+            counter.fetch_add(received, Ordering::Relaxed);
+        }
+        let mut rejected = lock(&self.otlp.points_rejected);
+        for (problem, count) in &report.rejected {
+            *rejected.entry(problem.as_str()).or_insert(0) += count;
+        }
     }
 
     /// Counts what an ingested request held and did.
@@ -334,6 +403,7 @@ impl Telemetry {
             1.0,
         );
         self.connections.write(&mut out);
+        self.otlp.write(&mut out);
         counter(
             &mut out,
             "k8s_exporter_exemplars_received_total",

@@ -167,6 +167,14 @@ pub struct Sample {
     pub timestamp_ms: i64,
 }
 
+/// What a series holds now (see [`Store::latest`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    pub sample: Sample,
+    pub start_timestamp_ms: Option<i64>,
+    pub histogram: Option<NativeHistogram>,
+}
+
 /// What one write brings a series: its newest sample, if any (a float, or with `histogram` a
 /// native histogram, whose timestamp is then the sample's), and the start timestamp and
 /// exemplars sent with it. Exemplars without a sample attach to a series already held.
@@ -686,6 +694,24 @@ impl Store {
                 Some(schema)
             }
         }
+    }
+
+    /// What the series `key` holds now: its newest sample, start timestamp and native
+    /// histogram, for a writer that adds to it (OTLP delta sums and histograms).
+    pub fn latest(&self, key: &SeriesKey, hash: KeyHash) -> Option<Latest> {
+        let shard = read(&self.shards[hash.shard()]);
+        let series = shard
+            .table
+            .find(hash.series, |series| series.matches(key))?;
+        let extras = shard.extras.get(series.extras);
+        Some(Latest {
+            sample: Sample {
+                value: series.value,
+                timestamp_ms: series.timestamp_ms,
+            },
+            start_timestamp_ms: extras.and_then(|e| e.start_timestamp_ms),
+            histogram: extras.and_then(|e| e.histogram.clone()),
+        })
     }
 
     /// Copies out references to every series and the family metadata, one shard lock at a time.

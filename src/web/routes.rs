@@ -19,6 +19,9 @@ use crate::ops::landing::{landing_page, LandingFacts};
 use crate::ops::log::{self, RateLimited};
 use crate::ops::process;
 use crate::ops::telemetry::{Gauges, Telemetry};
+use crate::otlp;
+use crate::otlp::receive::{BodyFormat, Encoding, OTLP_PATHS};
+use crate::otlp::translate::Translation;
 use crate::store::{SeriesView, Snapshot, Store};
 use crate::web::gzip::{gzip, ChunkedGzip, Task, GZIP_HELD_BYTES};
 use crate::web::http1::{Head, STREAM_CHUNK_BYTES};
@@ -38,6 +41,8 @@ pub struct Settings {
     pub max_bytes: usize,
     pub max_decoded_bytes: usize,
     pub write_rules: WriteRules,
+    /// How OTLP names become Prometheus names.
+    pub otlp_translation: Translation,
     pub ttl: Duration,
     /// Every flag in effect, as `name=value`, for the landing page.
     pub flags_in_effect: Vec<(String, String)>,
@@ -184,6 +189,12 @@ pub struct Request {
 /// Whether the endpoint of `head` reads a body, and up to how many bytes: `Err` is the answer
 /// for a write whose headers already rule it out (415), given before its body is read.
 pub fn body_limit(app: &App, head: &Head) -> Result<Option<usize>, Reply> {
+    if head.method == "POST" && OTLP_PATHS.contains(&head.path()) {
+        return match otlp_headers(head) {
+            Ok(_) => Ok(Some(app.settings.max_bytes)),
+            Err(rejection) => Err(refuse_otlp(app, None, rejection)),
+        };
+    }
     if head.method != "POST" || !WRITE_PATHS.contains(&head.path()) {
         return Ok(None);
     }
@@ -225,11 +236,11 @@ fn route(app: &App, request: &Request) -> Reply {
     let path = head.path();
     let is_get = matches!(head.method.as_str(), "GET" | "HEAD");
     let settings = &app.settings;
-    if WRITE_PATHS.contains(&path) {
-        return if head.method == "POST" {
-            write(app, request)
-        } else {
-            Reply::not_allowed("POST")
+    if WRITE_PATHS.contains(&path) || OTLP_PATHS.contains(&path) {
+        return match (head.method.as_str(), WRITE_PATHS.contains(&path)) {
+            ("POST", true) => write(app, request),
+            ("POST", false) => otlp(app, request),
+            _ => Reply::not_allowed("POST"),
         };
     }
     if ![
@@ -277,7 +288,7 @@ fn write(app: &App, request: &Request) -> Reply {
     let (mut reply, written) = match receive(app, &request.body, protocol) {
         Ok((reply, written)) => {
             if reply.status >= 400 {
-                log_rejected_write(app, &reply);
+                log_rejected_write(app, reply.status, &reason_of(&reply));
             }
             app.telemetry
                 .record_write(reply.status, started.elapsed(), request.body.len());
@@ -294,27 +305,81 @@ fn write(app: &App, request: &Request) -> Reply {
     reply
 }
 
+fn otlp_headers(head: &Head) -> Result<BodyFormat, Rejection> {
+    otlp::receive::check_headers(head.header("Content-Encoding"), head.header("Content-Type"))
+}
+
+/// An OTLP export: its points stored as Prometheus 3 translates them, answered with what was
+/// refused in the request's encoding.
+fn otlp(app: &App, request: &Request) -> Reply {
+    let format = match otlp_headers(&request.head) {
+        Ok(format) => format,
+        Err(rejection) => return refuse_otlp(app, None, rejection),
+    };
+    let now_ms = unix_now_ms();
+    let settings = &app.settings;
+    let rules = otlp::receive::Rules {
+        write: &settings.write_rules,
+        translation: &settings.otlp_translation,
+        max_decoded_bytes: settings.max_decoded_bytes,
+    };
+    match otlp::receive::receive(&app.store, &request.body, format, &rules, now_ms) {
+        Ok(report) => {
+            let mut reply = Reply::text(200, "");
+            reply.content_type = format.encoding.content_type().into();
+            reply.body = otlp::receive::response_body(format.encoding, &report);
+            if report.rejected_points() > 0 {
+                let reason = report.first_problem.clone().unwrap_or_default();
+                log_rejected_write(app, 200, &format!("OTLP partial success: {reason}"));
+            }
+            app.telemetry.record_report(&report.store, now_ms);
+            app.telemetry
+                .record_otlp(format.encoding.as_str(), 200, Some(&report));
+            reply
+        }
+        Err(rejection) => refuse_otlp(app, Some(format.encoding), rejection),
+    }
+}
+
+/// Answers, logs (rate-limited) and counts an OTLP request refused as a whole: a
+/// `google.rpc.Status` in the request's encoding, or one line of text when that is unknown.
+fn refuse_otlp(app: &App, encoding: Option<Encoding>, rejection: Rejection) -> Reply {
+    let mut reply = Reply::text(rejection.status, &rejection.reason);
+    if let Some(encoding) = encoding {
+        reply.content_type = encoding.content_type().into();
+        reply.body = otlp::receive::error_body(encoding, &rejection.reason);
+    }
+    log_rejected_write(app, rejection.status, &rejection.reason);
+    let label = encoding.map_or("unknown", Encoding::as_str);
+    app.telemetry.record_otlp(label, rejection.status, None);
+    reply
+}
+
 /// Answers, logs (rate-limited) and counts a write refused as a whole.
 fn refuse_write(app: &App, started: Instant, rejection: Rejection, body_bytes: usize) -> Reply {
     let reply = Reply::text(rejection.status, &rejection.reason);
-    log_rejected_write(app, &reply);
+    log_rejected_write(app, reply.status, &rejection.reason);
     app.telemetry
         .record_write(reply.status, started.elapsed(), body_bytes);
     reply
 }
 
-fn log_rejected_write(app: &App, reply: &Reply) {
+fn log_rejected_write(app: &App, status: u16, reason: &str) {
     if let Some(held_back) = app.rejected_write_log.admit(Instant::now()) {
-        let reason = String::from_utf8_lossy(&reply.body).trim_end().to_owned();
         log::warn(
             "write request rejected",
             &[
-                ("code", &reply.status),
-                ("reason", &reason),
+                ("code", &status),
+                ("reason", &reason.trim_end()),
                 ("similar_lines_held_back", &held_back),
             ],
         );
     }
+}
+
+/// The one-line reason in a text answer's body.
+fn reason_of(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).trim_end().to_owned()
 }
 
 thread_local! {
@@ -466,6 +531,7 @@ mod tests {
                 names: NameRules::Utf8,
                 max_histogram_buckets: 4096,
             },
+            otlp_translation: Translation::default(),
             ttl: Duration::from_secs(300),
             flags_in_effect: Vec::new(),
         };

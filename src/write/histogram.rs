@@ -204,7 +204,8 @@ fn absolute(sent: SentBuckets) -> Result<Buckets, HistogramProblem> {
     })
 }
 
-fn check_counts(h: &NativeHistogram) -> Result<(), HistogramProblem> {
+/// No count is NaN or negative, and the total count is no smaller than its buckets'.
+pub(crate) fn check_counts(h: &NativeHistogram) -> Result<(), HistogramProblem> {
     let buckets = h.negative.counts.iter().chain(h.positive.counts.iter());
     let mut total = 0.0;
     for &count in buckets.chain([&h.zero_count, &h.count]) {

@@ -179,7 +179,13 @@ impl Report {
         line
     }
 
-    fn drop_points(&mut self, reason: DropReason, count: usize, problem: impl FnOnce() -> String) {
+    /// Counts `count` points dropped for `reason`, keeping the first problem's words.
+    pub(crate) fn drop_points(
+        &mut self,
+        reason: DropReason,
+        count: usize,
+        problem: impl FnOnce() -> String,
+    ) {
         if count == 0 {
             return;
         }
@@ -411,7 +417,7 @@ fn same_key(raw_name: &[u8], raw_labels: &[(&[u8], &[u8])], key: &SeriesKey) -> 
 }
 
 /// How the points of one series divide, for counting what applying its newest one did.
-struct Outcome {
+pub(crate) struct Outcome {
     floats: usize,
     /// Float samples not too far in the future; the others are dropped whatever happens.
     floats_in_time: usize,
@@ -422,7 +428,31 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn record(&self, report: &mut Report, store: &Store, name: &[u8], applied: Applied) {
+    /// One float sample, or one native histogram, with its exemplars; `in_time` when it is
+    /// not too far in the future.
+    pub(crate) fn one_point(
+        histogram: bool,
+        in_time: bool,
+        exemplars: usize,
+        now_ms: i64,
+    ) -> Outcome {
+        let (point, in_time) = (1, usize::from(in_time));
+        let (floats, floats_in_time, histograms, histograms_in_time) = match histogram {
+            false => (point, in_time, 0, 0),
+            true => (0, 0, point, in_time),
+        };
+        Outcome {
+            floats,
+            floats_in_time,
+            histograms,
+            histograms_in_time,
+            exemplars,
+            now_ms,
+        }
+    }
+
+    /// Counts what applying the point did in `report`.
+    pub(crate) fn record(&self, report: &mut Report, store: &Store, name: &[u8], applied: Applied) {
         let name_text = || String::from_utf8_lossy(name);
         let all = self.floats + self.histograms + self.exemplars;
         if applied == Applied::NotText {

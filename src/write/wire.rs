@@ -519,7 +519,7 @@ fn parse_sample(mut reader: Reader, protocol: Protocol) -> Result<WireSample, Wi
     Ok(sample)
 }
 
-pub(super) fn wrong_type(message: &'static str, field: u32) -> WireError {
+pub(crate) fn wrong_type(message: &'static str, field: u32) -> WireError {
     WireError::WrongWireType { message, field }
 }
 
@@ -541,13 +541,13 @@ fn short_field(message: &[u8], at: usize, key: u8) -> Option<(Range<usize>, usiz
     (end <= message.len()).then_some((start..end, end))
 }
 
-pub(super) const VARINT: u8 = 0;
-pub(super) const I64: u8 = 1;
-pub(super) const LEN: u8 = 2;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const I64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
 const I32: u8 = 5;
 
 /// A cursor over one message: `buffer[position..end]`.
-pub(super) struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buffer: &'a [u8],
     position: usize,
     end: usize,
@@ -555,7 +555,7 @@ pub(super) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader of a whole message.
-    pub(super) fn new(buffer: &'a [u8]) -> Reader<'a> {
+    pub(crate) fn new(buffer: &'a [u8]) -> Reader<'a> {
         Reader {
             buffer,
             position: 0,
@@ -564,12 +564,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether the message is read to its end.
-    pub(super) fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.position == self.end
     }
 
     /// The next field number and wire type, or `None` at the end of the message.
-    pub(super) fn key(&mut self) -> Result<Option<(u32, u8)>, WireError> {
+    pub(crate) fn key(&mut self) -> Result<Option<(u32, u8)>, WireError> {
         if self.position == self.end {
             return Ok(None);
         }
@@ -581,7 +581,7 @@ impl<'a> Reader<'a> {
         Ok(Some((field as u32, (key & 7) as u8)))
     }
 
-    pub(super) fn varint(&mut self) -> Result<u64, WireError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         let bytes = &self.buffer[self.position..self.end];
         // Keys and most lengths fit in one byte.
         match bytes.first() {
@@ -609,7 +609,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn fixed64(&mut self) -> Result<u64, WireError> {
+    pub(crate) fn fixed64(&mut self) -> Result<u64, WireError> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(
             bytes.try_into().expect("took eight bytes"),
@@ -660,8 +660,14 @@ impl<'a> Reader<'a> {
         Some(label)
     }
 
+    /// A length-delimited field's bytes.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let span = self.span()?;
+        Ok(&self.buffer[span.range()])
+    }
+
     /// A length-delimited field, as a reader of the message inside it.
-    pub(super) fn sub_message(&mut self) -> Result<Reader<'a>, WireError> {
+    pub(crate) fn sub_message(&mut self) -> Result<Reader<'a>, WireError> {
         let span = self.span()?;
         Ok(Reader {
             buffer: self.buffer,
@@ -670,7 +676,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn skip(&mut self, wire_type: u8) -> Result<(), WireError> {
+    pub(crate) fn skip(&mut self, wire_type: u8) -> Result<(), WireError> {
         match wire_type {
             VARINT => self.varint().map(drop),
             I64 => self.take(8).map(drop),

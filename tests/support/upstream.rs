@@ -1,5 +1,5 @@
 //! The published protos in `../shared/upstream/` (remote write 1.0 and 2.0, client_model's
-//! `metrics.proto`), compiled when the tests run, so that requests are built and scrape pages
+//! `metrics.proto`, OTLP metrics), compiled when the tests run, so that requests are built and scrape pages
 //! read by messages that are not the exporter's own.
 
 use std::path::PathBuf;
@@ -22,11 +22,15 @@ pub fn upstream_dir() -> PathBuf {
 
 /// The published files as paths under [`upstream_dir`] and under the include path they are
 /// imported by: (include path, file).
-pub const PUBLISHED: [(&str, &str); 4] = [
+pub const PUBLISHED: [(&str, &str); 5] = [
     ("prometheus/prompb", "types.proto"),
     ("prometheus/prompb", "remote.proto"),
     ("prometheus/prompb", "io/prometheus/write/v2/types.proto"),
     ("prometheus/prompb", "io/prometheus/client/metrics.proto"),
+    (
+        "opentelemetry-proto",
+        "opentelemetry/proto/collector/metrics/v1/metrics_service.proto",
+    ),
 ];
 
 /// Every published proto compiled into one pool (with `gogoproto/gogo.proto`, which they
@@ -35,7 +39,11 @@ pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
         let dir = upstream_dir();
-        let includes = [dir.join("prometheus/prompb"), dir.clone()];
+        let includes = [
+            dir.join("prometheus/prompb"),
+            dir.join("opentelemetry-proto"),
+            dir.clone(),
+        ];
         let mut compiler = protox::Compiler::new(includes)
             .unwrap_or_else(|e| panic!("include paths under {}: {e}", dir.display()));
         for (_, file) in PUBLISHED {
@@ -69,6 +77,26 @@ pub fn write_request_v1(json: Value) -> Vec<u8> {
 /// A remote write 2.0 `io.prometheus.write.v2.Request`, encoded from JSON.
 pub fn write_request_v2(json: Value) -> Vec<u8> {
     encode("io.prometheus.write.v2.Request", json)
+}
+
+/// An OTLP `ExportMetricsServiceRequest`, encoded from its proto3 JSON (bytes such as
+/// `traceId` in base64, as proto3 JSON has them, not in OTLP/JSON's hex).
+pub fn otlp_request(json: Value) -> Vec<u8> {
+    encode(
+        "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
+        json,
+    )
+}
+
+/// An OTLP `ExportMetricsServiceResponse` read from protobuf, as JSON.
+pub fn otlp_response(body: &[u8]) -> Value {
+    let descriptor =
+        message("opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse");
+    let message =
+        DynamicMessage::decode(descriptor, body).expect("an ExportMetricsServiceResponse");
+    message
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        .expect("the response as JSON")
 }
 
 /// Every length-delimited `io.prometheus.client.MetricFamily` of a protobuf scrape page, as

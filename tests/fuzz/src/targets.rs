@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::text_format::{self, sorted};
 use k8s_exporter::ops::log;
+use k8s_exporter::otlp::translate::Translation;
 use k8s_exporter::store::{is_stale_marker, SeriesView, Store, STALE_NAN_BITS};
 use k8s_exporter::web::http1::{Head, Version};
 use k8s_exporter::web::routes::{handle, write_page, App, Request, Settings};
@@ -300,6 +301,7 @@ fn app(expose_timestamps: bool) -> App {
             names: NameRules::Utf8,
             max_histogram_buckets: 64,
         },
+        otlp_translation: Translation::default(),
         ttl: Duration::from_secs(300),
         flags_in_effect: Vec::new(),
     };

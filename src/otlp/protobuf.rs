@@ -1,0 +1,450 @@
+//! Reads an OTLP `ExportMetricsServiceRequest` from protobuf (`application/x-protobuf`), with
+//! the same wire reader as remote write, into the [`model`](super::model), borrowing every
+//! string from the body. Field numbers are those of the published opentelemetry-proto files
+//! (`collector/metrics/v1/metrics_service.proto`, `metrics/v1/metrics.proto`,
+//! `common/v1/common.proto`, `resource/v1/resource.proto`). As in protobuf, unknown fields are
+//! skipped, repeated scalars may come packed or not, and a `string` must be valid UTF-8.
+
+use std::borrow::Cow;
+
+use crate::otlp::model::{
+    AnyValue, Attribute, Data, Exemplar, ExponentialBuckets, ExponentialPoint, ExportRequest,
+    HistogramPoint, Metric, NumberPoint, PointCommon, ResourceMetrics, ScopeMetrics, SummaryPoint,
+    Temporality,
+};
+use crate::write::wire::{wrong_type, Reader, WireError, I64, LEN, VARINT};
+
+/// Why a body is not an `ExportMetricsServiceRequest`, in words.
+pub type ReadError = String;
+
+/// Nesting of `AnyValue` arrays and maps beyond which a request is refused, so that a body
+/// of nested values cannot exhaust the stack.
+const MAX_VALUE_DEPTH: usize = 32;
+
+fn malformed(error: WireError) -> ReadError {
+    error.to_string()
+}
+
+/// Reads a whole request.
+pub fn read_request(body: &[u8]) -> Result<ExportRequest<'_>, ReadError> {
+    let mut request = ExportRequest::default();
+    let mut reader = Reader::new(body);
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, LEN) => request
+                .resources
+                .push(read_resource_metrics(sub(&mut reader)?)?),
+            (1, _) => return Err(wrong("ExportMetricsServiceRequest", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(request)
+}
+
+fn wrong(message: &'static str, field: u32) -> ReadError {
+    wrong_type(message, field).to_string()
+}
+
+fn sub<'a>(reader: &mut Reader<'a>) -> Result<Reader<'a>, ReadError> {
+    reader.sub_message().map_err(malformed)
+}
+
+fn text<'a>(reader: &mut Reader<'a>, what: &str) -> Result<&'a str, ReadError> {
+    let bytes = reader.bytes().map_err(malformed)?;
+    std::str::from_utf8(bytes).map_err(|_| format!("{what} is not valid UTF-8"))
+}
+
+fn f64_of(reader: &mut Reader) -> Result<f64, ReadError> {
+    reader.fixed64().map(f64::from_bits).map_err(malformed)
+}
+
+fn read_resource_metrics(mut reader: Reader) -> Result<ResourceMetrics, ReadError> {
+    let mut resource = ResourceMetrics::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, LEN) => {
+                let mut inner = sub(&mut reader)?;
+                while let Some((field, wire_type)) = inner.key().map_err(malformed)? {
+                    match (field, wire_type) {
+                        (1, LEN) => resource
+                            .attributes
+                            .push(read_key_value(sub(&mut inner)?, 0)?),
+                        (1, _) => return Err(wrong("Resource", field)),
+                        _ => inner.skip(wire_type).map_err(malformed)?,
+                    }
+                }
+            }
+            (2, LEN) => resource.scopes.push(read_scope_metrics(sub(&mut reader)?)?),
+            (1 | 2, _) => return Err(wrong("ResourceMetrics", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(resource)
+}
+
+fn read_scope_metrics(mut reader: Reader) -> Result<ScopeMetrics, ReadError> {
+    let mut scope = ScopeMetrics::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (2, LEN) => scope.metrics.push(read_metric(sub(&mut reader)?)?),
+            (2, _) => return Err(wrong("ScopeMetrics", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(scope)
+}
+
+fn read_metric(mut reader: Reader) -> Result<Metric, ReadError> {
+    let mut metric = Metric::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, LEN) => metric.name = text(&mut reader, "a metric name")?,
+            (2, LEN) => metric.description = text(&mut reader, "a metric description")?,
+            (3, LEN) => metric.unit = text(&mut reader, "a metric unit")?,
+            (5, LEN) => metric.data = Data::Gauge(read_number_points(sub(&mut reader)?)?.0),
+            (7, LEN) => {
+                let (points, temporality, monotonic) = read_number_points(sub(&mut reader)?)?;
+                metric.data = Data::Sum {
+                    points,
+                    temporality,
+                    monotonic,
+                };
+            }
+            (9, LEN) => {
+                let (points, temporality) =
+                    read_points(sub(&mut reader)?, "Histogram", read_histogram_point)?;
+                metric.data = Data::Histogram {
+                    points,
+                    temporality,
+                };
+            }
+            (10, LEN) => {
+                let (points, temporality) = read_points(
+                    sub(&mut reader)?,
+                    "ExponentialHistogram",
+                    read_exponential_point,
+                )?;
+                metric.data = Data::Exponential {
+                    points,
+                    temporality,
+                };
+            }
+            (11, LEN) => {
+                let (points, _) = read_points(sub(&mut reader)?, "Summary", read_summary_point)?;
+                metric.data = Data::Summary(points);
+            }
+            (1..=3 | 5 | 7 | 9..=11, _) => return Err(wrong("Metric", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(metric)
+}
+
+/// A `Gauge` or `Sum`: its points, temporality and monotonicity (a gauge has neither field).
+fn read_number_points(
+    mut reader: Reader,
+) -> Result<(Vec<NumberPoint>, Temporality, bool), ReadError> {
+    let (mut points, mut temporality, mut monotonic) = (Vec::new(), Temporality::default(), false);
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, LEN) => points.push(read_number_point(sub(&mut reader)?)?),
+            (2, VARINT) => {
+                temporality = Temporality::from_number(reader.varint().map_err(malformed)?)
+            }
+            (3, VARINT) => monotonic = reader.varint().map_err(malformed)? != 0,
+            (1..=3, _) => return Err(wrong("Sum", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok((points, temporality, monotonic))
+}
+
+/// A `Histogram`, `ExponentialHistogram` or `Summary`: its points (field 1) and temporality
+/// (field 2, which a summary does not have).
+fn read_points<'a, P>(
+    mut reader: Reader<'a>,
+    message: &'static str,
+    read_point: fn(Reader<'a>) -> Result<P, ReadError>,
+) -> Result<(Vec<P>, Temporality), ReadError> {
+    let (mut points, mut temporality) = (Vec::new(), Temporality::default());
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, LEN) => points.push(read_point(sub(&mut reader)?)?),
+            (2, VARINT) => {
+                temporality = Temporality::from_number(reader.varint().map_err(malformed)?)
+            }
+            (1 | 2, _) => return Err(wrong(message, field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok((points, temporality))
+}
+
+/// The fields every kind of point has, at the numbers each kind gives them; `false` when the
+/// field is not one of them.
+struct CommonFields {
+    attributes: u32,
+    flags: u32,
+    exemplars: u32,
+}
+
+impl CommonFields {
+    fn read<'a>(
+        &self,
+        common: &mut PointCommon<'a>,
+        reader: &mut Reader<'a>,
+        field: u32,
+        wire_type: u8,
+        message: &'static str,
+    ) -> Result<bool, ReadError> {
+        match (field, wire_type) {
+            (2, I64) => common.start_time_unix_nano = reader.fixed64().map_err(malformed)?,
+            (3, I64) => common.time_unix_nano = reader.fixed64().map_err(malformed)?,
+            (f, LEN) if f == self.attributes => {
+                common.attributes.push(read_key_value(sub(reader)?, 0)?)
+            }
+            (f, VARINT) if f == self.flags => {
+                common.flags = reader.varint().map_err(malformed)? as u32
+            }
+            (f, LEN) if f == self.exemplars => common.exemplars.push(read_exemplar(sub(reader)?)?),
+            (f, _) if [2, 3, self.attributes, self.flags, self.exemplars].contains(&f) => {
+                return Err(wrong(message, field))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+fn read_number_point(mut reader: Reader) -> Result<NumberPoint, ReadError> {
+    const FIELDS: CommonFields = CommonFields {
+        attributes: 7,
+        flags: 8,
+        exemplars: 5,
+    };
+    let mut point = NumberPoint::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        let message = "NumberDataPoint";
+        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+            continue;
+        }
+        match (field, wire_type) {
+            (4, I64) => point.value = f64_of(&mut reader)?,
+            (6, I64) => point.value = reader.fixed64().map_err(malformed)? as i64 as f64,
+            (4 | 6, _) => return Err(wrong(message, field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(point)
+}
+
+fn read_histogram_point(mut reader: Reader) -> Result<HistogramPoint, ReadError> {
+    const FIELDS: CommonFields = CommonFields {
+        attributes: 9,
+        flags: 10,
+        exemplars: 8,
+    };
+    let mut point = HistogramPoint::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        let message = "HistogramDataPoint";
+        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+            continue;
+        }
+        match (field, wire_type) {
+            (4, I64) => point.count = reader.fixed64().map_err(malformed)?,
+            (5, I64) => point.sum = Some(f64_of(&mut reader)?),
+            (6, I64 | LEN) => read_fixed64s(&mut reader, wire_type, &mut point.bucket_counts)?,
+            (7, I64 | LEN) => {
+                let mut bits = Vec::new();
+                read_fixed64s(&mut reader, wire_type, &mut bits)?;
+                point
+                    .explicit_bounds
+                    .extend(bits.into_iter().map(f64::from_bits));
+            }
+            (4..=7, _) => return Err(wrong(message, field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(point)
+}
+
+fn read_exponential_point(mut reader: Reader) -> Result<ExponentialPoint, ReadError> {
+    const FIELDS: CommonFields = CommonFields {
+        attributes: 1,
+        flags: 10,
+        exemplars: 11,
+    };
+    let mut point = ExponentialPoint::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        let message = "ExponentialHistogramDataPoint";
+        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+            continue;
+        }
+        match (field, wire_type) {
+            (4, I64) => point.count = reader.fixed64().map_err(malformed)?,
+            (5, I64) => point.sum = Some(f64_of(&mut reader)?),
+            (6, VARINT) => point.scale = zigzag32(reader.varint().map_err(malformed)?),
+            (7, I64) => point.zero_count = reader.fixed64().map_err(malformed)?,
+            (8, LEN) => point.positive = read_buckets(sub(&mut reader)?)?,
+            (9, LEN) => point.negative = read_buckets(sub(&mut reader)?)?,
+            (14, I64) => point.zero_threshold = f64_of(&mut reader)?,
+            (4..=9 | 14, _) => return Err(wrong(message, field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(point)
+}
+
+fn read_buckets(mut reader: Reader) -> Result<ExponentialBuckets, ReadError> {
+    let mut buckets = ExponentialBuckets::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, VARINT) => buckets.offset = zigzag32(reader.varint().map_err(malformed)?),
+            (2, VARINT) => buckets
+                .bucket_counts
+                .push(reader.varint().map_err(malformed)?),
+            (2, LEN) => {
+                let mut packed = sub(&mut reader)?;
+                while !packed.at_end() {
+                    buckets
+                        .bucket_counts
+                        .push(packed.varint().map_err(malformed)?);
+                }
+            }
+            (1 | 2, _) => return Err(wrong("Buckets", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(buckets)
+}
+
+fn read_summary_point(mut reader: Reader) -> Result<SummaryPoint, ReadError> {
+    // A summary point has no exemplars; field 0 never occurs.
+    const FIELDS: CommonFields = CommonFields {
+        attributes: 7,
+        flags: 8,
+        exemplars: 0,
+    };
+    let mut point = SummaryPoint::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        let message = "SummaryDataPoint";
+        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+            continue;
+        }
+        match (field, wire_type) {
+            (4, I64) => point.count = reader.fixed64().map_err(malformed)?,
+            (5, I64) => point.sum = f64_of(&mut reader)?,
+            (6, LEN) => {
+                let mut inner = sub(&mut reader)?;
+                let (mut quantile, mut value) = (0.0, 0.0);
+                while let Some((field, wire_type)) = inner.key().map_err(malformed)? {
+                    match (field, wire_type) {
+                        (1, I64) => quantile = f64_of(&mut inner)?,
+                        (2, I64) => value = f64_of(&mut inner)?,
+                        (1 | 2, _) => return Err(wrong("ValueAtQuantile", field)),
+                        _ => inner.skip(wire_type).map_err(malformed)?,
+                    }
+                }
+                point.quantiles.push((quantile, value));
+            }
+            (4..=6, _) => return Err(wrong(message, field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(point)
+}
+
+fn read_exemplar(mut reader: Reader) -> Result<Exemplar, ReadError> {
+    let mut exemplar = Exemplar::default();
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (7, LEN) => exemplar
+                .filtered_attributes
+                .push(read_key_value(sub(&mut reader)?, 0)?),
+            (2, I64) => exemplar.time_unix_nano = reader.fixed64().map_err(malformed)?,
+            (3, I64) => exemplar.value = f64_of(&mut reader)?,
+            (6, I64) => exemplar.value = reader.fixed64().map_err(malformed)? as i64 as f64,
+            (4, LEN) => exemplar.span_id = Cow::Borrowed(reader.bytes().map_err(malformed)?),
+            (5, LEN) => exemplar.trace_id = Cow::Borrowed(reader.bytes().map_err(malformed)?),
+            (2..=7, _) => return Err(wrong("Exemplar", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(exemplar)
+}
+
+fn read_key_value(mut reader: Reader, depth: usize) -> Result<Attribute, ReadError> {
+    let mut attribute = Attribute {
+        key: "",
+        value: AnyValue::Empty,
+    };
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        match (field, wire_type) {
+            (1, LEN) => attribute.key = text(&mut reader, "an attribute key")?,
+            (2, LEN) => attribute.value = read_any_value(sub(&mut reader)?, depth)?,
+            (1 | 2, _) => return Err(wrong("KeyValue", field)),
+            _ => reader.skip(wire_type).map_err(malformed)?,
+        }
+    }
+    Ok(attribute)
+}
+
+fn read_any_value(mut reader: Reader, depth: usize) -> Result<AnyValue, ReadError> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!(
+            "attribute values nest deeper than {MAX_VALUE_DEPTH}"
+        ));
+    }
+    let mut value = AnyValue::Empty;
+    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
+        value = match (field, wire_type) {
+            (1, LEN) => AnyValue::String(text(&mut reader, "an attribute value")?),
+            (2, VARINT) => AnyValue::Bool(reader.varint().map_err(malformed)? != 0),
+            (3, VARINT) => AnyValue::Int(reader.varint().map_err(malformed)? as i64),
+            (4, I64) => AnyValue::Double(f64_of(&mut reader)?),
+            (5 | 6, LEN) => {
+                let mut inner = sub(&mut reader)?;
+                let (mut values, mut pairs) = (Vec::new(), Vec::new());
+                while let Some((item, item_type)) = inner.key().map_err(malformed)? {
+                    match (item, item_type, field) {
+                        (1, LEN, 5) => values.push(read_any_value(sub(&mut inner)?, depth + 1)?),
+                        (1, LEN, _) => pairs.push(read_key_value(sub(&mut inner)?, depth + 1)?),
+                        (1, _, _) => return Err(wrong("ArrayValue", item)),
+                        _ => inner.skip(item_type).map_err(malformed)?,
+                    }
+                }
+                if field == 5 {
+                    AnyValue::Array(values)
+                } else {
+                    AnyValue::KeyValues(pairs)
+                }
+            }
+            (7, LEN) => AnyValue::Bytes(Cow::Borrowed(reader.bytes().map_err(malformed)?)),
+            (1..=7, _) => return Err(wrong("AnyValue", field)),
+            _ => {
+                reader.skip(wire_type).map_err(malformed)?;
+                continue;
+            }
+        };
+    }
+    Ok(value)
+}
+
+/// A repeated `fixed64` field, packed (one LEN field) or not (one I64 field per value).
+fn read_fixed64s(reader: &mut Reader, wire_type: u8, out: &mut Vec<u64>) -> Result<(), ReadError> {
+    if wire_type == I64 {
+        out.push(reader.fixed64().map_err(malformed)?);
+        return Ok(());
+    }
+    let mut packed = sub(reader)?;
+    while !packed.at_end() {
+        out.push(packed.fixed64().map_err(malformed)?);
+    }
+    Ok(())
+}
+
+/// `sint32`: zigzag-encoded.
+fn zigzag32(value: u64) -> i32 {
+    let value = value as u32;
+    ((value >> 1) as i32) ^ -((value & 1) as i32)
+}

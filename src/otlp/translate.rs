@@ -1,0 +1,737 @@
+//! An OTLP export request applied to the store as Prometheus 3's OTLP receiver translates it
+//! (`storage/remote/otlptranslator/prometheusremotewrite` in prometheus/prometheus, with its
+//! default `otlp` settings), so that a scrape shows what Prometheus would have stored:
+//!
+//! - names by the translation strategy in force ([`names`](super::names));
+//! - a point's labels: its attributes (keys that name the same label have their values joined
+//!   by `;` in key order), then promoted resource attributes not already there, then `job`
+//!   (`service.namespace/service.name`) and `instance` (`service.instance.id`);
+//! - gauges and non-monotonic sums as gauges, monotonic sums as counters with their start
+//!   time, explicit-bucket histograms as classic `_bucket`/`_sum`/`_count` series (an exemplar
+//!   goes to the first bucket holding its value), exponential histograms as native histograms,
+//!   summaries as quantile, `_sum` and `_count` series;
+//! - a point flagged "no recorded value" as a stale marker, which removes its series;
+//! - `target_info` (1, at the resource's newest point) with the resource's other attributes,
+//!   when it has any besides the three that make `job` and `instance`;
+//! - the family's type, description as help, and unit (as Prometheus names it) as metadata.
+//!
+//! Where Prometheus refuses delta temporality, points are added up as the OpenTelemetry
+//! collector's `prometheus` exporter does ([`delta`](super::delta)).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::otlp::delta::{self, Interval};
+use crate::otlp::exponential;
+use crate::otlp::model::{
+    Attribute, Data, Exemplar as OtlpExemplar, ExportRequest, Metric, PointCommon, Temporality,
+};
+use crate::otlp::names::{label_name, metadata_unit, metric_name, NameKind, Strategy};
+use crate::store::metadata::{Metadata, MetricKind};
+use crate::store::native::{Exemplar, NativeHistogram};
+use crate::store::{Applied, Sample, SeriesKey, Store, Update, Writer, STALE_NAN_BITS};
+use crate::write::exemplar::MAX_EXEMPLAR_LABEL_CHARS;
+use crate::write::histogram::check_counts;
+use crate::write::ingest::{DropReason, Outcome, Report, WriteRules, MAX_FUTURE_MS};
+
+const SERVICE_NAME: &str = "service.name";
+const SERVICE_NAMESPACE: &str = "service.namespace";
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+const TARGET_INFO: &str = "target_info";
+
+/// How OTLP names become Prometheus names (`--otlp.translation-strategy`,
+/// `--otlp.promote-resource-attribute`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Translation {
+    pub strategy: Strategy,
+    /// Resource attributes copied onto every series of the resource.
+    pub promoted: Vec<String>,
+}
+
+/// Why whole data points were refused before anything of them reached the store; the label
+/// values of `k8s_exporter_otlp_data_points_rejected_total{reason}` beside those of
+/// [`DropReason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointProblem {
+    /// A sum or histogram of unspecified aggregation temporality.
+    InvalidTemporality,
+    /// Something in the store refused it ([`DropReason`]).
+    Store(DropReason),
+}
+
+impl PointProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointProblem::InvalidTemporality => "invalid_temporality",
+            PointProblem::Store(reason) => reason.as_str(),
+        }
+    }
+}
+
+/// The OTLP data point kinds, for `k8s_exporter_otlp_data_points_received_total{type}`.
+pub const POINT_KINDS: [&str; 5] = [
+    "gauge",
+    "sum",
+    "histogram",
+    "exponential_histogram",
+    "summary",
+];
+
+/// What one export request did.
+#[derive(Debug, Default)]
+pub struct OtlpReport {
+    /// Data points received, by [`POINT_KINDS`].
+    pub received: [u64; POINT_KINDS.len()],
+    /// Data points of which anything was refused, by the first reason.
+    pub rejected: Vec<(PointProblem, u64)>,
+    /// What the series the points became did in the store.
+    pub store: Report,
+    /// The first problem met, in words, for `partial_success.error_message`.
+    pub first_problem: Option<String>,
+}
+
+impl OtlpReport {
+    pub fn rejected_points(&self) -> u64 {
+        self.rejected.iter().map(|(_, count)| count).sum()
+    }
+
+    fn reject(&mut self, problem: PointProblem, points: u64, words: impl FnOnce() -> String) {
+        if points == 0 {
+            return;
+        }
+        match self
+            .rejected
+            .iter_mut()
+            .find(|(known, _)| *known == problem)
+        {
+            Some((_, count)) => *count += points,
+            None => self.rejected.push((problem, points)),
+        }
+        if self.first_problem.is_none() {
+            self.first_problem = Some(words());
+        }
+    }
+}
+
+/// Applies every data point of `request` that can be stored; the rest are counted.
+pub fn apply(
+    store: &Store,
+    request: &ExportRequest,
+    rules: &WriteRules,
+    translation: &Translation,
+    now_ms: i64,
+    tick: u32,
+) -> OtlpReport {
+    let mut applier = Applier {
+        writer: store.writer(),
+        rules,
+        translation,
+        now_ms,
+        tick,
+        report: OtlpReport::default(),
+        labels: Vec::new(),
+    };
+    for resource in &request.resources {
+        let identity = ResourceLabels::of(&resource.attributes, translation);
+        let mut newest_ms = None;
+        for metric in resource.scopes.iter().flat_map(|scope| &scope.metrics) {
+            applier.apply_metric(metric, &identity, &mut newest_ms);
+        }
+        if let Some(newest_ms) = newest_ms {
+            applier.apply_target_info(&resource.attributes, &identity, newest_ms);
+        }
+    }
+    applier.report
+}
+
+/// The labels every series of a resource gets, named already: promoted attributes, `job` and
+/// `instance`.
+struct ResourceLabels<'a> {
+    promoted: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    job: Option<Cow<'a, str>>,
+    instance: Option<Cow<'a, str>>,
+}
+
+impl<'a> ResourceLabels<'a> {
+    fn of(attributes: &'a [Attribute<'a>], translation: &Translation) -> ResourceLabels<'a> {
+        let value_of = |key: &str| {
+            attributes
+                .iter()
+                .find(|a| a.key == key)
+                .map(|a| a.value.as_label_value())
+        };
+        let job = value_of(SERVICE_NAME).map(|name| match value_of(SERVICE_NAMESPACE) {
+            Some(namespace) => Cow::Owned(format!("{namespace}/{name}")),
+            None => name,
+        });
+        let mut promoted: Vec<(&str, Cow<str>)> = attributes
+            .iter()
+            .filter(|a| translation.promoted.iter().any(|p| p == a.key))
+            .map(|a| (a.key, a.value.as_label_value()))
+            .collect();
+        promoted.sort_by(|a, b| a.0.cmp(b.0));
+        ResourceLabels {
+            promoted: promoted
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    Some((label_name(translation.strategy, key).ok()?, value))
+                })
+                .collect(),
+            job,
+            instance: value_of(SERVICE_INSTANCE_ID),
+        }
+    }
+}
+
+/// One series a point becomes: its name, its extra label (`le`, `quantile`) and what it gets.
+struct SeriesOut<'p> {
+    name: Cow<'p, str>,
+    extra: Option<(&'static str, String)>,
+    value: Value,
+    exemplars: Vec<Exemplar>,
+}
+
+enum Value {
+    Float(f64),
+    Histogram(NativeHistogram),
+}
+
+/// What a point is, for how its series are stored.
+#[derive(Clone, Copy)]
+struct PointShape {
+    /// When the point starts (if it says) and ends.
+    interval: Interval,
+    /// Whether the series keeps the start as its start timestamp: counters, histograms and
+    /// summaries do, gauges do not.
+    keeps_start: bool,
+    /// Delta temporality: added to what the series holds.
+    delta: bool,
+}
+
+struct Applier<'s, 'r> {
+    writer: Writer<'s>,
+    rules: &'r WriteRules,
+    translation: &'r Translation,
+    now_ms: i64,
+    tick: u32,
+    report: OtlpReport,
+    /// A point's labels, named, before sorting (reused from point to point).
+    labels: Vec<(String, String)>,
+}
+
+fn nanos_to_ms(nanos: u64) -> i64 {
+    (nanos / 1_000_000) as i64
+}
+
+impl Applier<'_, '_> {
+    fn apply_metric(
+        &mut self,
+        metric: &Metric,
+        identity: &ResourceLabels,
+        newest_ms: &mut Option<i64>,
+    ) {
+        let (kind_index, name_kind, metric_kind, temporality) = match &metric.data {
+            Data::Empty => return,
+            Data::Gauge(_) => (0, NameKind::Gauge, MetricKind::Gauge, None),
+            Data::Sum {
+                temporality,
+                monotonic: true,
+                ..
+            } => (
+                1,
+                NameKind::MonotonicCounter,
+                MetricKind::Counter,
+                Some(*temporality),
+            ),
+            Data::Sum { temporality, .. } => (
+                1,
+                NameKind::NonMonotonicCounter,
+                MetricKind::Gauge,
+                Some(*temporality),
+            ),
+            Data::Histogram { temporality, .. } => (
+                2,
+                NameKind::Histogram,
+                MetricKind::Histogram,
+                Some(*temporality),
+            ),
+            Data::Exponential { temporality, .. } => (
+                3,
+                NameKind::Histogram,
+                MetricKind::Histogram,
+                Some(*temporality),
+            ),
+            Data::Summary(_) => (4, NameKind::Summary, MetricKind::Summary, None),
+        };
+        let points = metric.data.point_count() as u64;
+        self.report.received[kind_index] += points;
+        for common in point_commons(&metric.data) {
+            let time_ms = nanos_to_ms(common.time_unix_nano);
+            *newest_ms = Some(newest_ms.map_or(time_ms, |newest| newest.max(time_ms)));
+        }
+        if temporality == Some(Temporality::Unspecified) {
+            let name = metric.name;
+            return self
+                .report
+                .reject(PointProblem::InvalidTemporality, points, || {
+                    format!("metric {name:?} has no aggregation temporality")
+                });
+        }
+        let strategy = self.translation.strategy;
+        let family = match metric_name(strategy, metric.name, metric.unit, name_kind) {
+            Ok(family) if self.rules.names.allows_metric_name(family.as_bytes()) => family,
+            Ok(family) => {
+                let problem = PointProblem::Store(DropReason::InvalidMetricName);
+                return self.report.reject(problem, points, || {
+                    format!("invalid metric name {family:?}")
+                });
+            }
+            Err(reason) => {
+                let problem = PointProblem::Store(DropReason::InvalidMetricName);
+                return self.report.reject(problem, points, || reason);
+            }
+        };
+        self.writer.store().set_metadata(
+            &family,
+            Metadata {
+                kind: metric_kind,
+                help: metric.description.into(),
+                unit: metadata_unit(strategy, metric.unit).into(),
+            },
+            self.tick,
+        );
+        let delta = temporality == Some(Temporality::Delta);
+        let shape = |common: &PointCommon| PointShape {
+            interval: Interval {
+                start_ms: (common.start_time_unix_nano != 0)
+                    .then(|| nanos_to_ms(common.start_time_unix_nano)),
+                time_ms: nanos_to_ms(common.time_unix_nano),
+            },
+            keeps_start: metric_kind != MetricKind::Gauge,
+            delta,
+        };
+        match &metric.data {
+            Data::Empty => {}
+            Data::Gauge(points) | Data::Sum { points, .. } => {
+                for point in points {
+                    let shape = shape(&point.common);
+                    let value = stale_or(&point.common, point.value);
+                    let series = vec![SeriesOut {
+                        name: Cow::Borrowed(&family),
+                        extra: None,
+                        value: Value::Float(value),
+                        exemplars: self.exemplars(&point.common.exemplars),
+                    }];
+                    self.apply_point(&point.common, identity, shape, series);
+                }
+            }
+            Data::Histogram { points, .. } => {
+                for point in points {
+                    let common = &point.common;
+                    let mut series = Vec::with_capacity(point.explicit_bounds.len() + 3);
+                    // Buckets past the counts sent have none; +Inf has the total count.
+                    let mut cumulative = 0;
+                    let mut bounds = Vec::with_capacity(point.explicit_bounds.len() + 1);
+                    for (bound, count) in point.explicit_bounds.iter().zip(&point.bucket_counts) {
+                        cumulative = count.saturating_add(cumulative);
+                        bounds.push(*bound);
+                        series.push(bucket(&family, *bound, stale_or(common, cumulative as f64)));
+                    }
+                    bounds.push(f64::INFINITY);
+                    series.push(bucket(
+                        &family,
+                        f64::INFINITY,
+                        stale_or(common, point.count as f64),
+                    ));
+                    for exemplar in self.exemplars(&common.exemplars) {
+                        // The first bucket whose bound holds the value.
+                        if let Some(n) = bounds.iter().position(|bound| exemplar.value <= *bound) {
+                            series[n].exemplars.push(exemplar);
+                        }
+                    }
+                    series.push(float(
+                        &family,
+                        "_count",
+                        stale_or(common, point.count as f64),
+                    ));
+                    if let Some(sum) = point.sum {
+                        series.push(float(&family, "_sum", stale_or(common, sum)));
+                    }
+                    self.apply_point(common, identity, shape(common), series);
+                }
+            }
+            Data::Exponential { points, .. } => {
+                for point in points {
+                    let common = &point.common;
+                    let shape = shape(common);
+                    let histogram =
+                        self.check_histogram(exponential::to_native(point, shape.interval.time_ms));
+                    let histogram = match histogram {
+                        Ok(histogram) => histogram,
+                        Err((reason, words)) => {
+                            self.report.reject(PointProblem::Store(reason), 1, || words);
+                            continue;
+                        }
+                    };
+                    let series = vec![SeriesOut {
+                        name: Cow::Borrowed(&family),
+                        extra: None,
+                        value: Value::Histogram(histogram),
+                        exemplars: self.exemplars(&common.exemplars),
+                    }];
+                    self.apply_point(common, identity, shape, series);
+                }
+            }
+            Data::Summary(points) => {
+                for point in points {
+                    let common = &point.common;
+                    let mut series: Vec<SeriesOut> = point
+                        .quantiles
+                        .iter()
+                        .map(|(quantile, value)| SeriesOut {
+                            name: Cow::Borrowed(&family),
+                            extra: Some(("quantile", format_bound(*quantile))),
+                            value: Value::Float(stale_or(common, *value)),
+                            exemplars: Vec::new(),
+                        })
+                        .collect();
+                    series.push(float(&family, "_sum", stale_or(common, point.sum)));
+                    series.push(float(
+                        &family,
+                        "_count",
+                        stale_or(common, point.count as f64),
+                    ));
+                    self.apply_point(common, identity, shape(common), series);
+                }
+            }
+        }
+    }
+
+    /// A native histogram within the checks and bucket limit every write meets.
+    fn check_histogram(
+        &self,
+        histogram: Result<NativeHistogram, String>,
+    ) -> Result<NativeHistogram, (DropReason, String)> {
+        let histogram = histogram.map_err(|words| (DropReason::InvalidNativeHistogram, words))?;
+        if histogram.sum.to_bits() == STALE_NAN_BITS {
+            return Ok(histogram);
+        }
+        let buckets = histogram.positive.counts.len() + histogram.negative.counts.len();
+        let limit = self.rules.max_histogram_buckets;
+        if buckets > limit {
+            return Err((
+                DropReason::NativeHistogramBucketLimit,
+                format!("native histogram has {buckets} buckets, over --write.native-histogram-max-buckets={limit}"),
+            ));
+        }
+        check_counts(&histogram)
+            .map_err(|p| (DropReason::InvalidNativeHistogram, p.to_string()))?;
+        Ok(histogram)
+    }
+
+    /// Exemplars as Prometheus keeps them: `trace_id` and `span_id` in hex, then the filtered
+    /// attributes if all fit in the 128 characters OpenMetrics allows.
+    fn exemplars(&self, sent: &[OtlpExemplar]) -> Vec<Exemplar> {
+        sent.iter()
+            .map(|exemplar| {
+                let mut labels: Vec<(Box<str>, Box<str>)> = Vec::new();
+                for (name, id) in [
+                    ("trace_id", &exemplar.trace_id),
+                    ("span_id", &exemplar.span_id),
+                ] {
+                    if !id.is_empty() {
+                        let mut hex = String::with_capacity(id.len() * 2);
+                        for byte in id.iter() {
+                            let _ = write!(hex, "{byte:02x}");
+                        }
+                        labels.push((name.into(), hex.into()));
+                    }
+                }
+                let chars = |labels: &[(Box<str>, Box<str>)]| -> usize {
+                    labels
+                        .iter()
+                        .map(|(n, v)| n.chars().count() + v.chars().count())
+                        .sum()
+                };
+                let mut with_attributes = labels.clone();
+                for attribute in &exemplar.filtered_attributes {
+                    let Ok(name) = label_name(self.translation.strategy, attribute.key) else {
+                        continue;
+                    };
+                    if with_attributes.iter().all(|(held, _)| **held != *name) {
+                        let value = attribute.value.as_label_value();
+                        with_attributes.push((name.into(), value.into()));
+                    }
+                }
+                if chars(&with_attributes) <= MAX_EXEMPLAR_LABEL_CHARS {
+                    labels = with_attributes;
+                }
+                labels.sort();
+                Exemplar {
+                    labels: labels.into(),
+                    value: exemplar.value,
+                    timestamp_ms: (exemplar.time_unix_nano != 0)
+                        .then(|| nanos_to_ms(exemplar.time_unix_nano)),
+                }
+            })
+            .filter(|exemplar| {
+                exemplar
+                    .labels
+                    .iter()
+                    .all(|(name, _)| self.rules.names.allows_label_name(name.as_bytes()))
+            })
+            .collect()
+    }
+
+    /// `target_info`: the resource's attributes other than those `job` and `instance` come from.
+    fn apply_target_info(
+        &mut self,
+        attributes: &[Attribute],
+        identity: &ResourceLabels,
+        newest_ms: i64,
+    ) {
+        let identifying = [SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID];
+        let others: Vec<Attribute> = attributes
+            .iter()
+            .filter(|a| !identifying.contains(&a.key))
+            .cloned()
+            .collect();
+        if others.is_empty() || (identity.job.is_none() && identity.instance.is_none()) {
+            return;
+        }
+        self.writer.store().set_metadata(
+            TARGET_INFO,
+            Metadata {
+                kind: MetricKind::Gauge,
+                help: "Target metadata".into(),
+                unit: "".into(),
+            },
+            self.tick,
+        );
+        let common = PointCommon {
+            attributes: others,
+            time_unix_nano: newest_ms as u64 * 1_000_000,
+            ..PointCommon::default()
+        };
+        let identity_only = ResourceLabels {
+            promoted: Vec::new(),
+            job: identity.job.clone(),
+            instance: identity.instance.clone(),
+        };
+        let shape = PointShape {
+            interval: Interval {
+                start_ms: None,
+                time_ms: newest_ms,
+            },
+            keeps_start: false,
+            delta: false,
+        };
+        let series = vec![SeriesOut {
+            name: Cow::Borrowed(TARGET_INFO),
+            extra: None,
+            value: Value::Float(1.0),
+            exemplars: Vec::new(),
+        }];
+        self.apply_point(&common, &identity_only, shape, series);
+    }
+
+    /// Names the point's labels, then stores each of its series; the point counts as refused
+    /// once if anything of it was.
+    fn apply_point(
+        &mut self,
+        common: &PointCommon,
+        identity: &ResourceLabels,
+        shape: PointShape,
+        series: Vec<SeriesOut>,
+    ) {
+        if let Err((reason, words)) = self.name_labels(&common.attributes, identity) {
+            return self.report.reject(PointProblem::Store(reason), 1, || words);
+        }
+        let before = self.report.store.dropped;
+        for out in series {
+            self.apply_series(out, shape);
+        }
+        let after = &self.report.store.dropped;
+        let first_drop = DropReason::ALL
+            .iter()
+            .zip(before.iter().zip(after))
+            .find(|(reason, (b, a))| reason.is_client_error() && a > b)
+            .map(|(reason, _)| *reason);
+        if let Some(reason) = first_drop {
+            let words = self.report.store.first_problem.clone().unwrap_or_default();
+            self.report.reject(PointProblem::Store(reason), 1, || words);
+        }
+    }
+
+    /// The point's labels into `self.labels`, as Prometheus makes them (see the module doc).
+    fn name_labels(
+        &mut self,
+        attributes: &[Attribute],
+        identity: &ResourceLabels,
+    ) -> Result<(), (DropReason, String)> {
+        let strategy = self.translation.strategy;
+        self.labels.clear();
+        let mut sorted: Vec<&Attribute> = attributes.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(b.key));
+        for attribute in sorted {
+            let name = label_name(strategy, attribute.key)
+                .map_err(|words| (DropReason::InvalidLabelName, words))?;
+            let value = attribute.value.as_label_value();
+            match self.labels.iter_mut().find(|(held, _)| *held == *name) {
+                Some((_, held)) => {
+                    held.push(';');
+                    held.push_str(&value);
+                }
+                None => self.labels.push((name.into_owned(), value.into_owned())),
+            }
+        }
+        for (name, value) in &identity.promoted {
+            if self.labels.iter().all(|(held, _)| held != name) {
+                self.labels.push((name.to_string(), value.to_string()));
+            }
+        }
+        for (name, value) in [("job", &identity.job), ("instance", &identity.instance)] {
+            if let Some(value) = value {
+                self.set_label(name, value);
+            }
+        }
+        if let Some((name, _)) = self
+            .labels
+            .iter()
+            .find(|(name, _)| !self.rules.names.allows_label_name(name.as_bytes()))
+        {
+            return Err((
+                DropReason::InvalidLabelName,
+                format!("invalid label name {name:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn set_label(&mut self, name: &str, value: &str) {
+        match self.labels.iter_mut().find(|(held, _)| held == name) {
+            Some((_, held)) => value.clone_into(held),
+            None => self.labels.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    /// Stores one series of a point with the point's labels, adding a delta point to what
+    /// the series holds.
+    fn apply_series(&mut self, out: SeriesOut, shape: PointShape) {
+        let extra = out
+            .extra
+            .as_ref()
+            .map(|(name, value)| (*name, value.as_str()));
+        // The key: labels sorted by name, the extra label replacing one of its name, and
+        // empty values left out (an empty label is no label, in Prometheus).
+        let mut pairs: Vec<(&[u8], &[u8])> = self
+            .labels
+            .iter()
+            .filter(|(name, _)| extra.is_none_or(|(extra_name, _)| name != extra_name))
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+            .chain(extra.map(|(name, value)| (name.as_bytes(), value.as_bytes())))
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let key = SeriesKey {
+            name: out.name.as_bytes(),
+            labels: &pairs,
+        };
+        let store = self.writer.store();
+        let hash = store.hash(&key);
+        let in_time = shape.interval.time_ms <= self.now_ms.saturating_add(MAX_FUTURE_MS);
+        let is_histogram = matches!(out.value, Value::Histogram(_));
+        let outcome = Outcome::one_point(is_histogram, in_time, out.exemplars.len(), self.now_ms);
+        if !in_time {
+            return outcome.record(&mut self.report.store, store, key.name, Applied::NotHeld);
+        }
+        let count = |report: &mut Report| match is_histogram {
+            false => report.received.samples += 1,
+            true => report.received.histograms += 1,
+        };
+        count(&mut self.report.store);
+        self.report.store.received.exemplars += out.exemplars.len() as u64;
+        let _adding = shape.delta.then(delta::lock);
+        let (value, start_ms) = match shape.delta {
+            false => (out.value, shape.interval.start_ms),
+            true => {
+                let held = store.latest(&key, hash);
+                match out.value {
+                    Value::Float(value) => {
+                        let (value, start) = delta::add_float(held.as_ref(), value, shape.interval);
+                        (Value::Float(value), start)
+                    }
+                    Value::Histogram(histogram) => {
+                        let (histogram, start) =
+                            delta::add_histogram(held.as_ref(), histogram, shape.interval);
+                        (Value::Histogram(histogram), start)
+                    }
+                }
+            }
+        };
+        let (sample_value, histogram) = match &value {
+            Value::Float(value) => (*value, None),
+            Value::Histogram(histogram) => (f64::NAN, Some(histogram)),
+        };
+        let update = Update {
+            sample: Some(Sample {
+                value: sample_value,
+                timestamp_ms: shape.interval.time_ms,
+            }),
+            histogram,
+            start_timestamp_ms: start_ms.filter(|_| shape.keeps_start),
+            exemplars: &out.exemplars,
+        };
+        let applied = self.writer.apply(&key, hash, &update, self.tick);
+        outcome.record(&mut self.report.store, store, key.name, applied);
+    }
+}
+
+/// The common fields of every point of a metric.
+fn point_commons<'d>(data: &'d Data) -> Box<dyn Iterator<Item = &'d PointCommon<'d>> + 'd> {
+    match data {
+        Data::Empty => Box::new(std::iter::empty()),
+        Data::Gauge(points) | Data::Sum { points, .. } => {
+            Box::new(points.iter().map(|p| &p.common))
+        }
+        Data::Histogram { points, .. } => Box::new(points.iter().map(|p| &p.common)),
+        Data::Exponential { points, .. } => Box::new(points.iter().map(|p| &p.common)),
+        Data::Summary(points) => Box::new(points.iter().map(|p| &p.common)),
+    }
+}
+
+/// The value, or the stale marker for a point with no recorded value.
+fn stale_or(common: &PointCommon, value: f64) -> f64 {
+    match common.no_recorded_value() {
+        true => f64::from_bits(STALE_NAN_BITS),
+        false => value,
+    }
+}
+
+/// A bound or quantile as Prometheus writes it in a label (Go's `FormatFloat(v, 'f', -1, 64)`).
+fn format_bound(value: f64) -> String {
+    match value {
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        v if v.is_nan() => "NaN".into(),
+        v => format!("{v}"),
+    }
+}
+
+fn bucket(family: &str, bound: f64, value: f64) -> SeriesOut<'static> {
+    SeriesOut {
+        name: Cow::Owned(format!("{family}_bucket")),
+        extra: Some(("le", format_bound(bound))),
+        value: Value::Float(value),
+        exemplars: Vec::new(),
+    }
+}
+
+fn float(family: &str, suffix: &str, value: f64) -> SeriesOut<'static> {
+    SeriesOut {
+        name: Cow::Owned(format!("{family}{suffix}")),
+        extra: None,
+        value: Value::Float(value),
+        exemplars: Vec::new(),
+    }
+}
