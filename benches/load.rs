@@ -20,7 +20,7 @@ use k8s_exporter::write::proto::{histogram, v2, BucketSpan, Histogram, TimeSerie
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
-[--scrapes N] [--protocol 1|2] [--native-histograms] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
+[--scrapes N] [--protocol 1|2] [--otlp] [--native-histograms] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
 [--stages]";
 
 struct Options {
@@ -34,8 +34,8 @@ struct Options {
     versus: Option<PathBuf>,
     trials: usize,
     stages: bool,
-    /// Remote write 1.0 or 2.0: the same series and samples either way.
-    protocol: u8,
+    /// Remote write 1.0 or 2.0, or OTLP: the same series and samples whichever.
+    wire: Wire,
     /// One series in 25 (one per container) sends a native histogram instead of a float.
     native_histograms: bool,
 }
@@ -55,7 +55,7 @@ fn options() -> Options {
         versus: None,
         trials: 5,
         stages: false,
-        protocol: 1,
+        wire: Wire::RemoteWrite1,
         native_histograms: false,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -80,16 +80,63 @@ fn options() -> Options {
             "--stages" => options.stages = true,
             "--native-histograms" => options.native_histograms = true,
             "--protocol" => {
-                options.protocol = value().parse().expect(USAGE);
-                assert!(
-                    matches!(options.protocol, 1 | 2),
-                    "--protocol is 1 or 2\n{USAGE}"
-                );
+                options.wire = match value().as_str() {
+                    "1" => Wire::RemoteWrite1,
+                    "2" => Wire::RemoteWrite2,
+                    _ => panic!("--protocol is 1 or 2\n{USAGE}"),
+                }
             }
+            "--otlp" => options.wire = Wire::Otlp,
             _ => panic!("unknown argument {arg}\n{USAGE}"),
         }
     }
     options
+}
+
+/// What the load is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    RemoteWrite1,
+    RemoteWrite2,
+    /// OTLP/HTTP protobuf, uncompressed as the OpenTelemetry SDKs send by default: each series
+    /// a gauge data point, its metric name the series' `__name__`, its other labels attributes.
+    Otlp,
+}
+
+impl Wire {
+    fn name(self) -> &'static str {
+        match self {
+            Wire::RemoteWrite1 => "remote write 1.0",
+            Wire::RemoteWrite2 => "remote write 2.0",
+            Wire::Otlp => "OTLP/HTTP protobuf",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Wire::Otlp => "/v1/metrics",
+            _ => "/write",
+        }
+    }
+
+    fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Wire::RemoteWrite1 => &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+            ],
+            Wire::RemoteWrite2 => &[
+                (
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                ),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+            ],
+            Wire::Otlp => &[("Content-Type", "application/x-protobuf")],
+        }
+    }
 }
 
 /// A deterministic xorshift generator, so every run sends the same bytes.
@@ -240,9 +287,10 @@ fn round_payloads(
     labels
         .chunks(batch)
         .map(|chunk| {
-            let body = match options.protocol {
-                2 => v2_request(chunk, timestamp, point),
-                _ => v1_request(chunk, timestamp, point),
+            let body = match options.wire {
+                Wire::RemoteWrite2 => v2_request(chunk, timestamp, point),
+                Wire::RemoteWrite1 => v1_request(chunk, timestamp, point),
+                Wire::Otlp => return otlp_request(chunk, timestamp, point),
             };
             snap::raw::Encoder::new().compress_vec(&body).unwrap()
         })
@@ -321,6 +369,56 @@ fn v2_request(
         timeseries,
     }
     .encode_to_vec()
+}
+
+/// An OTLP `ExportMetricsServiceRequest` as an SDK batches one: one resource and scope, a
+/// gauge per metric name with a data point per series (field numbers of opentelemetry-proto's
+/// `metrics.proto` and `common.proto`).
+fn otlp_request(
+    chunk: &[Vec<(String, String)>],
+    timestamp: i64,
+    point: impl Fn(usize) -> Point,
+) -> Vec<u8> {
+    use prost::encoding::{bytes, double, fixed64, string};
+    let message = |number: u32, body: Vec<u8>, out: &mut Vec<u8>| bytes::encode(number, &body, out);
+    let mut metrics: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (i, labels) in chunk.iter().enumerate() {
+        let Point::Float(value) = point(i) else {
+            panic!("--otlp sends floats only\n{USAGE}");
+        };
+        let mut data_point = Vec::new();
+        for (key, text) in labels.iter().filter(|(key, _)| key != "__name__") {
+            let mut any_value = Vec::new();
+            string::encode(1, text, &mut any_value);
+            let mut key_value = Vec::new();
+            string::encode(1, key, &mut key_value);
+            message(2, any_value, &mut key_value);
+            message(7, key_value, &mut data_point);
+        }
+        fixed64::encode(3, &(timestamp as u64 * 1_000_000), &mut data_point);
+        double::encode(4, &value, &mut data_point);
+        let name = labels[0].1.as_str();
+        let at = match metrics.iter().position(|(known, _)| *known == name) {
+            Some(at) => at,
+            None => {
+                metrics.push((name, Vec::new()));
+                metrics.len() - 1
+            }
+        };
+        message(1, data_point, &mut metrics[at].1);
+    }
+    let mut scope = Vec::new();
+    for (name, points) in metrics {
+        let mut metric = Vec::new();
+        string::encode(1, &name.to_owned(), &mut metric);
+        message(5, points, &mut metric);
+        message(2, metric, &mut scope);
+    }
+    let mut resource = Vec::new();
+    message(2, scope, &mut resource);
+    let mut request = Vec::new();
+    message(1, resource, &mut request);
+    request
 }
 
 /// A 2.0 request's symbol table as it is built: each string's index, given on first use.
@@ -450,7 +548,7 @@ struct Target {
     ready_after: Duration,
     health_path: &'static str,
     address: String,
-    write_path: &'static str,
+    wire: Wire,
     scrape_path: String,
     _dir: Option<TempDir>,
 }
@@ -495,7 +593,7 @@ fn wait_ready(address: &str, path: &str, started: Instant) -> Duration {
     panic!("{address}{path} did not become ready");
 }
 
-fn start_exporter(binary: &Path) -> Target {
+fn start_exporter(binary: &Path, wire: Wire) -> Target {
     assert!(
         binary.is_file(),
         "{} missing: build it first (make bench does)",
@@ -519,7 +617,7 @@ fn start_exporter(binary: &Path) -> Target {
         ready_after,
         health_path: "/healthz",
         address,
-        write_path: "/write",
+        wire,
         scrape_path: "/metrics".into(),
         _dir: None,
     }
@@ -562,7 +660,7 @@ fn start_prometheus() -> Target {
         ready_after,
         health_path: "/-/healthy",
         address,
-        write_path: "/api/v1/write",
+        wire: Wire::RemoteWrite1,
         scrape_path,
         _dir: Some(dir),
     }
@@ -597,31 +695,16 @@ fn resident_bytes(pid: u32) -> f64 {
         * 1024.0
 }
 
-/// The write headers of the protocol `--protocol` chose, set once at start.
-static WRITE_HEADERS: std::sync::OnceLock<[(&str, &str); 3]> = std::sync::OnceLock::new();
-
-fn write_headers(protocol: u8) -> [(&'static str, &'static str); 3] {
-    match protocol {
-        2 => [
-            (
-                "Content-Type",
-                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-            ),
-            ("Content-Encoding", "snappy"),
-            ("X-Prometheus-Remote-Write-Version", "2.0.0"),
-        ],
-        _ => [
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
-    }
-}
-
 /// Sends every payload over `connections` connections; returns wall seconds, CPU seconds used
 /// by the target, and the slowest single request.
 fn send_all(target: &Target, payloads: &[Vec<u8>], connections: usize) -> (f64, f64, Duration) {
-    let headers = WRITE_HEADERS.get().expect("set in main");
+    let (path, headers) = match target.wire {
+        // Prometheus's own receiver.
+        Wire::RemoteWrite1 if target.name == "prometheus" => {
+            ("/api/v1/write", Wire::RemoteWrite1.headers())
+        }
+        wire => (wire.path(), wire.headers()),
+    };
     let next = AtomicUsize::new(0);
     let slowest = Mutex::new(Duration::ZERO);
     let cpu_before = cpu_seconds(target.child.id());
@@ -632,8 +715,7 @@ fn send_all(target: &Target, payloads: &[Vec<u8>], connections: usize) -> (f64, 
                 let mut connection = Connection::open(&target.address);
                 while let Some(payload) = payloads.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let sent = Instant::now();
-                    let (status, body) =
-                        connection.send("POST", target.write_path, headers, payload);
+                    let (status, body) = connection.send("POST", path, headers, payload);
                     assert!(
                         status / 100 == 2,
                         "{}: {status} {}",
@@ -983,7 +1065,7 @@ fn versus(options: &Options, other: &Path, rounds: &[Vec<Vec<u8>>]) {
     let mut runs: [Vec<Figures>; 2] = [Vec::new(), Vec::new()];
     for trial in 0..options.trials {
         for which in [trial % 2, 1 - trial % 2] {
-            let target = start_exporter(binaries[which]);
+            let target = start_exporter(binaries[which], options.wire);
             runs[which].push(measure(&target, options, rounds));
         }
     }
@@ -1057,9 +1139,10 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         .unwrap()
         .as_millis() as i64;
     let mut batch = WriteBatch::default();
-    let protocol = match options.protocol {
-        2 => Protocol::V2,
-        _ => Protocol::V1,
+    let protocol = match options.wire {
+        Wire::RemoteWrite1 => Protocol::V1,
+        Wire::RemoteWrite2 => Protocol::V2,
+        Wire::Otlp => panic!("--stages measures remote write only\n{USAGE}"),
     };
     println!("stages (one thread, no HTTP, best of 3):");
     let mut buffer = vec![0u8; 64 << 20];
@@ -1190,6 +1273,52 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     }
 }
 
+/// `--otlp`: the same series and values as remote write 1.0 on a fresh process, and how the
+/// OTLP figures compare.
+fn compare_with_remote_write(
+    options: &Options,
+    labels: &[Vec<(String, String)>],
+    now: i64,
+    otlp: &Figures,
+) {
+    let options = Options {
+        wire: Wire::RemoteWrite1,
+        binary: options.binary.clone(),
+        versus: None,
+        ..*options
+    };
+    let rounds: Vec<Vec<Vec<u8>>> = (0..options.append_rounds + 2)
+        .map(|round| {
+            round_payloads(
+                labels,
+                options.batch,
+                now + round as i64 * 1000,
+                round,
+                &options,
+            )
+        })
+        .collect();
+    let exporter = start_exporter(&options.binary, Wire::RemoteWrite1);
+    let remote_write = measure(&exporter, &options, &rounds);
+    drop(exporter);
+    print(
+        "k8s_exporter, the same load as remote write 1.0",
+        &remote_write,
+    );
+    println!("OTLP against remote write 1.0:");
+    println!(
+        "  CPU per point         x{:.2} new series, x{:.2} appends",
+        otlp.new_cpu_us / remote_write.new_cpu_us,
+        otlp.append_cpu_us / remote_write.append_cpu_us
+    );
+    println!(
+        "  resident per series   x{:.2} ({:.0} against {:.0} bytes)",
+        otlp.bytes_per_series / remote_write.bytes_per_series,
+        otlp.bytes_per_series,
+        remote_write.bytes_per_series
+    );
+}
+
 /// The chunk a scrape page is compressed in.
 const GZIP_CHUNK: usize = 256 << 10;
 
@@ -1220,17 +1349,14 @@ fn main() {
             round_payloads(&labels, options.batch, timestamp, round, &options)
         })
         .collect();
-    WRITE_HEADERS
-        .set(write_headers(options.protocol))
-        .expect("set once");
     assert!(
-        !(options.compare_prometheus && options.protocol == 2),
+        !options.compare_prometheus || options.wire == Wire::RemoteWrite1,
         "Prometheus 2.42's receiver takes remote write 1.0 only\n{USAGE}"
     );
     let compressed: usize = rounds[0].iter().map(Vec::len).sum();
     println!(
-        "load: remote write {}.0{}, {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} compressed; {} per request, {} connections, {} append rounds",
-        options.protocol,
+        "load: {}{}, {} series, {} labels each, {:.0} bytes/series uncompressed, {:.0} on the wire; {} per request, {} connections, {} append rounds",
+        options.wire.name(),
         if options.native_histograms {
             ", native histograms for 1 series in 25"
         } else {
@@ -1252,10 +1378,13 @@ fn main() {
     }
     println!("binary: {}", options.binary.display());
 
-    let exporter = start_exporter(&options.binary);
+    let exporter = start_exporter(&options.binary, options.wire);
     let ours = measure(&exporter, &options, &rounds);
     drop(exporter);
     print("k8s_exporter", &ours);
+    if options.wire == Wire::Otlp {
+        compare_with_remote_write(&options, &labels, now, &ours);
+    }
 
     if options.compare_prometheus {
         let prometheus = start_prometheus();

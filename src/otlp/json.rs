@@ -360,7 +360,7 @@ fn read_any_value(value: &Value, depth: usize) -> Result<AnyValue<'_>, ReadError
     };
     Ok(match key.as_str() {
         "stringValue" | "string_value" => match inner {
-            Value::String(text) => AnyValue::String(text),
+            Value::String(text) => AnyValue::String(text.as_bytes()),
             _ => return Err("JSON: stringValue is not a string".into()),
         },
         "boolValue" | "bool_value" => match inner {

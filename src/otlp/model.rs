@@ -171,11 +171,13 @@ pub struct Attribute<'a> {
 }
 
 /// `AnyValue`; `Empty` when no value was set (or only the profiles-only `string_value_strindex`).
+/// A string is kept as the bytes sent: as a label value it is checked for UTF-8 by the store,
+/// when the store meets it first, as remote write's label values are.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum AnyValue<'a> {
     #[default]
     Empty,
-    String(&'a str),
+    String(&'a [u8]),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -188,14 +190,14 @@ impl<'a> AnyValue<'a> {
     /// The value as a label value, as the collector's `pcommon.Value.AsString` writes it, which
     /// Prometheus uses: strings as they are, numbers as JSON writes them, bytes in base64,
     /// arrays and maps as JSON.
-    pub fn as_label_value(&self) -> Cow<'a, str> {
+    pub fn as_label_value(&self) -> Cow<'a, [u8]> {
         match self {
             AnyValue::String(text) => Cow::Borrowed(text),
-            AnyValue::Empty => Cow::Borrowed(""),
+            AnyValue::Empty => Cow::Borrowed(b""),
             other => {
                 let mut out = String::new();
                 other.write_plain(&mut out);
-                Cow::Owned(out)
+                Cow::Owned(out.into_bytes())
             }
         }
     }
@@ -203,7 +205,7 @@ impl<'a> AnyValue<'a> {
     /// A string as JSON text; anything else as `as_label_value`.
     fn write_json(&self, out: &mut String) {
         match self {
-            AnyValue::String(text) => write_json_string(out, text),
+            AnyValue::String(text) => write_json_string(out, &String::from_utf8_lossy(text)),
             AnyValue::Empty => out.push_str("null"),
             other => other.write_plain(out),
         }
@@ -212,7 +214,7 @@ impl<'a> AnyValue<'a> {
     fn write_plain(&self, out: &mut String) {
         match self {
             AnyValue::Empty => {}
-            AnyValue::String(text) => out.push_str(text),
+            AnyValue::String(text) => out.push_str(&String::from_utf8_lossy(text)),
             AnyValue::Bool(value) => out.push_str(if *value { "true" } else { "false" }),
             AnyValue::Int(value) => {
                 let _ = write!(out, "{value}");
@@ -294,7 +296,7 @@ mod tests {
     #[test]
     fn values_read_as_the_collector_writes_them() {
         let cases = [
-            (AnyValue::String("a b"), "a b"),
+            (AnyValue::String(b"a b"), "a b"),
             (AnyValue::Bool(true), "true"),
             (AnyValue::Int(-42), "-42"),
             (AnyValue::Double(1.5), "1.5"),
@@ -303,20 +305,20 @@ mod tests {
             (AnyValue::Double(100.0), "100"),
             (AnyValue::Bytes(Cow::Borrowed(b"hi")), "aGk="),
             (
-                AnyValue::Array(vec![AnyValue::String("x"), AnyValue::Int(1)]),
+                AnyValue::Array(vec![AnyValue::String(b"x"), AnyValue::Int(1)]),
                 r#"["x",1]"#,
             ),
             (
                 AnyValue::KeyValues(vec![Attribute {
                     key: "k",
-                    value: AnyValue::String("v\""),
+                    value: AnyValue::String(b"v\""),
                 }]),
                 r#"{"k":"v\""}"#,
             ),
             (AnyValue::Empty, ""),
         ];
         for (value, text) in cases {
-            assert_eq!(value.as_label_value(), text, "{value:?}");
+            assert_eq!(value.as_label_value(), text.as_bytes(), "{value:?}");
         }
     }
 }

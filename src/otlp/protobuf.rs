@@ -21,6 +21,9 @@ pub type ReadError = String;
 /// of nested values cannot exhaust the stack.
 const MAX_VALUE_DEPTH: usize = 32;
 
+/// Attributes a data point usually has (a Kubernetes workload's labels).
+const TYPICAL_ATTRIBUTES: usize = 16;
+
 fn malformed(error: WireError) -> ReadError {
     error.to_string()
 }
@@ -201,6 +204,10 @@ impl CommonFields {
             (2, I64) => common.start_time_unix_nano = reader.fixed64().map_err(malformed)?,
             (3, I64) => common.time_unix_nano = reader.fixed64().map_err(malformed)?,
             (f, LEN) if f == self.attributes => {
+                if common.attributes.capacity() == 0 {
+                    // Room for a usual point's attributes at once, not grown five times.
+                    common.attributes.reserve(TYPICAL_ATTRIBUTES);
+                }
                 common.attributes.push(read_key_value(sub(reader)?, 0)?)
             }
             (f, VARINT) if f == self.flags => {
@@ -374,6 +381,13 @@ fn read_exemplar(mut reader: Reader) -> Result<Exemplar, ReadError> {
 }
 
 fn read_key_value(mut reader: Reader, depth: usize) -> Result<Attribute, ReadError> {
+    if let Some((key, value)) = reader.usual_key_value() {
+        let key = std::str::from_utf8(key).map_err(|_| "an attribute key is not valid UTF-8")?;
+        return Ok(Attribute {
+            key,
+            value: AnyValue::String(value),
+        });
+    }
     let mut attribute = Attribute {
         key: "",
         value: AnyValue::Empty,
@@ -398,7 +412,7 @@ fn read_any_value(mut reader: Reader, depth: usize) -> Result<AnyValue, ReadErro
     let mut value = AnyValue::Empty;
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         value = match (field, wire_type) {
-            (1, LEN) => AnyValue::String(text(&mut reader, "an attribute value")?),
+            (1, LEN) => AnyValue::String(reader.bytes().map_err(malformed)?),
             (2, VARINT) => AnyValue::Bool(reader.varint().map_err(malformed)? != 0),
             (3, VARINT) => AnyValue::Int(reader.varint().map_err(malformed)? as i64),
             (4, I64) => AnyValue::Double(f64_of(&mut reader)?),

@@ -122,6 +122,11 @@ pub fn apply(
     now_ms: i64,
     tick: u32,
 ) -> OtlpReport {
+    let identities: Vec<ResourceLabels> = request
+        .resources
+        .iter()
+        .map(|resource| ResourceLabels::of(&resource.attributes, translation))
+        .collect();
     let mut applier = Applier {
         writer: store.writer(),
         rules,
@@ -130,15 +135,15 @@ pub fn apply(
         tick,
         report: OtlpReport::default(),
         labels: Vec::new(),
+        sorted: Vec::new(),
     };
-    for resource in &request.resources {
-        let identity = ResourceLabels::of(&resource.attributes, translation);
+    for (resource, identity) in request.resources.iter().zip(&identities) {
         let mut newest_ms = None;
         for metric in resource.scopes.iter().flat_map(|scope| &scope.metrics) {
-            applier.apply_metric(metric, &identity, &mut newest_ms);
+            applier.apply_metric(metric, identity, &mut newest_ms);
         }
         if let Some(newest_ms) = newest_ms {
-            applier.apply_target_info(&resource.attributes, &identity, newest_ms);
+            applier.apply_target_info(&resource.attributes, identity, newest_ms);
         }
     }
     applier.report
@@ -147,9 +152,9 @@ pub fn apply(
 /// The labels every series of a resource gets, named already: promoted attributes, `job` and
 /// `instance`.
 struct ResourceLabels<'a> {
-    promoted: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-    job: Option<Cow<'a, str>>,
-    instance: Option<Cow<'a, str>>,
+    promoted: Vec<(Cow<'a, str>, Cow<'a, [u8]>)>,
+    job: Option<Cow<'a, [u8]>>,
+    instance: Option<Cow<'a, [u8]>>,
 }
 
 impl<'a> ResourceLabels<'a> {
@@ -161,10 +166,10 @@ impl<'a> ResourceLabels<'a> {
                 .map(|a| a.value.as_label_value())
         };
         let job = value_of(SERVICE_NAME).map(|name| match value_of(SERVICE_NAMESPACE) {
-            Some(namespace) => Cow::Owned(format!("{namespace}/{name}")),
+            Some(namespace) => Cow::Owned([&namespace[..], b"/", &name[..]].concat()),
             None => name,
         });
-        let mut promoted: Vec<(&str, Cow<str>)> = attributes
+        let mut promoted: Vec<(&str, Cow<[u8]>)> = attributes
             .iter()
             .filter(|a| translation.promoted.iter().any(|p| p == a.key))
             .map(|a| (a.key, a.value.as_label_value()))
@@ -208,26 +213,30 @@ struct PointShape {
     delta: bool,
 }
 
-struct Applier<'s, 'r> {
+/// Applies one request's points; `'i` is how long the request (and its resources' labels)
+/// are borrowed, so that a point's labels borrow from them rather than copy.
+struct Applier<'s, 'r, 'i> {
     writer: Writer<'s>,
     rules: &'r WriteRules,
     translation: &'r Translation,
     now_ms: i64,
     tick: u32,
     report: OtlpReport,
-    /// A point's labels, named, before sorting (reused from point to point).
-    labels: Vec<(String, String)>,
+    /// A point's labels, named, sorted by name (reused from point to point).
+    labels: Vec<(Cow<'i, str>, Cow<'i, [u8]>)>,
+    /// A point's attributes in key order (reused from point to point).
+    sorted: Vec<&'i Attribute<'i>>,
 }
 
 fn nanos_to_ms(nanos: u64) -> i64 {
     (nanos / 1_000_000) as i64
 }
 
-impl Applier<'_, '_> {
+impl<'i> Applier<'_, '_, 'i> {
     fn apply_metric(
         &mut self,
-        metric: &Metric,
-        identity: &ResourceLabels,
+        metric: &'i Metric<'i>,
+        identity: &'i ResourceLabels<'i>,
         newest_ms: &mut Option<i64>,
     ) {
         let (kind_index, name_kind, metric_kind, temporality) = match &metric.data {
@@ -316,13 +325,13 @@ impl Applier<'_, '_> {
                 for point in points {
                     let shape = shape(&point.common);
                     let value = stale_or(&point.common, point.value);
-                    let series = vec![SeriesOut {
+                    let series = [SeriesOut {
                         name: Cow::Borrowed(&family),
                         extra: None,
                         value: Value::Float(value),
                         exemplars: self.exemplars(&point.common.exemplars),
                     }];
-                    self.apply_point(&point.common, identity, shape, series);
+                    self.apply_point(&point.common.attributes, identity, shape, series);
                 }
             }
             Data::Histogram { points, .. } => {
@@ -357,7 +366,7 @@ impl Applier<'_, '_> {
                     if let Some(sum) = point.sum {
                         series.push(float(&family, "_sum", stale_or(common, sum)));
                     }
-                    self.apply_point(common, identity, shape(common), series);
+                    self.apply_point(&common.attributes, identity, shape(common), series);
                 }
             }
             Data::Exponential { points, .. } => {
@@ -373,13 +382,13 @@ impl Applier<'_, '_> {
                             continue;
                         }
                     };
-                    let series = vec![SeriesOut {
+                    let series = [SeriesOut {
                         name: Cow::Borrowed(&family),
                         extra: None,
                         value: Value::Histogram(histogram),
                         exemplars: self.exemplars(&common.exemplars),
                     }];
-                    self.apply_point(common, identity, shape, series);
+                    self.apply_point(&common.attributes, identity, shape, series);
                 }
             }
             Data::Summary(points) => {
@@ -401,7 +410,7 @@ impl Applier<'_, '_> {
                         "_count",
                         stale_or(common, point.count as f64),
                     ));
-                    self.apply_point(common, identity, shape(common), series);
+                    self.apply_point(&common.attributes, identity, shape(common), series);
                 }
             }
         }
@@ -458,8 +467,11 @@ impl Applier<'_, '_> {
                     let Ok(name) = label_name(self.translation.strategy, attribute.key) else {
                         continue;
                     };
+                    let value = attribute.value.as_label_value();
+                    let Ok(value) = std::str::from_utf8(&value) else {
+                        continue;
+                    };
                     if with_attributes.iter().all(|(held, _)| **held != *name) {
-                        let value = attribute.value.as_label_value();
                         with_attributes.push((name.into(), value.into()));
                     }
                 }
@@ -486,17 +498,13 @@ impl Applier<'_, '_> {
     /// `target_info`: the resource's attributes other than those `job` and `instance` come from.
     fn apply_target_info(
         &mut self,
-        attributes: &[Attribute],
-        identity: &ResourceLabels,
+        attributes: &'i [Attribute<'i>],
+        identity: &'i ResourceLabels<'i>,
         newest_ms: i64,
     ) {
         let identifying = [SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID];
-        let others: Vec<Attribute> = attributes
-            .iter()
-            .filter(|a| !identifying.contains(&a.key))
-            .cloned()
-            .collect();
-        if others.is_empty() || (identity.job.is_none() && identity.instance.is_none()) {
+        let others = || attributes.iter().filter(|a| !identifying.contains(&a.key));
+        if others().next().is_none() || (identity.job.is_none() && identity.instance.is_none()) {
             return;
         }
         self.writer.store().set_metadata(
@@ -508,16 +516,6 @@ impl Applier<'_, '_> {
             },
             self.tick,
         );
-        let common = PointCommon {
-            attributes: others,
-            time_unix_nano: newest_ms as u64 * 1_000_000,
-            ..PointCommon::default()
-        };
-        let identity_only = ResourceLabels {
-            promoted: Vec::new(),
-            job: identity.job.clone(),
-            instance: identity.instance.clone(),
-        };
         let shape = PointShape {
             interval: Interval {
                 start_ms: None,
@@ -526,25 +524,38 @@ impl Applier<'_, '_> {
             keeps_start: false,
             delta: false,
         };
-        let series = vec![SeriesOut {
+        let series = SeriesOut {
             name: Cow::Borrowed(TARGET_INFO),
             extra: None,
             value: Value::Float(1.0),
             exemplars: Vec::new(),
-        }];
-        self.apply_point(&common, &identity_only, shape, series);
+        };
+        self.apply_point_labelled(others(), identity, false, shape, [series]);
     }
 
     /// Names the point's labels, then stores each of its series; the point counts as refused
     /// once if anything of it was.
-    fn apply_point(
+    fn apply_point<'p>(
         &mut self,
-        common: &PointCommon,
-        identity: &ResourceLabels,
+        attributes: &'i [Attribute<'i>],
+        identity: &'i ResourceLabels<'i>,
         shape: PointShape,
-        series: Vec<SeriesOut>,
+        series: impl IntoIterator<Item = SeriesOut<'p>>,
     ) {
-        if let Err((reason, words)) = self.name_labels(&common.attributes, identity) {
+        self.apply_point_labelled(attributes.iter(), identity, true, shape, series);
+    }
+
+    /// `apply_point` with the attributes to name, and whether promoted resource attributes are
+    /// added (not to `target_info`, which holds the resource's attributes already).
+    fn apply_point_labelled<'p>(
+        &mut self,
+        attributes: impl Iterator<Item = &'i Attribute<'i>>,
+        identity: &'i ResourceLabels<'i>,
+        promote: bool,
+        shape: PointShape,
+        series: impl IntoIterator<Item = SeriesOut<'p>>,
+    ) {
+        if let Err((reason, words)) = self.name_labels(attributes, identity, promote) {
             return self.report.reject(PointProblem::Store(reason), 1, || words);
         }
         let before = self.report.store.dropped;
@@ -563,31 +574,54 @@ impl Applier<'_, '_> {
         }
     }
 
-    /// The point's labels into `self.labels`, as Prometheus makes them (see the module doc).
+    /// The point's labels into `self.labels`, sorted by name, as Prometheus makes them (see
+    /// the module doc).
     fn name_labels(
         &mut self,
-        attributes: &[Attribute],
-        identity: &ResourceLabels,
+        attributes: impl Iterator<Item = &'i Attribute<'i>>,
+        identity: &'i ResourceLabels<'i>,
+        promote: bool,
     ) -> Result<(), (DropReason, String)> {
         let strategy = self.translation.strategy;
+        let mut sorted = std::mem::take(&mut self.sorted);
+        sorted.clear();
+        sorted.extend(attributes);
+        if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
+            sorted.sort_by(|a, b| a.key.cmp(b.key));
+        }
         self.labels.clear();
-        let mut sorted: Vec<&Attribute> = attributes.iter().collect();
-        sorted.sort_by(|a, b| a.key.cmp(b.key));
-        for attribute in sorted {
-            let name = label_name(strategy, attribute.key)
-                .map_err(|words| (DropReason::InvalidLabelName, words))?;
-            let value = attribute.value.as_label_value();
-            match self.labels.iter_mut().find(|(held, _)| *held == *name) {
-                Some((_, held)) => {
-                    held.push(';');
-                    held.push_str(&value);
-                }
-                None => self.labels.push((name.into_owned(), value.into_owned())),
+        let mut named = Ok(());
+        for attribute in &sorted {
+            match label_name(strategy, attribute.key) {
+                Ok(name) => self.labels.push((name, attribute.value.as_label_value())),
+                Err(words) => named = Err((DropReason::InvalidLabelName, words)),
             }
         }
-        for (name, value) in &identity.promoted {
-            if self.labels.iter().all(|(held, _)| held != name) {
-                self.labels.push((name.to_string(), value.to_string()));
+        self.sorted = sorted;
+        named?;
+        // Keys that name the same label: their values joined in key order (a stable sort
+        // keeps it).
+        if !self.labels.is_sorted_by(|a, b| a.0 < b.0) {
+            self.labels.sort_by(|a, b| a.0.cmp(&b.0));
+            self.labels.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    let joined = kept.1.to_mut();
+                    joined.push(b';');
+                    joined.extend_from_slice(&later.1);
+                }
+                same
+            });
+        }
+        if promote {
+            for (name, value) in &identity.promoted {
+                if let Err(at) = self
+                    .labels
+                    .binary_search_by(|(held, _)| (**held).cmp(&**name))
+                {
+                    self.labels
+                        .insert(at, (Cow::Borrowed(name), Cow::Borrowed(value)));
+                }
             }
         }
         for (name, value) in [("job", &identity.job), ("instance", &identity.instance)] {
@@ -608,10 +642,13 @@ impl Applier<'_, '_> {
         Ok(())
     }
 
-    fn set_label(&mut self, name: &str, value: &str) {
-        match self.labels.iter_mut().find(|(held, _)| held == name) {
-            Some((_, held)) => value.clone_into(held),
-            None => self.labels.push((name.to_owned(), value.to_owned())),
+    /// Sets a label, keeping the labels sorted.
+    fn set_label(&mut self, name: &'static str, value: &'i [u8]) {
+        match self.labels.binary_search_by(|(held, _)| (**held).cmp(name)) {
+            Ok(at) => self.labels[at].1 = Cow::Borrowed(value),
+            Err(at) => self
+                .labels
+                .insert(at, (Cow::Borrowed(name), Cow::Borrowed(value))),
         }
     }
 
@@ -624,15 +661,19 @@ impl Applier<'_, '_> {
             .map(|(name, value)| (*name, value.as_str()));
         // The key: labels sorted by name, the extra label replacing one of its name, and
         // empty values left out (an empty label is no label, in Prometheus).
-        let mut pairs: Vec<(&[u8], &[u8])> = self
-            .labels
-            .iter()
-            .filter(|(name, _)| extra.is_none_or(|(extra_name, _)| name != extra_name))
-            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
-            .chain(extra.map(|(name, value)| (name.as_bytes(), value.as_bytes())))
-            .filter(|(_, value)| !value.is_empty())
-            .collect();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(self.labels.len() + 1);
+        pairs.extend(
+            self.labels
+                .iter()
+                .filter(|(name, value)| {
+                    !value.is_empty() && extra.is_none_or(|(extra_name, _)| name != extra_name)
+                })
+                .map(|(name, value)| (name.as_bytes(), &value[..])),
+        );
+        if let Some((name, value)) = extra.filter(|(_, value)| !value.is_empty()) {
+            let at = pairs.partition_point(|(held, _)| *held < name.as_bytes());
+            pairs.insert(at, (name.as_bytes(), value.as_bytes()));
+        }
         let key = SeriesKey {
             name: out.name.as_bytes(),
             labels: &pairs,

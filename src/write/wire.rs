@@ -666,6 +666,23 @@ impl<'a> Reader<'a> {
         Ok(&self.buffer[span.range()])
     }
 
+    /// An OTLP `KeyValue` with a string value as every encoder writes one, the whole message:
+    /// the key (field 1), then the value (field 2) holding only `string_value` (field 1),
+    /// each shorter than 16 KiB; the key's and the string's bytes. Read without the general
+    /// loop, since such attributes are most of an OTLP request; `None` leaves anything else to
+    /// it.
+    pub(crate) fn usual_key_value(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let message = &self.buffer[self.position..self.end];
+        let (key, after_key) = short_field(message, 0, 0x0a)?;
+        let (any_value, end) = short_field(message, after_key, 0x12)?;
+        let (string, after_string) = short_field(message, any_value.start, 0x0a)?;
+        if after_string != any_value.end || end != message.len() {
+            return None;
+        }
+        self.position = self.end;
+        Some((&message[key], &message[string]))
+    }
+
     /// A length-delimited field, as a reader of the message inside it.
     pub(crate) fn sub_message(&mut self) -> Result<Reader<'a>, WireError> {
         let span = self.span()?;
