@@ -629,10 +629,12 @@ impl<'i> Applier<'_, '_, 'i> {
                 self.set_label(name, value);
             }
         }
+        // Escaped names are classic names, which every rule allows.
+        let check = !strategy.escapes();
         if let Some((name, _)) = self
             .labels
             .iter()
-            .find(|(name, _)| !self.rules.names.allows_label_name(name.as_bytes()))
+            .find(|(name, _)| check && !self.rules.names.allows_label_name(name.as_bytes()))
         {
             return Err((
                 DropReason::InvalidLabelName,
