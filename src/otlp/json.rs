@@ -340,7 +340,7 @@ fn attributes<'a>(
 fn read_key_value(value: &Value, depth: usize) -> Result<Attribute<'_>, ReadError> {
     let object = as_object(value, "an attribute")?;
     Ok(Attribute {
-        key: string(object, "key", "key")?,
+        key: string(object, "key", "key")?.as_bytes(),
         value: match field(object, "value", "value") {
             Some(value) => read_any_value(value, depth)?,
             None => AnyValue::Empty,
@@ -414,7 +414,7 @@ mod tests {
         let json = parse(body).unwrap();
         let request = read_request(&json).unwrap();
         let resource = &request.resources[0];
-        assert_eq!(resource.attributes[0].key, "service.name");
+        assert_eq!(resource.attributes[0].key, b"service.name");
         let metrics = &resource.scopes[0].metrics;
         let Data::Sum {
             points,

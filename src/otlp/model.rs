@@ -166,7 +166,8 @@ pub struct Exemplar<'a> {
 /// `KeyValue`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribute<'a> {
-    pub key: &'a str,
+    /// As sent: checked for UTF-8 when it is made a label name.
+    pub key: &'a [u8],
     pub value: AnyValue<'a>,
 }
 
@@ -240,7 +241,7 @@ impl<'a> AnyValue<'a> {
                     if n > 0 {
                         out.push(',');
                     }
-                    write_json_string(out, pair.key);
+                    write_json_string(out, &String::from_utf8_lossy(pair.key));
                     out.push(':');
                     pair.value.write_json(out);
                 }
@@ -310,7 +311,7 @@ mod tests {
             ),
             (
                 AnyValue::KeyValues(vec![Attribute {
-                    key: "k",
+                    key: b"k",
                     value: AnyValue::String(b"v\""),
                 }]),
                 r#"{"k":"v\""}"#,

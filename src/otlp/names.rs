@@ -298,40 +298,53 @@ pub fn metadata_unit(strategy: Strategy, unit: &str) -> String {
     joined.strip_suffix('_').unwrap_or(joined).to_owned()
 }
 
-/// The label name of an attribute key; `Err` with the reason when there is none (an empty key,
-/// or one of underscores only).
-pub fn label_name(strategy: Strategy, key: &str) -> Result<Cow<'_, str>, String> {
+/// The label name of an attribute key, sent as bytes (a name kept as it is, by a strategy that
+/// does not escape, is checked for UTF-8 by the naming rules); `Err` with the reason when
+/// there is none (an empty key, or one of underscores only).
+pub fn label_name(strategy: Strategy, key: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     if key.is_empty() {
         return Err("an attribute key is empty".into());
     }
-    let only_underscores = |name: &str| name.chars().all(|c| c == '_');
+    let only_underscores = |name: &[u8]| name.iter().all(|&c| c == b'_');
+    let shown = || String::from_utf8_lossy(key);
     if !strategy.escapes() {
         return match only_underscores(key) {
-            true => Err(format!("the attribute key {key:?} is only underscores")),
+            true => Err(format!(
+                "the attribute key {:?} is only underscores",
+                shown()
+            )),
             false => Ok(Cow::Borrowed(key)),
         };
     }
-    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let starts_badly = key.starts_with(|c: char| c.is_ascii_digit())
-        || (key.starts_with('_') && !key.starts_with("__"));
-    if key.chars().all(valid) && !starts_badly && !only_underscores(key) {
+    let valid = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let starts_badly = key[0].is_ascii_digit() || (key[0] == b'_' && !key.starts_with(b"__"));
+    if key.iter().all(|&c| valid(c)) && !starts_badly && !only_underscores(key) {
         return Ok(Cow::Borrowed(key));
     }
-    let mut name: String = key
+    // One `_` per character that is not a name's, as Prometheus goes through a key by runes
+    // (a byte that is not UTF-8 is one too).
+    let mut name: String = String::from_utf8_lossy(key)
         .chars()
-        .map(|c| if valid(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii() && valid(c as u8) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         name.insert_str(0, "key_");
     } else if name.starts_with('_') && !name.starts_with("__") {
         name.insert_str(0, "key");
     }
-    if only_underscores(&name) {
+    if only_underscores(name.as_bytes()) {
         return Err(format!(
-            "the attribute key {key:?} makes the label name {name:?}"
+            "the attribute key {:?} makes the label name {name:?}",
+            shown()
         ));
     }
-    Ok(Cow::Owned(name))
+    Ok(Cow::Owned(name.into_bytes()))
 }
 
 #[cfg(test)]
@@ -463,14 +476,19 @@ mod tests {
             ("é", "key_"),
             ("host", "host"),
         ] {
-            assert_eq!(label_name(strategy, key).unwrap(), want, "{key}");
+            assert_eq!(
+                label_name(strategy, key.as_bytes()).unwrap(),
+                want.as_bytes(),
+                "{key}"
+            );
         }
-        assert!(label_name(strategy, "").is_err());
-        assert!(label_name(strategy, "..").is_err());
+        assert!(label_name(strategy, b"").is_err());
+        assert!(label_name(strategy, b"..").is_err());
         assert_eq!(
-            label_name(NoTranslation, "service.name").unwrap(),
-            "service.name"
+            label_name(NoTranslation, b"service.name").unwrap(),
+            &b"service.name"[..]
         );
-        assert!(label_name(NoTranslation, "__").is_err());
+        assert!(label_name(NoTranslation, b"__").is_err());
+        assert_eq!(label_name(strategy, b"a\xffb").unwrap(), &b"a_b"[..]);
     }
 }

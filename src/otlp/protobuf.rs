@@ -382,19 +382,18 @@ fn read_exemplar(mut reader: Reader) -> Result<Exemplar, ReadError> {
 
 fn read_key_value(mut reader: Reader, depth: usize) -> Result<Attribute, ReadError> {
     if let Some((key, value)) = reader.usual_key_value() {
-        let key = std::str::from_utf8(key).map_err(|_| "an attribute key is not valid UTF-8")?;
         return Ok(Attribute {
             key,
             value: AnyValue::String(value),
         });
     }
     let mut attribute = Attribute {
-        key: "",
+        key: b"",
         value: AnyValue::Empty,
     };
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
-            (1, LEN) => attribute.key = text(&mut reader, "an attribute key")?,
+            (1, LEN) => attribute.key = reader.bytes().map_err(malformed)?,
             (2, LEN) => attribute.value = read_any_value(sub(&mut reader)?, depth)?,
             (1 | 2, _) => return Err(wrong("KeyValue", field)),
             _ => reader.skip(wire_type).map_err(malformed)?,

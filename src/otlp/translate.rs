@@ -34,9 +34,9 @@ use crate::write::exemplar::MAX_EXEMPLAR_LABEL_CHARS;
 use crate::write::histogram::check_counts;
 use crate::write::ingest::{DropReason, Outcome, Report, WriteRules, MAX_FUTURE_MS};
 
-const SERVICE_NAME: &str = "service.name";
-const SERVICE_NAMESPACE: &str = "service.namespace";
-const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+const SERVICE_NAME: &[u8] = b"service.name";
+const SERVICE_NAMESPACE: &[u8] = b"service.namespace";
+const SERVICE_INSTANCE_ID: &[u8] = b"service.instance.id";
 const TARGET_INFO: &str = "target_info";
 
 /// How OTLP names become Prometheus names (`--otlp.translation-strategy`,
@@ -152,14 +152,14 @@ pub fn apply(
 /// The labels every series of a resource gets, named already: promoted attributes, `job` and
 /// `instance`.
 struct ResourceLabels<'a> {
-    promoted: Vec<(Cow<'a, str>, Cow<'a, [u8]>)>,
+    promoted: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
     job: Option<Cow<'a, [u8]>>,
     instance: Option<Cow<'a, [u8]>>,
 }
 
 impl<'a> ResourceLabels<'a> {
     fn of(attributes: &'a [Attribute<'a>], translation: &Translation) -> ResourceLabels<'a> {
-        let value_of = |key: &str| {
+        let value_of = |key: &[u8]| {
             attributes
                 .iter()
                 .find(|a| a.key == key)
@@ -169,9 +169,9 @@ impl<'a> ResourceLabels<'a> {
             Some(namespace) => Cow::Owned([&namespace[..], b"/", &name[..]].concat()),
             None => name,
         });
-        let mut promoted: Vec<(&str, Cow<[u8]>)> = attributes
+        let mut promoted: Vec<(&[u8], Cow<[u8]>)> = attributes
             .iter()
-            .filter(|a| translation.promoted.iter().any(|p| p == a.key))
+            .filter(|a| translation.promoted.iter().any(|p| p.as_bytes() == a.key))
             .map(|a| (a.key, a.value.as_label_value()))
             .collect();
         promoted.sort_by(|a, b| a.0.cmp(b.0));
@@ -223,7 +223,7 @@ struct Applier<'s, 'r, 'i> {
     tick: u32,
     report: OtlpReport,
     /// A point's labels, named, sorted by name (reused from point to point).
-    labels: Vec<(Cow<'i, str>, Cow<'i, [u8]>)>,
+    labels: Vec<(Cow<'i, [u8]>, Cow<'i, [u8]>)>,
     /// A point's attributes in key order (reused from point to point).
     sorted: Vec<&'i Attribute<'i>>,
 }
@@ -467,6 +467,9 @@ impl<'i> Applier<'_, '_, 'i> {
                     let Ok(name) = label_name(self.translation.strategy, attribute.key) else {
                         continue;
                     };
+                    let Ok(name) = std::str::from_utf8(&name) else {
+                        continue;
+                    };
                     let value = attribute.value.as_label_value();
                     let Ok(value) = std::str::from_utf8(&value) else {
                         continue;
@@ -634,11 +637,11 @@ impl<'i> Applier<'_, '_, 'i> {
         if let Some((name, _)) = self
             .labels
             .iter()
-            .find(|(name, _)| check && !self.rules.names.allows_label_name(name.as_bytes()))
+            .find(|(name, _)| check && !self.rules.names.allows_label_name(name))
         {
             return Err((
                 DropReason::InvalidLabelName,
-                format!("invalid label name {name:?}"),
+                format!("invalid label name {:?}", String::from_utf8_lossy(name)),
             ));
         }
         Ok(())
@@ -646,6 +649,7 @@ impl<'i> Applier<'_, '_, 'i> {
 
     /// Sets a label, keeping the labels sorted.
     fn set_label(&mut self, name: &'static str, value: &'i [u8]) {
+        let name = name.as_bytes();
         match self.labels.binary_search_by(|(held, _)| (**held).cmp(name)) {
             Ok(at) => self.labels[at].1 = Cow::Borrowed(value),
             Err(at) => self
@@ -668,9 +672,10 @@ impl<'i> Applier<'_, '_, 'i> {
             self.labels
                 .iter()
                 .filter(|(name, value)| {
-                    !value.is_empty() && extra.is_none_or(|(extra_name, _)| name != extra_name)
+                    !value.is_empty()
+                        && extra.is_none_or(|(extra_name, _)| **name != *extra_name.as_bytes())
                 })
-                .map(|(name, value)| (name.as_bytes(), &value[..])),
+                .map(|(name, value)| (&name[..], &value[..])),
         );
         if let Some((name, value)) = extra.filter(|(_, value)| !value.is_empty()) {
             let at = pairs.partition_point(|(held, _)| *held < name.as_bytes());
