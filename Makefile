@@ -115,7 +115,7 @@ bench: deps static
 # it to tests/fuzz/regressions/<target>/, where `make test` replays it.
 FUZZ_SECONDS ?= 120
 FUZZ_FLAGS ?= --sanitizer none
-FUZZ_TARGETS := write_request exposition
+FUZZ_TARGETS := write_request otlp_request exposition
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	@for target in $(FUZZ_TARGETS); do \

@@ -1142,7 +1142,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
     let protocol = match options.wire {
         Wire::RemoteWrite1 => Protocol::V1,
         Wire::RemoteWrite2 => Protocol::V2,
-        Wire::Otlp => panic!("--stages measures remote write only\n{USAGE}"),
+        Wire::Otlp => return otlp_stages(rounds, &report, now),
     };
     println!("stages (one thread, no HTTP, best of 3):");
     let mut buffer = vec![0u8; 64 << 20];
@@ -1271,6 +1271,52 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         });
         println!("    libdeflate {level}        {seconds:>8.3} s  {bytes:>12} bytes");
     }
+}
+
+/// `--stages --otlp`: reading OTLP protobuf alone, then reading and applying to a store, for
+/// new series and for appends.
+fn otlp_stages(rounds: &[Vec<Vec<u8>>], report: &dyn Fn(&str, f64), now: i64) {
+    use k8s_exporter::otlp::{protobuf, translate};
+    use k8s_exporter::store::Store;
+    use k8s_exporter::write::ingest::WriteRules;
+    let rules = WriteRules {
+        names: k8s_exporter::write::names::NameRules::Utf8,
+        max_histogram_buckets: 4096,
+    };
+    let translation = translate::Translation::default();
+    let best_of_three =
+        |run: &mut dyn FnMut() -> f64| (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+    println!("stages (one thread, no HTTP, best of 3):");
+    report(
+        "OTLP protobuf read",
+        best_of_three(&mut || {
+            timed(|| {
+                for payload in &rounds[0] {
+                    protobuf::read_request(payload).unwrap();
+                }
+            })
+        }),
+    );
+    let apply_round = |store: &Store, round: usize| {
+        timed(|| {
+            for payload in &rounds[round] {
+                let request = protobuf::read_request(payload).unwrap();
+                translate::apply(store, &request, &rules, &translation, now, 0);
+            }
+        })
+    };
+    report(
+        "read + apply, new",
+        best_of_three(&mut || apply_round(&Store::new(10_000_000), 0)),
+    );
+    let store = Store::new(10_000_000);
+    apply_round(&store, 0);
+    report(
+        "read + apply, appends",
+        (1..=3)
+            .map(|round| apply_round(&store, round))
+            .fold(f64::INFINITY, f64::min),
+    );
 }
 
 /// `--otlp`: the same series and values as remote write 1.0 on a fresh process, and how the

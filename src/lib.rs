@@ -6,6 +6,8 @@
 //!   auth, the byte budget), handed to a fixed pool of workers that run the [`web::routes`].
 //! - [`write`](mod@write): a remote-write request decoded (headers, snappy, protobuf) and validated into
 //!   the store.
+//! - [`otlp`]: an OpenTelemetry OTLP/HTTP metrics export read (protobuf or JSON) and
+//!   translated into the store as Prometheus 3 translates it.
 //! - [`store`]: the newest sample of every series, with its interned labels and its family's
 //!   metadata, and the snapshots scrapes are rendered from.
 //! - [`expose`]: a snapshot rendered as a scrape page, written as it is made.
@@ -16,7 +18,7 @@
 //! - [`server`]: the process that ties them together.
 //!
 //! Imports go one way, with no cycle, between the folders and within each: [`base`] depends on nothing, [`store`] on [`base`],
-//! [`write`](mod@write) and [`expose`] on the store, [`ops`] on those, [`web`] on all of them,
+//! [`write`](mod@write) and [`expose`] on the store, [`otlp`] on the store and [`write`](mod@write), [`ops`] on those, [`web`] on all of them,
 //! and [`server`] on top. The store knows nothing of the exposition, the exposition nothing of
 //! HTTP.
 //!

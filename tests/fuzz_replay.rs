@@ -38,6 +38,11 @@ fn write_request_corpus_and_finds_pass() {
 }
 
 #[test]
+fn otlp_request_corpus_and_finds_pass() {
+    assert!(replay("otlp_request", targets::otlp_request) >= 4);
+}
+
+#[test]
 fn exposition_corpus_and_finds_pass() {
     assert!(replay("exposition", targets::exposition) >= 4);
 }

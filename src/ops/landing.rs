@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::ops::telemetry::{REVISION, VERSION};
+use crate::otlp::receive::OTLP_PATHS;
 
 /// What the page shows: where things are, what the store holds, and the flags in effect.
 pub struct LandingFacts<'a> {
@@ -34,7 +35,8 @@ pub fn landing_page(facts: &LandingFacts) -> String {
          <li><a href=\"{metrics}\">{metrics}</a>: bridged series</li>\n\
          <li><a href=\"{exporter}\">{exporter}</a>: the exporter's own metrics</li>\n\
          <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
-         <li><code>POST {write}</code> (also <code>{write_alias}</code>): remote write 1.0 and 2.0</li>\n</ul>\n\
+         <li><code>POST {write}</code> (also <code>{write_alias}</code>): remote write 1.0 and 2.0</li>\n\
+         <li><code>POST {otlp}</code> (also <code>{otlp_alias}</code>): OTLP/HTTP metrics, protobuf or JSON</li>\n</ul>\n\
          <h2>Now</h2>\n<ul>\n<li>series: {series}</li>\n<li>metric families: {families}</li>\n\
          <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
         version = html(VERSION),
@@ -43,6 +45,8 @@ pub fn landing_page(facts: &LandingFacts) -> String {
         exporter = html(facts.exporter_telemetry_path),
         write = facts.write_paths[0],
         write_alias = facts.write_paths[1..].join(", "),
+        otlp = OTLP_PATHS[1],
+        otlp_alias = OTLP_PATHS[0],
         series = facts.series,
         families = facts.families,
     );

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::base::locks::lock;
 use crate::expose::lines::write_float;
 use crate::ops::process::ProcessStats;
-use crate::otlp::translate::{OtlpReport, POINT_KINDS};
+use crate::otlp::translate::{OtlpReport, PointProblem, POINT_KINDS};
 use crate::store::metadata::{Metadata, MetricKind};
 use crate::store::{Sample, Snapshot, Store};
 use crate::write::ingest::{DropReason, Report};
@@ -197,7 +197,7 @@ pub struct Telemetry {
 }
 
 /// What the OTLP endpoints received and refused.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OtlpStats {
     /// Answered requests by encoding (`protobuf`, `json`) and status code.
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
@@ -205,6 +205,37 @@ struct OtlpStats {
     points_received: [AtomicU64; POINT_KINDS.len()],
     /// Data points refused, by reason.
     points_rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Default for OtlpStats {
+    /// The answers and refusals a sender can get are listed from the start, so rates work
+    /// from zero.
+    fn default() -> Self {
+        let requests = [
+            ("protobuf", 200),
+            ("protobuf", 400),
+            ("json", 200),
+            ("json", 400),
+        ]
+        .into_iter()
+        .map(|answer| (answer, 0))
+        .collect();
+        let reasons = [PointProblem::InvalidTemporality]
+            .into_iter()
+            .chain(
+                DropReason::ALL
+                    .into_iter()
+                    .filter(|reason| reason.is_client_error())
+                    .map(PointProblem::Store),
+            )
+            .map(|problem| (problem.as_str(), 0))
+            .collect();
+        OtlpStats {
+            requests: Mutex::new(requests),
+            points_received: Default::default(),
+            points_rejected: Mutex::new(reasons),
+        }
+    }
 }
 
 impl OtlpStats {

@@ -149,10 +149,13 @@ pub fn apply(
     applier.report
 }
 
+/// A label's name and value, as bytes: borrowed from the request when they can be.
+type Label<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
 /// The labels every series of a resource gets, named already: promoted attributes, `job` and
 /// `instance`.
 struct ResourceLabels<'a> {
-    promoted: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
+    promoted: Vec<Label<'a>>,
     job: Option<Cow<'a, [u8]>>,
     instance: Option<Cow<'a, [u8]>>,
 }
@@ -223,7 +226,7 @@ struct Applier<'s, 'r, 'i> {
     tick: u32,
     report: OtlpReport,
     /// A point's labels, named, sorted by name (reused from point to point).
-    labels: Vec<(Cow<'i, [u8]>, Cow<'i, [u8]>)>,
+    labels: Vec<Label<'i>>,
     /// A point's attributes in key order (reused from point to point).
     sorted: Vec<&'i Attribute<'i>>,
 }

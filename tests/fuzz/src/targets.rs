@@ -100,6 +100,86 @@ pub fn write_request(data: &[u8]) {
     check_pages(&app);
 }
 
+/// Input: one flag byte, then an OTLP export body. Flag bit 0 set: the body is sent as JSON,
+/// clear: as protobuf; bit 1 set: it is sent gzipped (compressed here). The answer is 200 or
+/// 400, in the request's encoding; a 400 changes nothing held; a series the body does not
+/// name is untouched; and the pages hold exactly what the store holds.
+pub fn otlp_request(data: &[u8]) {
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let app = app(false);
+    let sentinel_value = 42.5;
+    let sentinel = WriteRequest {
+        timeseries: vec![TimeSeries::from_pairs(
+            &[("__name__", SENTINEL), ("job", "fuzz")],
+            &[(sentinel_value, now_ms())],
+        )],
+        ..Default::default()
+    };
+    assert_eq!(post(&app, &snappy(&sentinel.encode_to_vec())).status, 204);
+    let before = scraped(&app, "text/plain");
+
+    let json = flags & 1 != 0;
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    let mut headers = vec![("Content-Type", content_type)];
+    let sent = if flags & 2 != 0 {
+        headers.push(("Content-Encoding", "gzip"));
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, body).expect("gzip into memory");
+        encoder.finish().expect("gzip into memory")
+    } else {
+        body.to_vec()
+    };
+    let reply = handle(&app, &request("POST", "/v1/metrics", &headers, sent));
+    assert!(
+        matches!(reply.status, 200 | 400),
+        "unexpected status {}",
+        reply.status
+    );
+    assert_eq!(
+        reply.content_type, content_type,
+        "answered in the request's encoding"
+    );
+    if json {
+        let answer: serde_json::Value =
+            serde_json::from_slice(&reply.body).expect("a JSON answer to a JSON request");
+        let key = if reply.status == 200 {
+            "partialSuccess"
+        } else {
+            "code"
+        };
+        assert!(
+            answer
+                .as_object()
+                .is_some_and(|o| o.is_empty() || o.contains_key(key)),
+            "{answer}"
+        );
+    }
+    if reply.status == 400 {
+        assert_eq!(
+            scraped(&app, "text/plain"),
+            before,
+            "a refused request changes nothing"
+        );
+    } else if !body
+        .windows(SENTINEL.len())
+        .any(|w| w == SENTINEL.as_bytes())
+    {
+        let held = held_series(&app);
+        let sentinel_held = held
+            .iter()
+            .find(|s| s.name == SENTINEL)
+            .expect("the sentinel series survives a request that does not name it");
+        assert_eq!(sentinel_held.value, sentinel_value);
+    }
+    check_pages(&app);
+}
+
 /// Input: a little program that builds write requests (series with names and labels from
 /// small pools or from the input, values and timestamps, native histograms valid or not,
 /// metadata of every type) and sends them; then the pages are checked, OpenMetrics against
