@@ -29,8 +29,13 @@ pub fn parse(body: &[u8]) -> Result<Value, ReadError> {
 /// Reads a whole request from its parsed JSON.
 pub fn read_request(json: &Value) -> Result<ExportRequest<'_>, ReadError> {
     let object = as_object(json, "the request")?;
+    let mut point_attributes = Vec::new();
+    let resources = list(object, "resourceMetrics", "resource_metrics", |resource| {
+        read_resource(resource, &mut point_attributes)
+    })?;
     Ok(ExportRequest {
-        resources: list(object, "resourceMetrics", "resource_metrics", read_resource)?,
+        resources,
+        point_attributes,
     })
 }
 
@@ -53,7 +58,7 @@ fn list<'a, T>(
     object: &'a Map<String, Value>,
     json: &str,
     proto: &str,
-    read: impl Fn(&'a Value) -> Result<T, ReadError>,
+    read: impl FnMut(&'a Value) -> Result<T, ReadError>,
 ) -> Result<Vec<T>, ReadError> {
     match field(object, json, proto) {
         None => Ok(Vec::new()),
@@ -144,7 +149,13 @@ fn temporality(object: &Map<String, Value>) -> Result<Temporality, ReadError> {
     })
 }
 
-fn read_resource(value: &Value) -> Result<ResourceMetrics<'_>, ReadError> {
+/// The data points' attributes of a request, as they are read.
+type Arena<'a> = Vec<Attribute<'a>>;
+
+fn read_resource<'a>(
+    value: &'a Value,
+    arena: &mut Arena<'a>,
+) -> Result<ResourceMetrics<'a>, ReadError> {
     let object = as_object(value, "a resourceMetrics entry")?;
     let attributes = match field(object, "resource", "resource") {
         Some(resource) => attributes(as_object(resource, "resource")?, "attributes", "attributes")?,
@@ -155,50 +166,52 @@ fn read_resource(value: &Value) -> Result<ResourceMetrics<'_>, ReadError> {
         scopes: list(object, "scopeMetrics", "scope_metrics", |scope| {
             let object = as_object(scope, "a scopeMetrics entry")?;
             Ok(ScopeMetrics {
-                metrics: list(object, "metrics", "metrics", read_metric)?,
+                metrics: list(object, "metrics", "metrics", |metric| {
+                    read_metric(metric, arena)
+                })?,
             })
         })?,
     })
 }
 
-fn read_metric(value: &Value) -> Result<Metric<'_>, ReadError> {
+fn read_metric<'a>(value: &'a Value, arena: &mut Arena<'a>) -> Result<Metric<'a>, ReadError> {
     let object = as_object(value, "a metric")?;
     let data = if let Some(gauge) = field(object, "gauge", "gauge") {
         let gauge = as_object(gauge, "gauge")?;
-        Data::Gauge(list(gauge, "dataPoints", "data_points", read_number_point)?)
+        Data::Gauge(list(gauge, "dataPoints", "data_points", |point| {
+            read_number_point(point, arena)
+        })?)
     } else if let Some(sum) = field(object, "sum", "sum") {
         let sum = as_object(sum, "sum")?;
         Data::Sum {
-            points: list(sum, "dataPoints", "data_points", read_number_point)?,
+            points: list(sum, "dataPoints", "data_points", |point| {
+                read_number_point(point, arena)
+            })?,
             temporality: temporality(sum)?,
             monotonic: boolean(sum, "isMonotonic", "is_monotonic")?,
         }
     } else if let Some(histogram) = field(object, "histogram", "histogram") {
         let histogram = as_object(histogram, "histogram")?;
         Data::Histogram {
-            points: list(histogram, "dataPoints", "data_points", read_histogram_point)?,
+            points: list(histogram, "dataPoints", "data_points", |point| {
+                read_histogram_point(point, arena)
+            })?,
             temporality: temporality(histogram)?,
         }
     } else if let Some(exponential) = field(object, "exponentialHistogram", "exponential_histogram")
     {
         let exponential = as_object(exponential, "exponentialHistogram")?;
         Data::Exponential {
-            points: list(
-                exponential,
-                "dataPoints",
-                "data_points",
-                read_exponential_point,
-            )?,
+            points: list(exponential, "dataPoints", "data_points", |point| {
+                read_exponential_point(point, arena)
+            })?,
             temporality: temporality(exponential)?,
         }
     } else if let Some(summary) = field(object, "summary", "summary") {
         let summary = as_object(summary, "summary")?;
-        Data::Summary(list(
-            summary,
-            "dataPoints",
-            "data_points",
-            read_summary_point,
-        )?)
+        Data::Summary(list(summary, "dataPoints", "data_points", |point| {
+            read_summary_point(point, arena)
+        })?)
     } else {
         Data::Empty
     };
@@ -210,9 +223,15 @@ fn read_metric(value: &Value) -> Result<Metric<'_>, ReadError> {
     })
 }
 
-fn read_common(object: &Map<String, Value>) -> Result<PointCommon<'_>, ReadError> {
+/// A point's own fields, its attributes put in `arena`.
+fn read_common<'a>(
+    object: &'a Map<String, Value>,
+    arena: &mut Arena<'a>,
+) -> Result<PointCommon<'a>, ReadError> {
+    let first = arena.len() as u32;
+    arena.extend(attributes(object, "attributes", "attributes")?);
     Ok(PointCommon {
-        attributes: attributes(object, "attributes", "attributes")?,
+        attributes: first..arena.len() as u32,
         start_time_unix_nano: unsigned(object, "startTimeUnixNano", "start_time_unix_nano")?,
         time_unix_nano: unsigned(object, "timeUnixNano", "time_unix_nano")?,
         flags: u32::try_from(unsigned(object, "flags", "flags")?)
@@ -229,10 +248,13 @@ fn number_value(object: &Map<String, Value>) -> Result<f64, ReadError> {
     field(object, "asInt", "as_int").map_or(Ok(0.0), |value| Ok(signed(value, "asInt")? as f64))
 }
 
-fn read_number_point(value: &Value) -> Result<NumberPoint<'_>, ReadError> {
+fn read_number_point<'a>(
+    value: &'a Value,
+    arena: &mut Arena<'a>,
+) -> Result<NumberPoint<'a>, ReadError> {
     let object = as_object(value, "a data point")?;
     Ok(NumberPoint {
-        common: read_common(object)?,
+        common: read_common(object, arena)?,
         value: number_value(object)?,
     })
 }
@@ -243,10 +265,13 @@ fn optional_double(object: &Map<String, Value>, json: &str) -> Result<Option<f64
         .transpose()
 }
 
-fn read_histogram_point(value: &Value) -> Result<HistogramPoint<'_>, ReadError> {
+fn read_histogram_point<'a>(
+    value: &'a Value,
+    arena: &mut Arena<'a>,
+) -> Result<HistogramPoint<'a>, ReadError> {
     let object = as_object(value, "a histogram data point")?;
     Ok(HistogramPoint {
-        common: read_common(object)?,
+        common: read_common(object, arena)?,
         count: unsigned(object, "count", "count")?,
         sum: optional_double(object, "sum")?,
         bucket_counts: list(object, "bucketCounts", "bucket_counts", |v| {
@@ -273,10 +298,13 @@ fn read_buckets(object: &Map<String, Value>, json: &str) -> Result<ExponentialBu
     })
 }
 
-fn read_exponential_point(value: &Value) -> Result<ExponentialPoint<'_>, ReadError> {
+fn read_exponential_point<'a>(
+    value: &'a Value,
+    arena: &mut Arena<'a>,
+) -> Result<ExponentialPoint<'a>, ReadError> {
     let object = as_object(value, "an exponential histogram data point")?;
     Ok(ExponentialPoint {
-        common: read_common(object)?,
+        common: read_common(object, arena)?,
         count: unsigned(object, "count", "count")?,
         sum: optional_double(object, "sum")?,
         scale: int32(object, "scale", "scale")?,
@@ -288,10 +316,13 @@ fn read_exponential_point(value: &Value) -> Result<ExponentialPoint<'_>, ReadErr
     })
 }
 
-fn read_summary_point(value: &Value) -> Result<SummaryPoint<'_>, ReadError> {
+fn read_summary_point<'a>(
+    value: &'a Value,
+    arena: &mut Arena<'a>,
+) -> Result<SummaryPoint<'a>, ReadError> {
     let object = as_object(value, "a summary data point")?;
     Ok(SummaryPoint {
-        common: read_common(object)?,
+        common: read_common(object, arena)?,
         count: unsigned(object, "count", "count")?,
         sum: optional_double(object, "sum")?.unwrap_or(0.0),
         quantiles: list(object, "quantileValues", "quantile_values", |v| {

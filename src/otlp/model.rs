@@ -5,11 +5,23 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::ops::Range;
 
 /// `ExportMetricsServiceRequest`.
 #[derive(Debug, Default, PartialEq)]
 pub struct ExportRequest<'a> {
     pub resources: Vec<ResourceMetrics<'a>>,
+    /// Every data point's attributes, one after another (a point holds its range): one list
+    /// for the request rather than one per point, which would be most of reading it.
+    pub point_attributes: Vec<Attribute<'a>>,
+}
+
+impl<'a> ExportRequest<'a> {
+    /// The attributes of a data point of this request.
+    pub fn attributes_of(&self, common: &PointCommon) -> &[Attribute<'a>] {
+        let range = common.attributes.start as usize..common.attributes.end as usize;
+        &self.point_attributes[range]
+    }
 }
 
 /// `ResourceMetrics`: the resource's attributes, and its metrics by instrumentation scope.
@@ -93,7 +105,8 @@ pub const NO_RECORDED_VALUE: u32 = 1;
 /// What every kind of data point has.
 #[derive(Debug, Default, PartialEq)]
 pub struct PointCommon<'a> {
-    pub attributes: Vec<Attribute<'a>>,
+    /// Where the point's attributes are in [`ExportRequest::point_attributes`].
+    pub attributes: Range<u32>,
     pub start_time_unix_nano: u64,
     pub time_unix_nano: u64,
     pub flags: u32,

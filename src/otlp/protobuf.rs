@@ -21,22 +21,30 @@ pub type ReadError = String;
 /// of nested values cannot exhaust the stack.
 const MAX_VALUE_DEPTH: usize = 32;
 
-/// Attributes a data point usually has (a Kubernetes workload's labels).
-const TYPICAL_ATTRIBUTES: usize = 16;
+/// Bytes of request per data point attribute, about, for a Kubernetes workload's labels.
+const BYTES_PER_ATTRIBUTE: usize = 64;
 
 fn malformed(error: WireError) -> ReadError {
     error.to_string()
 }
 
+/// The data points' attributes of a request, as they are read.
+type Arena<'a> = Vec<Attribute<'a>>;
+
 /// Reads a whole request.
 pub fn read_request(body: &[u8]) -> Result<ExportRequest<'_>, ReadError> {
-    let mut request = ExportRequest::default();
+    let mut request = ExportRequest {
+        // About what a request of usual attributes holds, so that the list seldom grows.
+        point_attributes: Vec::with_capacity(body.len() / BYTES_PER_ATTRIBUTE),
+        ..ExportRequest::default()
+    };
+    let arena = &mut request.point_attributes;
     let mut reader = Reader::new(body);
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
             (1, LEN) => request
                 .resources
-                .push(read_resource_metrics(sub(&mut reader)?)?),
+                .push(read_resource_metrics(sub(&mut reader)?, arena)?),
             (1, _) => return Err(wrong("ExportMetricsServiceRequest", field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
@@ -61,7 +69,10 @@ fn f64_of(reader: &mut Reader) -> Result<f64, ReadError> {
     reader.fixed64().map(f64::from_bits).map_err(malformed)
 }
 
-fn read_resource_metrics(mut reader: Reader) -> Result<ResourceMetrics, ReadError> {
+fn read_resource_metrics<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<ResourceMetrics<'a>, ReadError> {
     let mut resource = ResourceMetrics::default();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
@@ -77,7 +88,9 @@ fn read_resource_metrics(mut reader: Reader) -> Result<ResourceMetrics, ReadErro
                     }
                 }
             }
-            (2, LEN) => resource.scopes.push(read_scope_metrics(sub(&mut reader)?)?),
+            (2, LEN) => resource
+                .scopes
+                .push(read_scope_metrics(sub(&mut reader)?, arena)?),
             (1 | 2, _) => return Err(wrong("ResourceMetrics", field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
@@ -85,11 +98,14 @@ fn read_resource_metrics(mut reader: Reader) -> Result<ResourceMetrics, ReadErro
     Ok(resource)
 }
 
-fn read_scope_metrics(mut reader: Reader) -> Result<ScopeMetrics, ReadError> {
+fn read_scope_metrics<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<ScopeMetrics<'a>, ReadError> {
     let mut scope = ScopeMetrics::default();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
-            (2, LEN) => scope.metrics.push(read_metric(sub(&mut reader)?)?),
+            (2, LEN) => scope.metrics.push(read_metric(sub(&mut reader)?, arena)?),
             (2, _) => return Err(wrong("ScopeMetrics", field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
@@ -97,16 +113,17 @@ fn read_scope_metrics(mut reader: Reader) -> Result<ScopeMetrics, ReadError> {
     Ok(scope)
 }
 
-fn read_metric(mut reader: Reader) -> Result<Metric, ReadError> {
+fn read_metric<'a>(mut reader: Reader<'a>, arena: &mut Arena<'a>) -> Result<Metric<'a>, ReadError> {
     let mut metric = Metric::default();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
             (1, LEN) => metric.name = text(&mut reader, "a metric name")?,
             (2, LEN) => metric.description = text(&mut reader, "a metric description")?,
             (3, LEN) => metric.unit = text(&mut reader, "a metric unit")?,
-            (5, LEN) => metric.data = Data::Gauge(read_number_points(sub(&mut reader)?)?.0),
+            (5, LEN) => metric.data = Data::Gauge(read_number_points(sub(&mut reader)?, arena)?.0),
             (7, LEN) => {
-                let (points, temporality, monotonic) = read_number_points(sub(&mut reader)?)?;
+                let (points, temporality, monotonic) =
+                    read_number_points(sub(&mut reader)?, arena)?;
                 metric.data = Data::Sum {
                     points,
                     temporality,
@@ -115,7 +132,7 @@ fn read_metric(mut reader: Reader) -> Result<Metric, ReadError> {
             }
             (9, LEN) => {
                 let (points, temporality) =
-                    read_points(sub(&mut reader)?, "Histogram", read_histogram_point)?;
+                    read_points(sub(&mut reader)?, arena, "Histogram", read_histogram_point)?;
                 metric.data = Data::Histogram {
                     points,
                     temporality,
@@ -124,6 +141,7 @@ fn read_metric(mut reader: Reader) -> Result<Metric, ReadError> {
             (10, LEN) => {
                 let (points, temporality) = read_points(
                     sub(&mut reader)?,
+                    arena,
                     "ExponentialHistogram",
                     read_exponential_point,
                 )?;
@@ -133,7 +151,8 @@ fn read_metric(mut reader: Reader) -> Result<Metric, ReadError> {
                 };
             }
             (11, LEN) => {
-                let (points, _) = read_points(sub(&mut reader)?, "Summary", read_summary_point)?;
+                let (points, _) =
+                    read_points(sub(&mut reader)?, arena, "Summary", read_summary_point)?;
                 metric.data = Data::Summary(points);
             }
             (1..=3 | 5 | 7 | 9..=11, _) => return Err(wrong("Metric", field)),
@@ -144,13 +163,15 @@ fn read_metric(mut reader: Reader) -> Result<Metric, ReadError> {
 }
 
 /// A `Gauge` or `Sum`: its points, temporality and monotonicity (a gauge has neither field).
-fn read_number_points(
-    mut reader: Reader,
-) -> Result<(Vec<NumberPoint>, Temporality, bool), ReadError> {
-    let (mut points, mut temporality, mut monotonic) = (Vec::new(), Temporality::default(), false);
+fn read_number_points<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<(Vec<NumberPoint<'a>>, Temporality, bool), ReadError> {
+    let mut points = Vec::new();
+    let (mut temporality, mut monotonic) = (Temporality::default(), false);
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
-            (1, LEN) => points.push(read_number_point(sub(&mut reader)?)?),
+            (1, LEN) => points.push(read_number_point(sub(&mut reader)?, arena)?),
             (2, VARINT) => {
                 temporality = Temporality::from_number(reader.varint().map_err(malformed)?)
             }
@@ -166,13 +187,15 @@ fn read_number_points(
 /// (field 2, which a summary does not have).
 fn read_points<'a, P>(
     mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
     message: &'static str,
-    read_point: fn(Reader<'a>) -> Result<P, ReadError>,
+    read_point: fn(Reader<'a>, &mut Arena<'a>) -> Result<P, ReadError>,
 ) -> Result<(Vec<P>, Temporality), ReadError> {
-    let (mut points, mut temporality) = (Vec::new(), Temporality::default());
+    let mut points = Vec::new();
+    let mut temporality = Temporality::default();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
-            (1, LEN) => points.push(read_point(sub(&mut reader)?)?),
+            (1, LEN) => points.push(read_point(sub(&mut reader)?, arena)?),
             (2, VARINT) => {
                 temporality = Temporality::from_number(reader.varint().map_err(malformed)?)
             }
@@ -181,6 +204,13 @@ fn read_points<'a, P>(
         }
     }
     Ok((points, temporality))
+}
+
+/// Where a point's attributes, pushed since `first`, are in the request's list.
+fn span_of(first: usize, arena: &Arena) -> Result<std::ops::Range<u32>, ReadError> {
+    let at =
+        |index: usize| u32::try_from(index).map_err(|_| "over 4 billion attributes".to_owned());
+    Ok(at(first)?..at(arena.len())?)
 }
 
 /// The fields every kind of point has, at the numbers each kind gives them; `false` when the
@@ -192,24 +222,20 @@ struct CommonFields {
 }
 
 impl CommonFields {
+    /// Reads one field of a point into `common`, its attributes into `arena` (the point's
+    /// range there is set by [`CommonFields::finish`]).
     fn read<'a>(
         &self,
         common: &mut PointCommon<'a>,
+        arena: &mut Arena<'a>,
         reader: &mut Reader<'a>,
-        field: u32,
-        wire_type: u8,
+        (field, wire_type): (u32, u8),
         message: &'static str,
     ) -> Result<bool, ReadError> {
         match (field, wire_type) {
             (2, I64) => common.start_time_unix_nano = reader.fixed64().map_err(malformed)?,
             (3, I64) => common.time_unix_nano = reader.fixed64().map_err(malformed)?,
-            (f, LEN) if f == self.attributes => {
-                if common.attributes.capacity() == 0 {
-                    // Room for a usual point's attributes at once, not grown five times.
-                    common.attributes.reserve(TYPICAL_ATTRIBUTES);
-                }
-                common.attributes.push(read_key_value(sub(reader)?, 0)?)
-            }
+            (f, LEN) if f == self.attributes => arena.push(read_key_value(sub(reader)?, 0)?),
             (f, VARINT) if f == self.flags => {
                 common.flags = reader.varint().map_err(malformed)? as u32
             }
@@ -223,16 +249,26 @@ impl CommonFields {
     }
 }
 
-fn read_number_point(mut reader: Reader) -> Result<NumberPoint, ReadError> {
+fn read_number_point<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<NumberPoint<'a>, ReadError> {
     const FIELDS: CommonFields = CommonFields {
         attributes: 7,
         flags: 8,
         exemplars: 5,
     };
     let mut point = NumberPoint::default();
+    let first = arena.len();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         let message = "NumberDataPoint";
-        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+        if FIELDS.read(
+            &mut point.common,
+            arena,
+            &mut reader,
+            (field, wire_type),
+            message,
+        )? {
             continue;
         }
         match (field, wire_type) {
@@ -242,19 +278,30 @@ fn read_number_point(mut reader: Reader) -> Result<NumberPoint, ReadError> {
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
     }
+    point.common.attributes = span_of(first, arena)?;
     Ok(point)
 }
 
-fn read_histogram_point(mut reader: Reader) -> Result<HistogramPoint, ReadError> {
+fn read_histogram_point<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<HistogramPoint<'a>, ReadError> {
     const FIELDS: CommonFields = CommonFields {
         attributes: 9,
         flags: 10,
         exemplars: 8,
     };
     let mut point = HistogramPoint::default();
+    let first = arena.len();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         let message = "HistogramDataPoint";
-        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+        if FIELDS.read(
+            &mut point.common,
+            arena,
+            &mut reader,
+            (field, wire_type),
+            message,
+        )? {
             continue;
         }
         match (field, wire_type) {
@@ -272,19 +319,30 @@ fn read_histogram_point(mut reader: Reader) -> Result<HistogramPoint, ReadError>
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
     }
+    point.common.attributes = span_of(first, arena)?;
     Ok(point)
 }
 
-fn read_exponential_point(mut reader: Reader) -> Result<ExponentialPoint, ReadError> {
+fn read_exponential_point<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<ExponentialPoint<'a>, ReadError> {
     const FIELDS: CommonFields = CommonFields {
         attributes: 1,
         flags: 10,
         exemplars: 11,
     };
     let mut point = ExponentialPoint::default();
+    let first = arena.len();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         let message = "ExponentialHistogramDataPoint";
-        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+        if FIELDS.read(
+            &mut point.common,
+            arena,
+            &mut reader,
+            (field, wire_type),
+            message,
+        )? {
             continue;
         }
         match (field, wire_type) {
@@ -299,6 +357,7 @@ fn read_exponential_point(mut reader: Reader) -> Result<ExponentialPoint, ReadEr
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
     }
+    point.common.attributes = span_of(first, arena)?;
     Ok(point)
 }
 
@@ -325,7 +384,10 @@ fn read_buckets(mut reader: Reader) -> Result<ExponentialBuckets, ReadError> {
     Ok(buckets)
 }
 
-fn read_summary_point(mut reader: Reader) -> Result<SummaryPoint, ReadError> {
+fn read_summary_point<'a>(
+    mut reader: Reader<'a>,
+    arena: &mut Arena<'a>,
+) -> Result<SummaryPoint<'a>, ReadError> {
     // A summary point has no exemplars; field 0 never occurs.
     const FIELDS: CommonFields = CommonFields {
         attributes: 7,
@@ -333,9 +395,16 @@ fn read_summary_point(mut reader: Reader) -> Result<SummaryPoint, ReadError> {
         exemplars: 0,
     };
     let mut point = SummaryPoint::default();
+    let first = arena.len();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         let message = "SummaryDataPoint";
-        if FIELDS.read(&mut point.common, &mut reader, field, wire_type, message)? {
+        if FIELDS.read(
+            &mut point.common,
+            arena,
+            &mut reader,
+            (field, wire_type),
+            message,
+        )? {
             continue;
         }
         match (field, wire_type) {
@@ -358,6 +427,7 @@ fn read_summary_point(mut reader: Reader) -> Result<SummaryPoint, ReadError> {
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
     }
+    point.common.attributes = span_of(first, arena)?;
     Ok(point)
 }
 

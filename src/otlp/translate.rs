@@ -136,6 +136,7 @@ pub fn apply(
         report: OtlpReport::default(),
         labels: Vec::new(),
         sorted: Vec::new(),
+        point_attributes: &request.point_attributes,
     };
     for (resource, identity) in request.resources.iter().zip(&identities) {
         let mut newest_ms = None;
@@ -229,6 +230,8 @@ struct Applier<'s, 'r, 'i> {
     labels: Vec<Label<'i>>,
     /// A point's attributes in key order (reused from point to point).
     sorted: Vec<&'i Attribute<'i>>,
+    /// The request's points' attributes, which each point has a range of.
+    point_attributes: &'i [Attribute<'i>],
 }
 
 fn nanos_to_ms(nanos: u64) -> i64 {
@@ -334,7 +337,7 @@ impl<'i> Applier<'_, '_, 'i> {
                         value: Value::Float(value),
                         exemplars: self.exemplars(&point.common.exemplars),
                     }];
-                    self.apply_point(&point.common.attributes, identity, shape, series);
+                    self.apply_point(&point.common, identity, shape, series);
                 }
             }
             Data::Histogram { points, .. } => {
@@ -369,7 +372,7 @@ impl<'i> Applier<'_, '_, 'i> {
                     if let Some(sum) = point.sum {
                         series.push(float(&family, "_sum", stale_or(common, sum)));
                     }
-                    self.apply_point(&common.attributes, identity, shape(common), series);
+                    self.apply_point(common, identity, shape(common), series);
                 }
             }
             Data::Exponential { points, .. } => {
@@ -391,7 +394,7 @@ impl<'i> Applier<'_, '_, 'i> {
                         value: Value::Histogram(histogram),
                         exemplars: self.exemplars(&common.exemplars),
                     }];
-                    self.apply_point(&common.attributes, identity, shape, series);
+                    self.apply_point(common, identity, shape, series);
                 }
             }
             Data::Summary(points) => {
@@ -413,7 +416,7 @@ impl<'i> Applier<'_, '_, 'i> {
                         "_count",
                         stale_or(common, point.count as f64),
                     ));
-                    self.apply_point(&common.attributes, identity, shape(common), series);
+                    self.apply_point(common, identity, shape(common), series);
                 }
             }
         }
@@ -543,11 +546,13 @@ impl<'i> Applier<'_, '_, 'i> {
     /// once if anything of it was.
     fn apply_point<'p>(
         &mut self,
-        attributes: &'i [Attribute<'i>],
+        common: &PointCommon,
         identity: &'i ResourceLabels<'i>,
         shape: PointShape,
         series: impl IntoIterator<Item = SeriesOut<'p>>,
     ) {
+        let range = common.attributes.start as usize..common.attributes.end as usize;
+        let attributes = &self.point_attributes[range];
         self.apply_point_labelled(attributes.iter(), identity, true, shape, series);
     }
 
