@@ -223,7 +223,7 @@ struct CommonFields {
 
 impl CommonFields {
     /// Reads one field of a point into `common`, its attributes into `arena` (the point's
-    /// range there is set by [`CommonFields::finish`]).
+    /// range there is set once the whole point is read).
     fn read<'a>(
         &self,
         common: &mut PointCommon<'a>,
@@ -233,9 +233,10 @@ impl CommonFields {
         message: &'static str,
     ) -> Result<bool, ReadError> {
         match (field, wire_type) {
+            // Most of a point: first.
+            (f, LEN) if f == self.attributes => arena.push(read_key_value(sub(reader)?, 0)?),
             (2, I64) => common.start_time_unix_nano = reader.fixed64().map_err(malformed)?,
             (3, I64) => common.time_unix_nano = reader.fixed64().map_err(malformed)?,
-            (f, LEN) if f == self.attributes => arena.push(read_key_value(sub(reader)?, 0)?),
             (f, VARINT) if f == self.flags => {
                 common.flags = reader.varint().map_err(malformed)? as u32
             }

@@ -150,6 +150,9 @@ pub fn apply(
     applier.report
 }
 
+/// Labels a series' key is built with on the stack; one with more takes an allocation.
+const KEY_LABELS_ON_STACK: usize = 32;
+
 /// A label's name and value, as bytes: borrowed from the request when they can be.
 type Label<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
@@ -674,24 +677,43 @@ impl<'i> Applier<'_, '_, 'i> {
             .as_ref()
             .map(|(name, value)| (*name, value.as_str()));
         // The key: labels sorted by name, the extra label replacing one of its name, and
-        // empty values left out (an empty label is no label, in Prometheus).
-        let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(self.labels.len() + 1);
-        pairs.extend(
-            self.labels
-                .iter()
-                .filter(|(name, value)| {
-                    !value.is_empty()
-                        && extra.is_none_or(|(extra_name, _)| **name != *extra_name.as_bytes())
-                })
-                .map(|(name, value)| (&name[..], &value[..])),
-        );
-        if let Some((name, value)) = extra.filter(|(_, value)| !value.is_empty()) {
-            let at = pairs.partition_point(|(held, _)| *held < name.as_bytes());
-            pairs.insert(at, (name.as_bytes(), value.as_bytes()));
+        // empty values left out (an empty label is no label, in Prometheus). On the stack
+        // unless the series has very many labels.
+        let mut on_stack = [(&b""[..], &b""[..]); KEY_LABELS_ON_STACK];
+        let mut on_heap;
+        let room = self.labels.len() + 1;
+        let pairs: &mut [(&[u8], &[u8])] = if room <= KEY_LABELS_ON_STACK {
+            &mut on_stack
+        } else {
+            on_heap = vec![(&b""[..], &b""[..]); room];
+            &mut on_heap
+        };
+        let mut count = 0;
+        let mut extra = extra.map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        for (name, value) in &self.labels {
+            let name = &name[..];
+            if let Some(pair) = extra.filter(|pair| pair.0 <= name) {
+                extra = None;
+                if !pair.1.is_empty() {
+                    pairs[count] = pair;
+                    count += 1;
+                }
+                if pair.0 == name {
+                    continue;
+                }
+            }
+            if !value.is_empty() {
+                pairs[count] = (name, value);
+                count += 1;
+            }
+        }
+        if let Some(pair) = extra.filter(|pair| !pair.1.is_empty()) {
+            pairs[count] = pair;
+            count += 1;
         }
         let key = SeriesKey {
             name: out.name.as_bytes(),
-            labels: &pairs,
+            labels: &pairs[..count],
         };
         let store = self.writer.store();
         let hash = store.hash(&key);
