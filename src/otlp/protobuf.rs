@@ -234,7 +234,13 @@ impl CommonFields {
     ) -> Result<bool, ReadError> {
         match (field, wire_type) {
             // Most of a point: first.
-            (f, LEN) if f == self.attributes => arena.push(read_key_value(sub(reader)?, 0)?),
+            (f, LEN) if f == self.attributes => arena.push(match reader.usual_key_value_field() {
+                Some((key, value)) => Attribute {
+                    key,
+                    value: AnyValue::String(value),
+                },
+                None => read_key_value(sub(reader)?, 0)?,
+            }),
             (2, I64) => common.start_time_unix_nano = reader.fixed64().map_err(malformed)?,
             (3, I64) => common.time_unix_nano = reader.fixed64().map_err(malformed)?,
             (f, VARINT) if f == self.flags => {

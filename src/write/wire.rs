@@ -666,6 +666,30 @@ impl<'a> Reader<'a> {
         Ok(&self.buffer[span.range()])
     }
 
+    /// A length-delimited field holding an OTLP `KeyValue` with a string value as every
+    /// encoder writes one (see [`Reader::usual_key_value`]), read in place: the key's and the
+    /// string's bytes. `None` leaves the field unread, for the general loop.
+    pub(crate) fn usual_key_value_field(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let rest = &self.buffer[self.position..self.end];
+        let (&first, &second) = (rest.first()?, rest.get(1)?);
+        let (len, start) = if first < 0x80 {
+            (usize::from(first), 1)
+        } else if second < 0x80 {
+            (usize::from(first & 0x7f) | usize::from(second) << 7, 2)
+        } else {
+            return None;
+        };
+        let message = rest.get(start..start + len)?;
+        let (key, after_key) = short_field(message, 0, 0x0a)?;
+        let (any_value, end) = short_field(message, after_key, 0x12)?;
+        let (string, after_string) = short_field(message, any_value.start, 0x0a)?;
+        if after_string != any_value.end || end != message.len() {
+            return None;
+        }
+        self.position += start + len;
+        Some((&message[key], &message[string]))
+    }
+
     /// An OTLP `KeyValue` with a string value as every encoder writes one, the whole message:
     /// the key (field 1), then the value (field 2) holding only `string_value` (field 1),
     /// each shorter than 16 KiB; the key's and the string's bytes. Read without the general
