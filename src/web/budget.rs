@@ -56,20 +56,20 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Buffers kept for reuse, at most `count` of them and each at most `max_bytes` in capacity,
-/// so that what is kept stays bounded however many connections come and go.
+/// Buffers kept for reuse, each at most `max_bytes` in capacity and at most `max_total_bytes`
+/// in all, so that what is kept stays bounded however many connections come and go.
 pub struct SparePool {
     buffers: Mutex<Vec<Vec<u8>>>,
-    count: usize,
     max_bytes: usize,
+    max_total_bytes: usize,
 }
 
 impl SparePool {
-    pub fn new(count: usize, max_bytes: usize) -> SparePool {
+    pub fn new(max_bytes: usize, max_total_bytes: usize) -> SparePool {
         SparePool {
-            buffers: Mutex::new(Vec::with_capacity(count)),
-            count,
+            buffers: Mutex::default(),
             max_bytes,
+            max_total_bytes,
         }
     }
 
@@ -85,7 +85,8 @@ impl SparePool {
         }
         buffer.clear();
         let mut buffers = lock(&self.buffers);
-        if buffers.len() < self.count {
+        let kept: usize = buffers.iter().map(Vec::capacity).sum();
+        if kept + buffer.capacity() <= self.max_total_bytes {
             buffers.push(buffer);
         }
     }
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn spare_buffers_are_reused_emptied_and_bounded() {
-        let pool = SparePool::new(2, 100);
+        let pool = SparePool::new(100, 25);
         let mut first = pool.take();
         first.extend_from_slice(b"abc");
         let address = first.as_ptr();
@@ -126,7 +127,7 @@ mod tests {
         for _ in 0..3 {
             pool.give_back(Vec::with_capacity(10));
         }
-        assert_eq!(lock(&pool.buffers).len(), 2, "at most two kept");
+        assert_eq!(lock(&pool.buffers).len(), 2, "at most 25 bytes kept in all");
     }
 
     #[test]

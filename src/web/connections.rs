@@ -39,11 +39,12 @@ use crate::web::workers::{AnswerSlot, Workers};
 /// the compression of gzip pages, run on the workers. Only the part used becomes resident.
 const CONNECTION_STACK_BYTES: usize = 1 << 20;
 
-/// Body buffers kept for reuse between requests, and the largest kept: a remote-write body is
-/// typically 100 to 300 KiB, and allocating it afresh per request is slow with musl's
-/// allocator. At most 16 MiB so kept, outside `--web.max-bytes-in-flight`.
-const SPARE_BODIES: usize = 16;
-const SPARE_BODY_BYTES: usize = 1 << 20;
+/// The largest body buffer kept for reuse between requests, and how much is kept in all: a
+/// remote-write body is typically 100 to 300 KiB, an uncompressed OTLP body a few MiB, and
+/// allocating them afresh per request is slow with musl's allocator (a large one is mapped and
+/// unmapped each time). At most 16 MiB so kept, outside `--web.max-bytes-in-flight`.
+const SPARE_BODY_BYTES: usize = 4 << 20;
+const SPARE_BODIES_BYTES: usize = 16 << 20;
 
 /// How long to wait before accepting again after `accept()` failed (for example with no file
 /// descriptor left), so that the failure does not spin a core.
@@ -117,7 +118,7 @@ impl Connections {
             web,
             in_flight: AtomicUsize::new(0),
             bytes_in_flight: Budget::new(limits.max_bytes_in_flight),
-            spare_bodies: SparePool::new(SPARE_BODIES, SPARE_BODY_BYTES),
+            spare_bodies: SparePool::new(SPARE_BODY_BYTES, SPARE_BODIES_BYTES),
             stopping: AtomicBool::new(false),
         })
     }
