@@ -107,6 +107,7 @@ bench: deps static
 	cargo build --release
 	cargo bench --bench load -- --compare-prometheus $(BENCH_ARGS)
 	cargo bench --bench load -- --versus $(STATIC_BINARY) $(BENCH_ARGS)
+	cargo bench --bench load -- --otlp $(BENCH_ARGS)
 
 # Coverage-guided fuzzing (tests/fuzz) of request decoding and ingest, and of the exposition,
 # each for FUZZ_SECONDS. On the stable toolchain, without sanitizers (the exporter has no unsafe
