@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use crate::otlp::model::{ExponentialBuckets, ExponentialPoint};
 use crate::store::native::{BucketSpan, Buckets, NativeHistogram};
 use crate::store::STALE_NAN_BITS;
+use crate::write::ingest::DropReason;
 
 /// The largest schema of exponential native histograms.
 const MAX_SCHEMA: i32 = 8;
@@ -22,15 +23,32 @@ pub const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;
 const GAP_IN_SPAN: i64 = 2;
 
 /// The native histogram of a point at `timestamp_ms`; `Err` with the reason for a scale below
-/// -4. A point with no recorded value becomes a stale marker.
-pub fn to_native(point: &ExponentialPoint, timestamp_ms: i64) -> Result<NativeHistogram, String> {
+/// -4, or for more buckets than `max_buckets` even once merged (checked before they are, so
+/// that a request cannot make this server hold many times its own size). A point with no
+/// recorded value becomes a stale marker.
+pub fn to_native(
+    point: &ExponentialPoint,
+    timestamp_ms: i64,
+    max_buckets: usize,
+) -> Result<NativeHistogram, (DropReason, String)> {
     if point.scale < MIN_SCHEMA {
-        return Err(format!(
-            "exponential histogram scale {} is below {MIN_SCHEMA}",
-            point.scale
+        return Err((
+            DropReason::InvalidNativeHistogram,
+            format!(
+                "exponential histogram scale {} is below {MIN_SCHEMA}",
+                point.scale
+            ),
         ));
     }
-    let scale_down = (point.scale - MAX_SCHEMA).max(0) as u32;
+    // Past 63 every index merges into one or two buckets anyway.
+    let scale_down = (point.scale - MAX_SCHEMA).clamp(0, 63) as u32;
+    let sent = point.positive.bucket_counts.len() + point.negative.bucket_counts.len();
+    if sent >> scale_down > max_buckets {
+        return Err((
+            DropReason::NativeHistogramBucketLimit,
+            format!("exponential histogram has {sent} buckets, over --write.native-histogram-max-buckets={max_buckets}"),
+        ));
+    }
     let mut histogram = NativeHistogram {
         timestamp_ms,
         count: point.count as f64,
@@ -151,7 +169,7 @@ mod tests {
 
     #[test]
     fn indexes_move_up_by_one_and_gaps_split_spans() {
-        let h = to_native(&point(3, -2, &[1, 0, 2, 0, 0, 0, 5]), 7).unwrap();
+        let h = to_native(&point(3, -2, &[1, 0, 2, 0, 0, 0, 5]), 7, 100).unwrap();
         assert_eq!(h.schema, 3);
         assert_eq!(h.zero_threshold, DEFAULT_ZERO_THRESHOLD);
         assert_eq!(buckets(&h), [(-1, 1.0), (0, 0.0), (1, 2.0), (5, 5.0)]);
@@ -163,16 +181,22 @@ mod tests {
     fn scales_above_8_merge_neighbours_and_below_minus_4_are_refused() {
         // Scale 10 to 8: four OTLP buckets make one. OTLP indexes 0..=7 are Prometheus
         // indexes 1..=8 at scale 10, which are 1 (from 1..=4) and 2 (5..=8) at scale 8.
-        let h = to_native(&point(10, 0, &[1, 1, 1, 1, 1, 1, 1, 1]), 0).unwrap();
+        let h = to_native(&point(10, 0, &[1, 1, 1, 1, 1, 1, 1, 1]), 0, 2).unwrap();
         assert_eq!(h.schema, 8);
         assert_eq!(buckets(&h), [(1, 4.0), (2, 4.0)]);
-        assert!(to_native(&point(-5, 0, &[1]), 0).is_err());
+        assert!(to_native(&point(-5, 0, &[1]), 0, 100).is_err());
+        // Eight buckets at scale 10 are at least two at 8: over a limit of one.
+        let refused = to_native(&point(10, 0, &[1; 8]), 0, 1).unwrap_err();
+        assert_eq!(refused.0, DropReason::NativeHistogramBucketLimit);
+        // A scale far above 8 merges everything, without shifting past 63 bits.
+        let merged = to_native(&point(i32::MAX, -3, &[1, 1, 1, 1, 1, 1]), 0, 100).unwrap();
+        assert_eq!((merged.schema, merged.count), (8, 6.0));
     }
 
     #[test]
     fn histograms_add_at_the_coarser_schema() {
-        let fine = to_native(&point(1, 0, &[1, 2, 3, 4]), 1).unwrap();
-        let coarse = to_native(&point(0, 0, &[10]), 2).unwrap();
+        let fine = to_native(&point(1, 0, &[1, 2, 3, 4]), 1, 100).unwrap();
+        let coarse = to_native(&point(0, 0, &[10]), 2, 100).unwrap();
         // Scale 1 indexes 1..=4 are scale 0 indexes 1, 1, 2, 2.
         let total = add(&coarse, &fine).unwrap();
         assert_eq!(total.schema, 0);

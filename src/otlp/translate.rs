@@ -382,8 +382,11 @@ impl<'i> Applier<'_, '_, 'i> {
                 for point in points {
                     let common = &point.common;
                     let shape = shape(common);
-                    let histogram =
-                        self.check_histogram(exponential::to_native(point, shape.interval.time_ms));
+                    let histogram = self.check_histogram(exponential::to_native(
+                        point,
+                        shape.interval.time_ms,
+                        self.rules.max_histogram_buckets,
+                    ));
                     let histogram = match histogram {
                         Ok(histogram) => histogram,
                         Err((reason, words)) => {
@@ -428,9 +431,9 @@ impl<'i> Applier<'_, '_, 'i> {
     /// A native histogram within the checks and bucket limit every write meets.
     fn check_histogram(
         &self,
-        histogram: Result<NativeHistogram, String>,
+        histogram: Result<NativeHistogram, (DropReason, String)>,
     ) -> Result<NativeHistogram, (DropReason, String)> {
-        let histogram = histogram.map_err(|words| (DropReason::InvalidNativeHistogram, words))?;
+        let histogram = histogram?;
         if histogram.sum.to_bits() == STALE_NAN_BITS {
             return Ok(histogram);
         }
