@@ -216,6 +216,8 @@ fn span_of(first: usize, arena: &Arena) -> Result<std::ops::Range<u32>, ReadErro
 /// The fields every kind of point has, at the numbers each kind gives them; `false` when the
 /// field is not one of them.
 struct CommonFields {
+    /// The point's message name, for errors.
+    message: &'static str,
     attributes: u32,
     flags: u32,
     exemplars: u32,
@@ -230,7 +232,6 @@ impl CommonFields {
         arena: &mut Arena<'a>,
         reader: &mut Reader<'a>,
         (field, wire_type): (u32, u8),
-        message: &'static str,
     ) -> Result<bool, ReadError> {
         match (field, wire_type) {
             // Most of a point: first.
@@ -248,123 +249,116 @@ impl CommonFields {
             }
             (f, LEN) if f == self.exemplars => common.exemplars.push(read_exemplar(sub(reader)?)?),
             (f, _) if [2, 3, self.attributes, self.flags, self.exemplars].contains(&f) => {
-                return Err(wrong(message, field))
+                return Err(wrong(self.message, field))
             }
             _ => return Ok(false),
         }
         Ok(true)
     }
+
+    /// Reads a whole point: the fields every point has into its `common` part, the others by
+    /// `own`, which reads the kind's own fields and skips unknown ones.
+    fn read_point<'a, P>(
+        &self,
+        mut reader: Reader<'a>,
+        arena: &mut Arena<'a>,
+        point: &mut P,
+        common: fn(&mut P) -> &mut PointCommon<'a>,
+        mut own: impl FnMut(&mut P, &mut Reader<'a>, (u32, u8)) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let first = arena.len();
+        while let Some(key) = reader.key().map_err(malformed)? {
+            if !self.read(common(point), arena, &mut reader, key)? {
+                own(point, &mut reader, key)?;
+            }
+        }
+        common(point).attributes = span_of(first, arena)?;
+        Ok(())
+    }
 }
 
 fn read_number_point<'a>(
-    mut reader: Reader<'a>,
+    reader: Reader<'a>,
     arena: &mut Arena<'a>,
 ) -> Result<NumberPoint<'a>, ReadError> {
     const FIELDS: CommonFields = CommonFields {
+        message: "NumberDataPoint",
         attributes: 7,
         flags: 8,
         exemplars: 5,
     };
     let mut point = NumberPoint::default();
-    let first = arena.len();
-    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
-        let message = "NumberDataPoint";
-        if FIELDS.read(
-            &mut point.common,
-            arena,
-            &mut reader,
-            (field, wire_type),
-            message,
-        )? {
-            continue;
-        }
+    let own = |point: &mut NumberPoint<'a>, reader: &mut Reader<'a>, (field, wire_type)| {
         match (field, wire_type) {
-            (4, I64) => point.value = f64_of(&mut reader)?,
+            (4, I64) => point.value = f64_of(reader)?,
             (6, I64) => point.value = reader.fixed64().map_err(malformed)? as i64 as f64,
-            (4 | 6, _) => return Err(wrong(message, field)),
+            (4 | 6, _) => return Err(wrong(FIELDS.message, field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
-    }
-    point.common.attributes = span_of(first, arena)?;
+        Ok(())
+    };
+    FIELDS.read_point(reader, arena, &mut point, |point| &mut point.common, own)?;
     Ok(point)
 }
 
 fn read_histogram_point<'a>(
-    mut reader: Reader<'a>,
+    reader: Reader<'a>,
     arena: &mut Arena<'a>,
 ) -> Result<HistogramPoint<'a>, ReadError> {
     const FIELDS: CommonFields = CommonFields {
+        message: "HistogramDataPoint",
         attributes: 9,
         flags: 10,
         exemplars: 8,
     };
     let mut point = HistogramPoint::default();
-    let first = arena.len();
-    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
-        let message = "HistogramDataPoint";
-        if FIELDS.read(
-            &mut point.common,
-            arena,
-            &mut reader,
-            (field, wire_type),
-            message,
-        )? {
-            continue;
-        }
+    let own = |point: &mut HistogramPoint<'a>, reader: &mut Reader<'a>, (field, wire_type)| {
         match (field, wire_type) {
             (4, I64) => point.count = reader.fixed64().map_err(malformed)?,
-            (5, I64) => point.sum = Some(f64_of(&mut reader)?),
-            (6, I64 | LEN) => read_fixed64s(&mut reader, wire_type, &mut point.bucket_counts)?,
+            (5, I64) => point.sum = Some(f64_of(reader)?),
+            (6, I64 | LEN) => read_fixed64s(reader, wire_type, &mut point.bucket_counts)?,
             (7, I64 | LEN) => {
                 let mut bits = Vec::new();
-                read_fixed64s(&mut reader, wire_type, &mut bits)?;
+                read_fixed64s(reader, wire_type, &mut bits)?;
                 point
                     .explicit_bounds
                     .extend(bits.into_iter().map(f64::from_bits));
             }
-            (4..=7, _) => return Err(wrong(message, field)),
+            (4..=7, _) => return Err(wrong(FIELDS.message, field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
-    }
-    point.common.attributes = span_of(first, arena)?;
+        Ok(())
+    };
+    FIELDS.read_point(reader, arena, &mut point, |point| &mut point.common, own)?;
     Ok(point)
 }
 
 fn read_exponential_point<'a>(
-    mut reader: Reader<'a>,
+    reader: Reader<'a>,
     arena: &mut Arena<'a>,
 ) -> Result<ExponentialPoint<'a>, ReadError> {
     const FIELDS: CommonFields = CommonFields {
+        message: "ExponentialHistogramDataPoint",
         attributes: 1,
         flags: 10,
         exemplars: 11,
     };
     let mut point = ExponentialPoint::default();
-    let first = arena.len();
-    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
-        let message = "ExponentialHistogramDataPoint";
-        if FIELDS.read(
-            &mut point.common,
-            arena,
-            &mut reader,
-            (field, wire_type),
-            message,
-        )? {
-            continue;
-        }
+    let own = |point: &mut ExponentialPoint<'a>, reader: &mut Reader<'a>, (field, wire_type)| {
         match (field, wire_type) {
             (4, I64) => point.count = reader.fixed64().map_err(malformed)?,
-            (5, I64) => point.sum = Some(f64_of(&mut reader)?),
+            (5, I64) => point.sum = Some(f64_of(reader)?),
             (6, VARINT) => point.scale = zigzag32(reader.varint().map_err(malformed)?),
             (7, I64) => point.zero_count = reader.fixed64().map_err(malformed)?,
-            (8, LEN) => point.positive = read_buckets(sub(&mut reader)?)?,
-            (9, LEN) => point.negative = read_buckets(sub(&mut reader)?)?,
-            (14, I64) => point.zero_threshold = f64_of(&mut reader)?,
-            (4..=9 | 14, _) => return Err(wrong(message, field)),
+            (8, LEN) => point.positive = read_buckets(sub(reader)?)?,
+            (9, LEN) => point.negative = read_buckets(sub(reader)?)?,
+            (14, I64) => point.zero_threshold = f64_of(reader)?,
+            (4..=9 | 14, _) => return Err(wrong(FIELDS.message, field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
-    }
-    point.common.attributes = span_of(first, arena)?;
+        Ok(())
+    };
+    FIELDS.read_point(reader, arena, &mut point, |point| &mut point.common, own)?;
     Ok(point)
 }
 
@@ -392,33 +386,23 @@ fn read_buckets(mut reader: Reader) -> Result<ExponentialBuckets, ReadError> {
 }
 
 fn read_summary_point<'a>(
-    mut reader: Reader<'a>,
+    reader: Reader<'a>,
     arena: &mut Arena<'a>,
 ) -> Result<SummaryPoint<'a>, ReadError> {
     // A summary point has no exemplars; field 0 never occurs.
     const FIELDS: CommonFields = CommonFields {
+        message: "SummaryDataPoint",
         attributes: 7,
         flags: 8,
         exemplars: 0,
     };
     let mut point = SummaryPoint::default();
-    let first = arena.len();
-    while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
-        let message = "SummaryDataPoint";
-        if FIELDS.read(
-            &mut point.common,
-            arena,
-            &mut reader,
-            (field, wire_type),
-            message,
-        )? {
-            continue;
-        }
+    let own = |point: &mut SummaryPoint<'a>, reader: &mut Reader<'a>, (field, wire_type)| {
         match (field, wire_type) {
             (4, I64) => point.count = reader.fixed64().map_err(malformed)?,
-            (5, I64) => point.sum = f64_of(&mut reader)?,
+            (5, I64) => point.sum = f64_of(reader)?,
             (6, LEN) => {
-                let mut inner = sub(&mut reader)?;
+                let mut inner = sub(reader)?;
                 let (mut quantile, mut value) = (0.0, 0.0);
                 while let Some((field, wire_type)) = inner.key().map_err(malformed)? {
                     match (field, wire_type) {
@@ -430,11 +414,12 @@ fn read_summary_point<'a>(
                 }
                 point.quantiles.push((quantile, value));
             }
-            (4..=6, _) => return Err(wrong(message, field)),
+            (4..=6, _) => return Err(wrong(FIELDS.message, field)),
             _ => reader.skip(wire_type).map_err(malformed)?,
         }
-    }
-    point.common.attributes = span_of(first, arena)?;
+        Ok(())
+    };
+    FIELDS.read_point(reader, arena, &mut point, |point| &mut point.common, own)?;
     Ok(point)
 }
 

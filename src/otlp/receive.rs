@@ -118,34 +118,25 @@ pub fn receive(
         body
     };
     let invalid = |reason: String| Rejection::new(400, reason);
-    let tick = store.tick();
-    let report = match format.encoding {
+    // The parsed JSON that a JSON request's strings borrow from.
+    let parsed;
+    let request = match format.encoding {
         Encoding::Protobuf => {
-            let request =
-                protobuf::read_request(body).map_err(|e| invalid(format!("protobuf: {e}")))?;
-            apply(
-                store,
-                &request,
-                rules.write,
-                rules.translation,
-                now_ms,
-                tick,
-            )
+            protobuf::read_request(body).map_err(|e| invalid(format!("protobuf: {e}")))?
         }
         Encoding::Json => {
-            let parsed = json::parse(body).map_err(invalid)?;
-            let request = json::read_request(&parsed).map_err(invalid)?;
-            apply(
-                store,
-                &request,
-                rules.write,
-                rules.translation,
-                now_ms,
-                tick,
-            )
+            parsed = json::parse(body).map_err(invalid)?;
+            json::read_request(&parsed).map_err(invalid)?
         }
     };
-    Ok(report)
+    Ok(apply(
+        store,
+        &request,
+        rules.write,
+        rules.translation,
+        now_ms,
+        store.tick(),
+    ))
 }
 
 /// Inflates a gzip body, refusing one that says it inflates past `max_bytes`. The size is the

@@ -37,15 +37,7 @@ pub fn write_request(data: &[u8]) {
         return;
     };
     let app = app(flags & 2 != 0);
-    let sentinel_value = 42.5;
-    let sentinel = WriteRequest {
-        timeseries: vec![TimeSeries::from_pairs(
-            &[("__name__", SENTINEL), ("job", "fuzz")],
-            &[(sentinel_value, now_ms())],
-        )],
-        ..Default::default()
-    };
-    assert_eq!(post(&app, &snappy(&sentinel.encode_to_vec())).status, 204);
+    store_sentinel(&app);
 
     let (body, protobuf) = if flags & 1 != 0 {
         let protobuf = snap::raw::Decoder::new().decompress_vec(rest).ok();
@@ -73,12 +65,7 @@ pub fn write_request(data: &[u8]) {
         .as_deref()
         .is_some_and(|p| p.windows(SENTINEL.len()).any(|w| w == SENTINEL.as_bytes()));
     if !names_sentinel {
-        let held = held_series(&app);
-        let sentinel_held = held
-            .iter()
-            .find(|s| s.name == SENTINEL)
-            .expect("the sentinel series survives a request that does not name it");
-        assert_eq!(sentinel_held.value, sentinel_value);
+        assert_sentinel_held(&app);
     }
     if reply.status == 204 {
         let protobuf = protobuf.expect("a 204 came from a snappy body");
@@ -109,15 +96,7 @@ pub fn otlp_request(data: &[u8]) {
         return;
     };
     let app = app(false);
-    let sentinel_value = 42.5;
-    let sentinel = WriteRequest {
-        timeseries: vec![TimeSeries::from_pairs(
-            &[("__name__", SENTINEL), ("job", "fuzz")],
-            &[(sentinel_value, now_ms())],
-        )],
-        ..Default::default()
-    };
-    assert_eq!(post(&app, &snappy(&sentinel.encode_to_vec())).status, 204);
+    store_sentinel(&app);
     let before = scraped(&app, "text/plain");
 
     let json = flags & 1 != 0;
@@ -170,12 +149,7 @@ pub fn otlp_request(data: &[u8]) {
         .windows(SENTINEL.len())
         .any(|w| w == SENTINEL.as_bytes())
     {
-        let held = held_series(&app);
-        let sentinel_held = held
-            .iter()
-            .find(|s| s.name == SENTINEL)
-            .expect("the sentinel series survives a request that does not name it");
-        assert_eq!(sentinel_held.value, sentinel_value);
+        assert_sentinel_held(&app);
     }
     check_pages(&app);
 }
@@ -366,6 +340,30 @@ impl Input<'_> {
             unit: self.text().into_bytes().into(),
         }
     }
+}
+
+/// The value of the series every fuzzed request is sent beside.
+const SENTINEL_VALUE: f64 = 42.5;
+
+/// Stores the sentinel series, which a request that does not name it must leave as it is.
+fn store_sentinel(app: &App) {
+    let sentinel = WriteRequest {
+        timeseries: vec![TimeSeries::from_pairs(
+            &[("__name__", SENTINEL), ("job", "fuzz")],
+            &[(SENTINEL_VALUE, now_ms())],
+        )],
+        ..Default::default()
+    };
+    assert_eq!(post(app, &snappy(&sentinel.encode_to_vec())).status, 204);
+}
+
+fn assert_sentinel_held(app: &App) {
+    let held = held_series(app);
+    let sentinel = held
+        .iter()
+        .find(|s| s.name == SENTINEL)
+        .expect("the sentinel series survives a request that does not name it");
+    assert_eq!(sentinel.value, SENTINEL_VALUE);
 }
 
 fn app(expose_timestamps: bool) -> App {
