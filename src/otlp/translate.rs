@@ -40,7 +40,7 @@ const SERVICE_INSTANCE_ID: &[u8] = b"service.instance.id";
 const TARGET_INFO: &str = "target_info";
 
 /// How OTLP names become Prometheus names (`--otlp.translation-strategy`,
-/// `--otlp.promote-resource-attribute`).
+/// `--otlp.promote-resource-attributes`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Translation {
     pub strategy: Strategy,
@@ -48,9 +48,8 @@ pub struct Translation {
     pub promoted: Vec<String>,
 }
 
-/// Why whole data points were refused before anything of them reached the store; the label
-/// values of `k8s_exporter_otlp_data_points_rejected_total{reason}` beside those of
-/// [`DropReason`].
+/// Why a data point was refused, in whole or in part: the label values of
+/// `k8s_exporter_otlp_data_points_rejected_total{reason}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointProblem {
     /// A sum or histogram of unspecified aggregation temporality.
