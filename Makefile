@@ -101,7 +101,8 @@ test: deps static
 
 # The load benchmark (benches/load.rs) against the glibc build with Prometheus's own receiver
 # beside it, then the glibc and static musl builds side by side: five trials each, taken in
-# turn, so that this VM's drift falls on both alike. Extra arguments: make bench BENCH_ARGS='...'
+# turn, so that this VM's drift falls on both alike; then the same load as OTLP beside remote
+# write 1.0. Extra arguments: make bench BENCH_ARGS='...'
 BENCH_ARGS ?=
 bench: deps static
 	cargo build --release
