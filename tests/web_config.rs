@@ -213,7 +213,15 @@ fn tls_client_certificates_and_basic_auth_guard_every_endpoint_but_healthz() {
 
     let healthz = https_get(&exporter, &client, "/healthz", None).unwrap();
     assert_eq!((healthz.status, healthz.text().as_str()), (200, "ok\n"));
-    for path in ["/metrics", "/metrics/exporter", "/", "/write"] {
+    let paths = [
+        "/metrics",
+        "/metrics/exporter",
+        "/",
+        "/write",
+        "/v1/metrics",
+        "/api/v1/otlp/v1/metrics",
+    ];
+    for path in paths {
         for authorization in [
             None,
             Some(basic(USER, "wrong")),
@@ -235,7 +243,7 @@ fn tls_client_certificates_and_basic_auth_guard_every_endpoint_but_healthz() {
             &page.text(),
             "k8s_exporter_http_errors_total{reason=\"unauthorized\"}"
         ),
-        Some(12.0)
+        Some(3.0 * paths.len() as f64)
     );
 
     // No client certificate: the handshake fails, and is counted.
