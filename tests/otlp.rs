@@ -306,6 +306,76 @@ fn json_requests_summaries_stale_markers_and_exponential_scales_above_8() {
     assert!(!exporter.metrics().contains("door_open"));
 }
 
+/// One request of every point type, encoded by the published protos, then written as JSON by
+/// the protobuf JSON mapping: both encodings must be read alike, whichever path.
+#[test]
+fn protobuf_and_json_of_one_request_are_read_alike() {
+    let now = now_ms();
+    let common = |ms: i64| {
+        json!({"timeUnixNano": nanos(ms), "startTimeUnixNano": nanos(ms - 60_000),
+               "attributes": [{"key": "route", "value": {"stringValue": "/a"}},
+                              {"key": "code", "value": {"intValue": "200"}},
+                              {"key": "ok", "value": {"boolValue": true}},
+                              {"key": "ratio", "value": {"doubleValue": 0.5}}]})
+    };
+    let with = |mut point: Value, fields: Value| {
+        point
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        point
+    };
+    let request = json!({"resourceMetrics": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "shop"}},
+            {"key": "service.instance.id", "value": {"stringValue": "i-9"}},
+            {"key": "region", "value": {"stringValue": "eu"}}]},
+        "scopeMetrics": [{"scope": {"name": "lib", "version": "1"}, "metrics": [
+            {"name": "g", "unit": "By", "gauge": {"dataPoints": [with(common(now), json!({"asDouble": 1.5}))]}},
+            {"name": "c", "unit": "s", "sum": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE",
+                "isMonotonic": true, "dataPoints": [with(common(now), json!({"asInt": "7"}))]}},
+            {"name": "h", "unit": "ms", "histogram": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE",
+                "dataPoints": [with(common(now), json!({"count": "3", "sum": 12.0,
+                    "bucketCounts": ["1", "1", "1"], "explicitBounds": [1.0, 5.0]}))]}},
+            {"name": "e", "exponentialHistogram": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE",
+                "dataPoints": [with(common(now), json!({"count": "5", "sum": 20.0, "scale": 2,
+                    "zeroCount": "1", "positive": {"offset": 3, "bucketCounts": ["1", "0", "2"]},
+                    "negative": {"offset": -1, "bucketCounts": ["1"]}}))]}},
+            {"name": "s", "summary": {"dataPoints": [with(common(now), json!({"count": "4", "sum": 2.0,
+                "quantileValues": [{"quantile": 0.9, "value": 0.8}]}))]}},
+        ]}],
+    }]});
+    let encoded = upstream::otlp_request(request);
+    let as_json = upstream::otlp_request_as_json(&encoded).to_string();
+    let mut pages = Vec::new();
+    for (path, content_type, body) in [
+        ("/v1/metrics", PROTOBUF, encoded.clone()),
+        ("/api/v1/otlp/v1/metrics", JSON, as_json.into_bytes()),
+    ] {
+        let exporter = Exporter::start(&[]);
+        let response = post(&exporter, path, content_type, &body);
+        assert_eq!(response.status, 200, "{}", response.text());
+        pages.push(page_with(&exporter, OPENMETRICS));
+    }
+    assert_eq!(pages[0], pages[1]);
+    let page = &pages[0];
+    let labels = r#"code="200",instance="i-9",job="shop",ok="true",ratio="0.5",route="/a""#;
+    for line in [
+        format!("g_bytes{{{labels}}} 1.5"),
+        format!("c_seconds_total{{{labels}}} 7"),
+        r#"h_milliseconds_bucket{code="200",instance="i-9",job="shop",le="5",ok="true",ratio="0.5",route="/a"} 2"#.to_owned(),
+        format!("e_count{{{labels}}} 5"),
+        r#"s{code="200",instance="i-9",job="shop",ok="true",quantile="0.9",ratio="0.5",route="/a"} 0.8"#.to_owned(),
+        r#"target_info{instance="i-9",job="shop",region="eu"} 1"#.to_owned(),
+    ] {
+        assert!(
+            page.lines()
+                .any(|l| l == line || l.starts_with(&format!("{line} "))),
+            "no {line:?} in\n{page}"
+        );
+    }
+}
+
 #[test]
 fn bad_input_is_refused_whole_and_what_is_held_stays() {
     let exporter = Exporter::start(&["--write.max-bytes=4096"]);

@@ -88,6 +88,18 @@ pub fn otlp_request(json: Value) -> Vec<u8> {
     )
 }
 
+/// An encoded OTLP `ExportMetricsServiceRequest` as the protobuf JSON mapping writes it with
+/// the published protos (lowerCamelCase, 64-bit integers as strings, enums by name): OTLP/JSON
+/// but for bytes, which it writes in base64 where OTLP/JSON has hex.
+pub fn otlp_request_as_json(encoded: &[u8]) -> Value {
+    let descriptor =
+        message("opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest");
+    DynamicMessage::decode(descriptor, encoded)
+        .expect("an ExportMetricsServiceRequest")
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        .expect("the request as JSON")
+}
+
 /// An OTLP `ExportMetricsServiceResponse` read from protobuf, as JSON.
 pub fn otlp_response(body: &[u8]) -> Value {
     let descriptor =
