@@ -443,12 +443,6 @@ fn read_exemplar(mut reader: Reader) -> Result<Exemplar, ReadError> {
 }
 
 fn read_key_value(mut reader: Reader, depth: usize) -> Result<Attribute, ReadError> {
-    if let Some((key, value)) = reader.usual_key_value() {
-        return Ok(Attribute {
-            key,
-            value: AnyValue::String(value),
-        });
-    }
     let mut attribute = Attribute {
         key: b"",
         value: AnyValue::Empty,

@@ -526,19 +526,25 @@ pub(crate) fn wrong_type(message: &'static str, field: u32) -> WireError {
 /// The field at `at` in `message` when its key is the single byte `key` and its length fits in
 /// two bytes: where its contents lie, and where the next field starts.
 fn short_field(message: &[u8], at: usize, key: u8) -> Option<(Range<usize>, usize)> {
-    let (&first, &second) = (message.get(at + 1)?, message.get(at + 2)?);
-    if message[at] != key {
+    if *message.get(at)? != key {
         return None;
     }
-    let (len, start) = if first < 0x80 {
-        (usize::from(first), at + 2)
-    } else if second < 0x80 {
-        (usize::from(first & 0x7f) | usize::from(second) << 7, at + 3)
-    } else {
-        return None;
-    };
+    let (len, start) = short_length(message, at + 1)?;
     let end = start + len;
     (end <= message.len()).then_some((start..end, end))
+}
+
+/// The length at `at` in `bytes` when it fits in two bytes (and two bytes are there): the
+/// length, and where what it measures starts.
+fn short_length(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    let (&first, &second) = (bytes.get(at)?, bytes.get(at + 1)?);
+    if first < 0x80 {
+        Some((usize::from(first), at + 1))
+    } else if second < 0x80 {
+        Some((usize::from(first & 0x7f) | usize::from(second) << 7, at + 2))
+    } else {
+        None
+    }
 }
 
 pub(crate) const VARINT: u8 = 0;
@@ -667,18 +673,13 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field holding an OTLP `KeyValue` with a string value as every
-    /// encoder writes one (see [`Reader::usual_key_value`]), read in place: the key's and the
-    /// string's bytes. `None` leaves the field unread, for the general loop.
+    /// encoder writes one: the key (field 1), then the value (field 2) holding only
+    /// `string_value` (field 1), each shorter than 16 KiB. Read in place, without the general
+    /// loop, since such attributes are most of an OTLP request: the key's and the string's
+    /// bytes. `None` leaves the field unread, for the general loop.
     pub(crate) fn usual_key_value_field(&mut self) -> Option<(&'a [u8], &'a [u8])> {
         let rest = &self.buffer[self.position..self.end];
-        let (&first, &second) = (rest.first()?, rest.get(1)?);
-        let (len, start) = if first < 0x80 {
-            (usize::from(first), 1)
-        } else if second < 0x80 {
-            (usize::from(first & 0x7f) | usize::from(second) << 7, 2)
-        } else {
-            return None;
-        };
+        let (len, start) = short_length(rest, 0)?;
         let message = rest.get(start..start + len)?;
         let (key, after_key) = short_field(message, 0, 0x0a)?;
         let (any_value, end) = short_field(message, after_key, 0x12)?;
@@ -687,23 +688,6 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.position += start + len;
-        Some((&message[key], &message[string]))
-    }
-
-    /// An OTLP `KeyValue` with a string value as every encoder writes one, the whole message:
-    /// the key (field 1), then the value (field 2) holding only `string_value` (field 1),
-    /// each shorter than 16 KiB; the key's and the string's bytes. Read without the general
-    /// loop, since such attributes are most of an OTLP request; `None` leaves anything else to
-    /// it.
-    pub(crate) fn usual_key_value(&mut self) -> Option<(&'a [u8], &'a [u8])> {
-        let message = &self.buffer[self.position..self.end];
-        let (key, after_key) = short_field(message, 0, 0x0a)?;
-        let (any_value, end) = short_field(message, after_key, 0x12)?;
-        let (string, after_string) = short_field(message, any_value.start, 0x0a)?;
-        if after_string != any_value.end || end != message.len() {
-            return None;
-        }
-        self.position = self.end;
         Some((&message[key], &message[string]))
     }
 
