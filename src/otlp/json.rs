@@ -79,8 +79,8 @@ fn string<'a>(
     }
 }
 
-/// A 64-bit integer: a JSON number or a decimal string.
-fn integer(value: &Value, what: &str) -> Result<i128, ReadError> {
+/// An integer of the field's type (64 bits at most): a JSON number or a decimal string.
+fn integer<T: TryFrom<i128>>(value: &Value, what: &str) -> Result<T, ReadError> {
     let parsed = match value {
         Value::Number(number) => number
             .as_i64()
@@ -89,23 +89,17 @@ fn integer(value: &Value, what: &str) -> Result<i128, ReadError> {
         Value::String(text) => text.parse::<i128>().ok(),
         _ => None,
     };
-    parsed.ok_or_else(|| format!("JSON: {what} is not an integer"))
+    let wide = parsed.ok_or_else(|| format!("JSON: {what} is not an integer"))?;
+    T::try_from(wide).map_err(|_| format!("JSON: {what} is out of range"))
 }
 
-fn unsigned(object: &Map<String, Value>, json: &str, proto: &str) -> Result<u64, ReadError> {
-    field(object, json, proto).map_or(Ok(0), |value| {
-        u64::try_from(integer(value, json)?).map_err(|_| format!("JSON: {json} is out of range"))
-    })
-}
-
-fn signed(value: &Value, what: &str) -> Result<i64, ReadError> {
-    i64::try_from(integer(value, what)?).map_err(|_| format!("JSON: {what} is out of range"))
-}
-
-fn int32(object: &Map<String, Value>, json: &str, proto: &str) -> Result<i32, ReadError> {
-    field(object, json, proto).map_or(Ok(0), |value| {
-        i32::try_from(integer(value, json)?).map_err(|_| format!("JSON: {json} is out of range"))
-    })
+/// An integer field; 0 when absent.
+fn integer_field<T: TryFrom<i128> + Default>(
+    object: &Map<String, Value>,
+    json: &str,
+    proto: &str,
+) -> Result<T, ReadError> {
+    field(object, json, proto).map_or(Ok(T::default()), |value| integer(value, json))
 }
 
 /// A double: a JSON number, or a string holding one or `NaN`, `Infinity`, `-Infinity`.
@@ -142,10 +136,7 @@ fn temporality(object: &Map<String, Value>) -> Result<Temporality, ReadError> {
         Some(Value::String(name)) if name == "AGGREGATION_TEMPORALITY_UNSPECIFIED" => {
             Temporality::Unspecified
         }
-        Some(value) => Temporality::from_number(
-            u64::try_from(integer(value, json)?)
-                .map_err(|_| format!("JSON: {json} is out of range"))?,
-        ),
+        Some(value) => Temporality::from_number(integer(value, json)?),
     })
 }
 
@@ -232,10 +223,9 @@ fn read_common<'a>(
     arena.extend(attributes(object, "attributes", "attributes")?);
     Ok(PointCommon {
         attributes: first..arena.len() as u32,
-        start_time_unix_nano: unsigned(object, "startTimeUnixNano", "start_time_unix_nano")?,
-        time_unix_nano: unsigned(object, "timeUnixNano", "time_unix_nano")?,
-        flags: u32::try_from(unsigned(object, "flags", "flags")?)
-            .map_err(|_| "JSON: flags is out of range".to_owned())?,
+        start_time_unix_nano: integer_field(object, "startTimeUnixNano", "start_time_unix_nano")?,
+        time_unix_nano: integer_field(object, "timeUnixNano", "time_unix_nano")?,
+        flags: integer_field(object, "flags", "flags")?,
         exemplars: list(object, "exemplars", "exemplars", read_exemplar)?,
     })
 }
@@ -245,7 +235,8 @@ fn number_value(object: &Map<String, Value>) -> Result<f64, ReadError> {
     if let Some(value) = field(object, "asDouble", "as_double") {
         return double(value, "asDouble");
     }
-    field(object, "asInt", "as_int").map_or(Ok(0.0), |value| Ok(signed(value, "asInt")? as f64))
+    field(object, "asInt", "as_int")
+        .map_or(Ok(0.0), |value| Ok(integer::<i64>(value, "asInt")? as f64))
 }
 
 fn read_number_point<'a>(
@@ -272,11 +263,10 @@ fn read_histogram_point<'a>(
     let object = as_object(value, "a histogram data point")?;
     Ok(HistogramPoint {
         common: read_common(object, arena)?,
-        count: unsigned(object, "count", "count")?,
+        count: integer_field(object, "count", "count")?,
         sum: optional_double(object, "sum")?,
         bucket_counts: list(object, "bucketCounts", "bucket_counts", |v| {
-            u64::try_from(integer(v, "bucketCounts")?)
-                .map_err(|_| "JSON: bucketCounts is out of range".to_owned())
+            integer(v, "bucketCounts")
         })?,
         explicit_bounds: list(object, "explicitBounds", "explicit_bounds", |v| {
             double(v, "explicitBounds")
@@ -290,10 +280,9 @@ fn read_buckets(object: &Map<String, Value>, json: &str) -> Result<ExponentialBu
     };
     let buckets = as_object(buckets, json)?;
     Ok(ExponentialBuckets {
-        offset: int32(buckets, "offset", "offset")?,
+        offset: integer_field(buckets, "offset", "offset")?,
         bucket_counts: list(buckets, "bucketCounts", "bucket_counts", |v| {
-            u64::try_from(integer(v, "bucketCounts")?)
-                .map_err(|_| "JSON: bucketCounts is out of range".to_owned())
+            integer(v, "bucketCounts")
         })?,
     })
 }
@@ -305,10 +294,10 @@ fn read_exponential_point<'a>(
     let object = as_object(value, "an exponential histogram data point")?;
     Ok(ExponentialPoint {
         common: read_common(object, arena)?,
-        count: unsigned(object, "count", "count")?,
+        count: integer_field(object, "count", "count")?,
         sum: optional_double(object, "sum")?,
-        scale: int32(object, "scale", "scale")?,
-        zero_count: unsigned(object, "zeroCount", "zero_count")?,
+        scale: integer_field(object, "scale", "scale")?,
+        zero_count: integer_field(object, "zeroCount", "zero_count")?,
         zero_threshold: field(object, "zeroThreshold", "zero_threshold")
             .map_or(Ok(0.0), |v| double(v, "zeroThreshold"))?,
         positive: read_buckets(object, "positive")?,
@@ -323,7 +312,7 @@ fn read_summary_point<'a>(
     let object = as_object(value, "a summary data point")?;
     Ok(SummaryPoint {
         common: read_common(object, arena)?,
-        count: unsigned(object, "count", "count")?,
+        count: integer_field(object, "count", "count")?,
         sum: optional_double(object, "sum")?.unwrap_or(0.0),
         quantiles: list(object, "quantileValues", "quantile_values", |v| {
             let pair = as_object(v, "a quantile value")?;
@@ -341,7 +330,7 @@ fn read_exemplar(value: &Value) -> Result<Exemplar<'_>, ReadError> {
     };
     Ok(Exemplar {
         filtered_attributes: attributes(object, "filteredAttributes", "filtered_attributes")?,
-        time_unix_nano: unsigned(object, "timeUnixNano", "time_unix_nano")?,
+        time_unix_nano: integer_field(object, "timeUnixNano", "time_unix_nano")?,
         value: number_value(object)?,
         span_id: id("spanId", "span_id")?,
         trace_id: id("traceId", "trace_id")?,
@@ -398,7 +387,7 @@ fn read_any_value(value: &Value, depth: usize) -> Result<AnyValue<'_>, ReadError
             Value::Bool(b) => AnyValue::Bool(*b),
             _ => return Err("JSON: boolValue is not a boolean".into()),
         },
-        "intValue" | "int_value" => AnyValue::Int(signed(inner, "intValue")?),
+        "intValue" | "int_value" => AnyValue::Int(integer(inner, "intValue")?),
         "doubleValue" | "double_value" => AnyValue::Double(double(inner, "doubleValue")?),
         "bytesValue" | "bytes_value" => {
             let text = inner.as_str().unwrap_or_default();
