@@ -87,14 +87,17 @@ pub enum Data<'a> {
     Summary(Vec<SummaryPoint<'a>>),
 }
 
-impl Data<'_> {
-    pub fn point_count(&self) -> usize {
+impl<'a> Data<'a> {
+    /// The fields every point has, point by point.
+    pub fn commons(&self) -> Box<dyn Iterator<Item = &PointCommon<'a>> + '_> {
         match self {
-            Data::Empty => 0,
-            Data::Gauge(points) | Data::Sum { points, .. } => points.len(),
-            Data::Histogram { points, .. } => points.len(),
-            Data::Exponential { points, .. } => points.len(),
-            Data::Summary(points) => points.len(),
+            Data::Empty => Box::new(std::iter::empty()),
+            Data::Gauge(points) | Data::Sum { points, .. } => {
+                Box::new(points.iter().map(|p| &p.common))
+            }
+            Data::Histogram { points, .. } => Box::new(points.iter().map(|p| &p.common)),
+            Data::Exponential { points, .. } => Box::new(points.iter().map(|p| &p.common)),
+            Data::Summary(points) => Box::new(points.iter().map(|p| &p.common)),
         }
     }
 }

@@ -280,12 +280,13 @@ impl<'i> Applier<'_, '_, 'i> {
             ),
             Data::Summary(_) => (4, NameKind::Summary, MetricKind::Summary, None),
         };
-        let points = metric.data.point_count() as u64;
-        self.report.received[kind_index] += points;
-        for common in point_commons(&metric.data) {
+        let mut points = 0;
+        for common in metric.data.commons() {
+            points += 1;
             let time_ms = nanos_to_ms(common.time_unix_nano);
             *newest_ms = Some(newest_ms.map_or(time_ms, |newest| newest.max(time_ms)));
         }
+        self.report.received[kind_index] += points;
         if temporality == Some(Temporality::Unspecified) {
             let name = metric.name;
             return self
@@ -764,19 +765,6 @@ impl<'i> Applier<'_, '_, 'i> {
         };
         let applied = self.writer.apply(&key, hash, &update, self.tick);
         outcome.record(&mut self.report.store, store, key.name, applied);
-    }
-}
-
-/// The common fields of every point of a metric.
-fn point_commons<'d>(data: &'d Data) -> Box<dyn Iterator<Item = &'d PointCommon<'d>> + 'd> {
-    match data {
-        Data::Empty => Box::new(std::iter::empty()),
-        Data::Gauge(points) | Data::Sum { points, .. } => {
-            Box::new(points.iter().map(|p| &p.common))
-        }
-        Data::Histogram { points, .. } => Box::new(points.iter().map(|p| &p.common)),
-        Data::Exponential { points, .. } => Box::new(points.iter().map(|p| &p.common)),
-        Data::Summary(points) => Box::new(points.iter().map(|p| &p.common)),
     }
 }
 
