@@ -1282,6 +1282,7 @@ fn best_of_three(run: &mut dyn FnMut() -> f64) -> f64 {
 /// `--stages --otlp`: reading OTLP protobuf alone, then reading and applying to a store, for
 /// new series and for appends.
 fn otlp_stages(rounds: &[Vec<Vec<u8>>], report: &dyn Fn(&str, f64), now: i64) {
+    use k8s_exporter::otlp::model::SpareAttributes;
     use k8s_exporter::otlp::{protobuf, translate};
     use k8s_exporter::store::Store;
     let translation = translate::Translation::default();
@@ -1289,18 +1290,22 @@ fn otlp_stages(rounds: &[Vec<Vec<u8>>], report: &dyn Fn(&str, f64), now: i64) {
     report(
         "OTLP protobuf read",
         best_of_three(&mut || {
+            let mut spare = SpareAttributes::default();
             timed(|| {
                 for payload in &rounds[0] {
-                    protobuf::read_request(payload).unwrap();
+                    let request = protobuf::read_request(payload, spare.take()).unwrap();
+                    spare.keep(request.point_attributes);
                 }
             })
         }),
     );
     let apply_round = |store: &Store, round: usize| {
+        let mut spare = SpareAttributes::default();
         timed(|| {
             for payload in &rounds[round] {
-                let request = protobuf::read_request(payload).unwrap();
+                let request = protobuf::read_request(payload, spare.take()).unwrap();
                 translate::apply(store, &request, &WRITE_RULES, &translation, now, 0);
+                spare.keep(request.point_attributes);
             }
         })
     };

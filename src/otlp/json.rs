@@ -26,10 +26,13 @@ pub fn parse(body: &[u8]) -> Result<Value, ReadError> {
     serde_json::from_slice(body).map_err(|e| format!("JSON: {e}"))
 }
 
-/// Reads a whole request from its parsed JSON.
-pub fn read_request(json: &Value) -> Result<ExportRequest<'_>, ReadError> {
+/// Reads a whole request from its parsed JSON, its point attributes into `point_attributes`
+/// (an empty list, kept from an earlier request for its memory).
+pub fn read_request<'a>(
+    json: &'a Value,
+    mut point_attributes: Vec<Attribute<'a>>,
+) -> Result<ExportRequest<'a>, ReadError> {
     let object = as_object(json, "the request")?;
-    let mut point_attributes = Vec::new();
     let resources = list(object, "resourceMetrics", "resource_metrics", |resource| {
         read_resource(resource, &mut point_attributes)
     })?;
@@ -432,7 +435,7 @@ mod tests {
                   "spanId":"b7ad6b7169203331"}]}]}},
             {"name":"t","gauge":{"data_points":[{"as_double":"NaN","time_unix_nano":5}]}}]}]}]}"#;
         let json = parse(body).unwrap();
-        let request = read_request(&json).unwrap();
+        let request = read_request(&json, Vec::new()).unwrap();
         let resource = &request.resources[0];
         assert_eq!(resource.attributes[0].key, b"service.name");
         let metrics = &resource.scopes[0].metrics;
@@ -472,7 +475,7 @@ mod tests {
             ),
         ] {
             let json = parse(body).unwrap();
-            let error = read_request(&json).unwrap_err();
+            let error = read_request(&json, Vec::new()).unwrap_err();
             assert!(error.contains(reason), "{error}");
         }
         assert!(parse(b"{").unwrap_err().starts_with("JSON:"));

@@ -31,11 +31,16 @@ fn malformed(error: WireError) -> ReadError {
 /// The data points' attributes of a request, as they are read.
 type Arena<'a> = Vec<Attribute<'a>>;
 
-/// Reads a whole request.
-pub fn read_request(body: &[u8]) -> Result<ExportRequest<'_>, ReadError> {
+/// Reads a whole request, its point attributes into `point_attributes` (an empty list, kept
+/// from an earlier request for its memory).
+pub fn read_request<'a>(
+    body: &'a [u8],
+    mut point_attributes: Vec<Attribute<'a>>,
+) -> Result<ExportRequest<'a>, ReadError> {
+    // About what a request of usual attributes holds, so that the list seldom grows.
+    point_attributes.reserve(body.len() / BYTES_PER_ATTRIBUTE);
     let mut request = ExportRequest {
-        // About what a request of usual attributes holds, so that the list seldom grows.
-        point_attributes: Vec::with_capacity(body.len() / BYTES_PER_ATTRIBUTE),
+        point_attributes,
         ..ExportRequest::default()
     };
     let arena = &mut request.point_attributes;

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use crate::otlp::model::SpareAttributes;
 use crate::otlp::translate::{apply, OtlpReport, Translation};
 use crate::otlp::{json, protobuf};
 use crate::store::Store;
@@ -92,13 +93,14 @@ pub struct Rules<'a> {
 }
 
 /// Decodes one request body and applies it to `store`; `Err` (400) when it does not decode,
-/// and then nothing is stored.
+/// and then nothing is stored. The point attributes are read into the worker's `spare` list.
 pub fn receive(
     store: &Store,
     body: &[u8],
     format: BodyFormat,
     rules: &Rules,
     now_ms: i64,
+    spare: &mut SpareAttributes,
 ) -> Result<OtlpReport, Rejection> {
     let inflated;
     let body = if format.gzip {
@@ -121,22 +123,23 @@ pub fn receive(
     // The parsed JSON that a JSON request's strings borrow from.
     let parsed;
     let request = match format.encoding {
-        Encoding::Protobuf => {
-            protobuf::read_request(body).map_err(|e| invalid(format!("protobuf: {e}")))?
-        }
+        Encoding::Protobuf => protobuf::read_request(body, spare.take())
+            .map_err(|e| invalid(format!("protobuf: {e}")))?,
         Encoding::Json => {
             parsed = json::parse(body).map_err(invalid)?;
-            json::read_request(&parsed).map_err(invalid)?
+            json::read_request(&parsed, spare.take()).map_err(invalid)?
         }
     };
-    Ok(apply(
+    let report = apply(
         store,
         &request,
         rules.write,
         rules.translation,
         now_ms,
         store.tick(),
-    ))
+    );
+    spare.keep(request.point_attributes);
+    Ok(report)
 }
 
 /// Inflates a gzip body, refusing one that says it inflates past `max_bytes`. The size is the
