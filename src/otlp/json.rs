@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::otlp::model::{
     AnyValue, Attribute, Data, Exemplar, ExponentialBuckets, ExponentialPoint, ExportRequest,
-    HistogramPoint, Metric, NumberPoint, PointCommon, ResourceMetrics, ScopeMetrics, SummaryPoint,
-    Temporality,
+    HistogramPoint, Metric, NumberPoint, PointAttribute, PointAttributes, PointCommon,
+    ResourceMetrics, ScopeMetrics, SummaryPoint, Temporality,
 };
 use crate::otlp::protobuf::ReadError;
 
@@ -26,13 +26,14 @@ pub fn parse(body: &[u8]) -> Result<Value, ReadError> {
     serde_json::from_slice(body).map_err(|e| format!("JSON: {e}"))
 }
 
-/// Reads a whole request from its parsed JSON, its point attributes into `point_attributes`
-/// (an empty list, kept from an earlier request for its memory).
-pub fn read_request<'a>(
-    json: &'a Value,
-    mut point_attributes: Vec<Attribute<'a>>,
-) -> Result<ExportRequest<'a>, ReadError> {
+/// Reads a whole request from its parsed JSON, its point attributes into `kept` (an empty
+/// list, kept from an earlier request for its memory).
+pub fn read_request(
+    json: &Value,
+    kept: Vec<PointAttribute>,
+) -> Result<ExportRequest<'_>, ReadError> {
     let object = as_object(json, "the request")?;
+    let mut point_attributes = PointAttributes::copied(kept);
     let resources = list(object, "resourceMetrics", "resource_metrics", |resource| {
         read_resource(resource, &mut point_attributes)
     })?;
@@ -144,7 +145,7 @@ fn temporality(object: &Map<String, Value>) -> Result<Temporality, ReadError> {
 }
 
 /// The data points' attributes of a request, as they are read.
-type Arena<'a> = Vec<Attribute<'a>>;
+type Arena<'a> = PointAttributes<'a>;
 
 fn read_resource<'a>(
     value: &'a Value,
@@ -223,7 +224,9 @@ fn read_common<'a>(
     arena: &mut Arena<'a>,
 ) -> Result<PointCommon<'a>, ReadError> {
     let first = arena.len() as u32;
-    arena.extend(attributes(object, "attributes", "attributes")?);
+    for attribute in attributes(object, "attributes", "attributes")? {
+        arena.push(attribute.key, attribute.value)?;
+    }
     Ok(PointCommon {
         attributes: first..arena.len() as u32,
         start_time_unix_nano: integer_field(object, "startTimeUnixNano", "start_time_unix_nano")?,

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 
 use crate::otlp::model::{
     AnyValue, Attribute, Data, Exemplar, ExponentialBuckets, ExponentialPoint, ExportRequest,
-    HistogramPoint, Metric, NumberPoint, PointCommon, ResourceMetrics, ScopeMetrics, SummaryPoint,
-    Temporality,
+    HistogramPoint, Metric, NumberPoint, PointAttribute, PointAttributes, PointCommon,
+    ResourceMetrics, ScopeMetrics, SummaryPoint, Temporality,
 };
 use crate::write::wire::{wrong_type, Reader, WireError, I64, LEN, VARINT};
 
@@ -29,19 +29,19 @@ fn malformed(error: WireError) -> ReadError {
 }
 
 /// The data points' attributes of a request, as they are read.
-type Arena<'a> = Vec<Attribute<'a>>;
+type Arena<'a> = PointAttributes<'a>;
 
-/// Reads a whole request, its point attributes into `point_attributes` (an empty list, kept
-/// from an earlier request for its memory).
-pub fn read_request<'a>(
-    body: &'a [u8],
-    mut point_attributes: Vec<Attribute<'a>>,
-) -> Result<ExportRequest<'a>, ReadError> {
+/// Reads a whole request, its point attributes into `kept` (an empty list, kept from an
+/// earlier request for its memory).
+pub fn read_request(
+    body: &[u8],
+    mut kept: Vec<PointAttribute>,
+) -> Result<ExportRequest<'_>, ReadError> {
     // About what a request of usual attributes holds, so that the list seldom grows.
-    point_attributes.reserve(body.len() / BYTES_PER_ATTRIBUTE);
+    kept.reserve(body.len() / BYTES_PER_ATTRIBUTE);
     let mut request = ExportRequest {
-        point_attributes,
-        ..ExportRequest::default()
+        resources: Vec::new(),
+        point_attributes: PointAttributes::in_body(body, kept)?,
     };
     let arena = &mut request.point_attributes;
     let mut reader = Reader::new(body);
@@ -240,13 +240,13 @@ impl CommonFields {
     ) -> Result<bool, ReadError> {
         match (field, wire_type) {
             // Most of a point: first.
-            (f, LEN) if f == self.attributes => arena.push(match reader.usual_key_value_field() {
-                Some((key, value)) => Attribute {
-                    key,
-                    value: AnyValue::String(value),
-                },
-                None => read_key_value(sub(reader)?, 0)?,
-            }),
+            (f, LEN) if f == self.attributes => match reader.usual_key_value_field() {
+                Some((key, value)) => arena.push(key, AnyValue::String(value))?,
+                None => {
+                    let attribute = read_key_value(sub(reader)?, 0)?;
+                    arena.push(attribute.key, attribute.value)?
+                }
+            },
             (2, I64) => common.start_time_unix_nano = reader.fixed64().map_err(malformed)?,
             (3, I64) => common.time_unix_nano = reader.fixed64().map_err(malformed)?,
             (f, VARINT) if f == self.flags => {

@@ -24,7 +24,8 @@ use std::fmt::Write as _;
 use crate::otlp::delta::{self, Interval};
 use crate::otlp::exponential;
 use crate::otlp::model::{
-    Attribute, Data, Exemplar as OtlpExemplar, ExportRequest, Metric, PointCommon, Temporality,
+    Attribute, Data, Exemplar as OtlpExemplar, ExportRequest, Metric, PointAttributes, PointCommon,
+    Temporality,
 };
 use crate::otlp::names::{label_name, metadata_unit, metric_name, NameKind, Strategy};
 use crate::store::metadata::{Metadata, MetricKind};
@@ -230,10 +231,10 @@ struct Applier<'s, 'r, 'i> {
     report: OtlpReport,
     /// A point's labels, named, sorted by name (reused from point to point).
     labels: Vec<Label<'i>>,
-    /// A point's attributes in key order (reused from point to point).
-    sorted: Vec<&'i Attribute<'i>>,
+    /// A point's attributes, key and value, in key order (reused from point to point).
+    sorted: Vec<(&'i [u8], Cow<'i, [u8]>)>,
     /// The request's points' attributes, which each point has a range of.
-    point_attributes: &'i [Attribute<'i>],
+    point_attributes: &'i PointAttributes<'i>,
 }
 
 fn nanos_to_ms(nanos: u64) -> i64 {
@@ -545,7 +546,8 @@ impl<'i> Applier<'_, '_, 'i> {
             value: Value::Float(1.0),
             exemplars: Vec::new(),
         };
-        self.apply_point_labelled(others(), identity, false, shape, [series]);
+        let labels = others().map(|a| (a.key, a.value.as_label_value()));
+        self.apply_point_labelled(labels, identity, false, shape, [series]);
     }
 
     /// Names the point's labels, then stores each of its series; the point counts as refused
@@ -557,16 +559,15 @@ impl<'i> Applier<'_, '_, 'i> {
         shape: PointShape,
         series: impl IntoIterator<Item = SeriesOut<'p>>,
     ) {
-        let range = common.attributes.start as usize..common.attributes.end as usize;
-        let attributes = &self.point_attributes[range];
-        self.apply_point_labelled(attributes.iter(), identity, true, shape, series);
+        let attributes = self.point_attributes.of(&common.attributes);
+        self.apply_point_labelled(attributes, identity, true, shape, series);
     }
 
     /// `apply_point` with the attributes to name, and whether promoted resource attributes are
     /// added (not to `target_info`, which holds the resource's attributes already).
     fn apply_point_labelled<'p>(
         &mut self,
-        attributes: impl Iterator<Item = &'i Attribute<'i>>,
+        attributes: impl Iterator<Item = (&'i [u8], Cow<'i, [u8]>)>,
         identity: &'i ResourceLabels<'i>,
         promote: bool,
         shape: PointShape,
@@ -595,7 +596,7 @@ impl<'i> Applier<'_, '_, 'i> {
     /// the module doc).
     fn name_labels(
         &mut self,
-        attributes: impl Iterator<Item = &'i Attribute<'i>>,
+        attributes: impl Iterator<Item = (&'i [u8], Cow<'i, [u8]>)>,
         identity: &'i ResourceLabels<'i>,
         promote: bool,
     ) -> Result<(), (DropReason, String)> {
@@ -603,14 +604,14 @@ impl<'i> Applier<'_, '_, 'i> {
         let mut sorted = std::mem::take(&mut self.sorted);
         sorted.clear();
         sorted.extend(attributes);
-        if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
-            sorted.sort_by(|a, b| a.key.cmp(b.key));
+        if !sorted.is_sorted_by(|a, b| a.0 <= b.0) {
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
         }
         self.labels.clear();
         let mut named = Ok(());
-        for attribute in &sorted {
-            match label_name(strategy, attribute.key) {
-                Ok(name) => self.labels.push((name, attribute.value.as_label_value())),
+        for (key, value) in sorted.drain(..) {
+            match label_name(strategy, key) {
+                Ok(name) => self.labels.push((name, value)),
                 Err(words) => named = Err((DropReason::InvalidLabelName, words)),
             }
         }
