@@ -20,7 +20,7 @@ use k8s_exporter::write::proto::{histogram, v2, BucketSpan, Histogram, TimeSerie
 use prost::Message;
 
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
-[--scrapes N] [--protocol 1|2] [--otlp] [--native-histograms] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
+[--scrapes N] [--protocol 1|2] [--otlp | --otlp-gzip] [--native-histograms] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
 [--stages]";
 
 struct Options {
@@ -87,6 +87,7 @@ fn options() -> Options {
                 }
             }
             "--otlp" => options.wire = Wire::Otlp,
+            "--otlp-gzip" => options.wire = Wire::OtlpGzip,
             _ => panic!("unknown argument {arg}\n{USAGE}"),
         }
     }
@@ -101,6 +102,8 @@ enum Wire {
     /// OTLP/HTTP protobuf, uncompressed as the OpenTelemetry SDKs send by default: each series
     /// a gauge data point, its metric name the series' `__name__`, its other labels attributes.
     Otlp,
+    /// The same gzipped (libdeflate level 6), as the collector's `otlphttp` exporter sends.
+    OtlpGzip,
 }
 
 impl Wire {
@@ -109,12 +112,13 @@ impl Wire {
             Wire::RemoteWrite1 => "remote write 1.0",
             Wire::RemoteWrite2 => "remote write 2.0",
             Wire::Otlp => "OTLP/HTTP protobuf",
+            Wire::OtlpGzip => "OTLP/HTTP protobuf, gzip",
         }
     }
 
     fn path(self) -> &'static str {
         match self {
-            Wire::Otlp => "/v1/metrics",
+            Wire::Otlp | Wire::OtlpGzip => "/v1/metrics",
             _ => "/write",
         }
     }
@@ -135,6 +139,10 @@ impl Wire {
                 ("X-Prometheus-Remote-Write-Version", "2.0.0"),
             ],
             Wire::Otlp => &[("Content-Type", "application/x-protobuf")],
+            Wire::OtlpGzip => &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "gzip"),
+            ],
         }
     }
 }
@@ -291,6 +299,7 @@ fn round_payloads(
                 Wire::RemoteWrite2 => v2_request(chunk, timestamp, point),
                 Wire::RemoteWrite1 => v1_request(chunk, timestamp, point),
                 Wire::Otlp => return otlp_request(chunk, timestamp, point),
+                Wire::OtlpGzip => return gzipped(&otlp_request(chunk, timestamp, point)),
             };
             snap::raw::Encoder::new().compress_vec(&body).unwrap()
         })
@@ -419,6 +428,15 @@ fn otlp_request(
     let mut request = Vec::new();
     message(1, resource, &mut request);
     request
+}
+
+/// `body` as one gzip member, at libdeflate's level 6.
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(6).unwrap());
+    let mut out = vec![0; compressor.gzip_compress_bound(body.len())];
+    let written = compressor.gzip_compress(body, &mut out).unwrap();
+    out.truncate(written);
+    out
 }
 
 /// A 2.0 request's symbol table as it is built: each string's index, given on first use.
@@ -1137,6 +1155,7 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
         Wire::RemoteWrite1 => Protocol::V1,
         Wire::RemoteWrite2 => Protocol::V2,
         Wire::Otlp => return otlp_stages(rounds, &report, now),
+        Wire::OtlpGzip => panic!("--stages reads OTLP without gzip: use --otlp\n{USAGE}"),
     };
     println!("stages (one thread, no HTTP, best of 3):");
     let mut buffer = vec![0u8; 64 << 20];
@@ -1432,7 +1451,7 @@ fn main() {
     let ours = measure(&exporter, &options, &rounds);
     drop(exporter);
     print("k8s_exporter", &ours);
-    if options.wire == Wire::Otlp {
+    if matches!(options.wire, Wire::Otlp | Wire::OtlpGzip) {
         compare_with_remote_write(&options, &labels, now, &ours);
     }
 

@@ -92,20 +92,35 @@ pub struct Rules<'a> {
     pub max_decoded_bytes: usize,
 }
 
+/// What a worker keeps from one OTLP request to the next, as remote write keeps its decoded
+/// request, so that their memory stays the worker's rather than being allocated afresh: the
+/// list of point attributes (see [`SpareAttributes`]), and the buffer a gzip body is inflated
+/// into, which grows to the largest body seen, up to [`KEEP_INFLATED_BYTES`], and is not
+/// zeroed again.
+#[derive(Debug, Default)]
+pub struct Spare {
+    attributes: SpareAttributes,
+    inflated: Vec<u8>,
+}
+
+/// An inflate buffer grown past this by one unusually large request is not kept after it.
+const KEEP_INFLATED_BYTES: usize = 4 << 20;
+
 /// Decodes one request body and applies it to `store`; `Err` (400) when it does not decode,
-/// and then nothing is stored. The point attributes are read into the worker's `spare` list.
+/// and then nothing is stored. The worker's `spare` memory is used for it.
 pub fn receive(
     store: &Store,
     body: &[u8],
     format: BodyFormat,
     rules: &Rules,
     now_ms: i64,
-    spare: &mut SpareAttributes,
+    spare: &mut Spare,
 ) -> Result<OtlpReport, Rejection> {
-    let inflated;
+    if spare.inflated.len() > KEEP_INFLATED_BYTES {
+        spare.inflated = Vec::new();
+    }
     let body = if format.gzip {
-        inflated = gunzip(body, rules.max_decoded_bytes)?;
-        &inflated[..]
+        gunzip(body, rules.max_decoded_bytes, &mut spare.inflated)?
     } else {
         if body.len() > rules.max_decoded_bytes {
             return Err(Rejection::new(
@@ -123,11 +138,11 @@ pub fn receive(
     // The parsed JSON that a JSON request's strings borrow from.
     let parsed;
     let request = match format.encoding {
-        Encoding::Protobuf => protobuf::read_request(body, spare.take())
+        Encoding::Protobuf => protobuf::read_request(body, spare.attributes.take())
             .map_err(|e| invalid(format!("protobuf: {e}")))?,
         Encoding::Json => {
             parsed = json::parse(body).map_err(invalid)?;
-            json::read_request(&parsed, spare.take()).map_err(invalid)?
+            json::read_request(&parsed, spare.attributes.take()).map_err(invalid)?
         }
     };
     let report = apply(
@@ -138,13 +153,13 @@ pub fn receive(
         now_ms,
         store.tick(),
     );
-    spare.keep(request.point_attributes);
+    spare.attributes.keep(request.point_attributes);
     Ok(report)
 }
 
-/// Inflates a gzip body, refusing one that says it inflates past `max_bytes`. The size is the
-/// one the gzip trailer gives (a single gzip member, as OTLP exporters send).
-fn gunzip(body: &[u8], max_bytes: usize) -> Result<Vec<u8>, Rejection> {
+/// Inflates a gzip body into `out`, refusing one that says it inflates past `max_bytes`. The
+/// size is the one the gzip trailer gives (a single gzip member, as OTLP exporters send).
+fn gunzip<'o>(body: &[u8], max_bytes: usize, out: &'o mut Vec<u8>) -> Result<&'o [u8], Rejection> {
     let bad = |reason: &str| Rejection::new(400, format!("gzip: {reason}"));
     let trailer = body
         .len()
@@ -158,12 +173,13 @@ fn gunzip(body: &[u8], max_bytes: usize) -> Result<Vec<u8>, Rejection> {
             format!("gzip body inflates to {announced} bytes, over --write.max-decoded-bytes={max_bytes}"),
         ));
     }
-    let mut out = vec![0; announced];
+    if out.len() < announced {
+        out.resize(announced, 0);
+    }
     let written = libdeflater::Decompressor::new()
-        .gzip_decompress(body, &mut out)
+        .gzip_decompress(body, &mut out[..announced])
         .map_err(|e| bad(&e.to_string()))?;
-    out.truncate(written);
-    Ok(out)
+    Ok(&out[..written])
 }
 
 /// The `ExportMetricsServiceResponse` for what a request did: empty when every point was
@@ -243,17 +259,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gzip_is_read_within_the_limit() {
-        let text = b"{}".repeat(100);
+    fn gzipped(text: &[u8]) -> Vec<u8> {
         let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
         let mut gz = vec![0; compressor.gzip_compress_bound(text.len())];
-        let n = compressor.gzip_compress(&text, &mut gz).unwrap();
+        let n = compressor.gzip_compress(text, &mut gz).unwrap();
         gz.truncate(n);
-        assert_eq!(gunzip(&gz, 200).unwrap(), text);
-        assert_eq!(gunzip(&gz, 199).unwrap_err().status, 400);
-        assert_eq!(gunzip(&gz[..n - 5], 1000).unwrap_err().status, 400);
-        assert_eq!(gunzip(b"xy", 1000).unwrap_err().status, 400);
+        gz
+    }
+
+    #[test]
+    fn gzip_is_read_within_the_limit_into_the_kept_buffer() {
+        let mut out = Vec::new();
+        let longer = b"[]".repeat(150);
+        assert_eq!(gunzip(&gzipped(&longer), 300, &mut out).unwrap(), longer);
+        let text = b"{}".repeat(100);
+        let gz = gzipped(&text);
+        assert_eq!(
+            gunzip(&gz, 200, &mut out).unwrap(),
+            text,
+            "nothing of the longer body before"
+        );
+        assert_eq!(out.len(), 300, "the buffer is reused, not made anew");
+        assert_eq!(gunzip(&gz, 199, &mut out).unwrap_err().status, 400);
+        let n = gz.len();
+        assert_eq!(
+            gunzip(&gz[..n - 5], 1000, &mut out).unwrap_err().status,
+            400
+        );
+        assert_eq!(gunzip(b"xy", 1000, &mut out).unwrap_err().status, 400);
     }
 
     #[test]

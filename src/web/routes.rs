@@ -20,7 +20,6 @@ use crate::ops::log::{self, RateLimited};
 use crate::ops::process;
 use crate::ops::telemetry::{Gauges, Telemetry};
 use crate::otlp;
-use crate::otlp::model::SpareAttributes;
 use crate::otlp::receive::{BodyFormat, Encoding, OTLP_PATHS};
 use crate::otlp::translate::Translation;
 use crate::store::{SeriesView, Snapshot, Store};
@@ -324,7 +323,7 @@ fn otlp(app: &App, request: &Request) -> Reply {
         translation: &settings.otlp_translation,
         max_decoded_bytes: settings.max_decoded_bytes,
     };
-    let received = OTLP_ATTRIBUTES.with_borrow_mut(|spare| {
+    let received = OTLP_SPARE.with_borrow_mut(|spare| {
         otlp::receive::receive(&app.store, &request.body, format, &rules, now_ms, spare)
     });
     match received {
@@ -390,8 +389,8 @@ thread_local! {
     /// What a worker reuses from one write request to the next, so that steady-state ingest
     /// allocates nothing for the decompressed request or its index.
     static WRITE_BATCH: std::cell::RefCell<WriteBatch> = std::cell::RefCell::default();
-    /// The same for an OTLP request's point attributes.
-    static OTLP_ATTRIBUTES: std::cell::RefCell<SpareAttributes> = std::cell::RefCell::default();
+    /// The same for OTLP requests.
+    static OTLP_SPARE: std::cell::RefCell<otlp::receive::Spare> = std::cell::RefCell::default();
 }
 
 /// Decodes and stores one write request body; gives the answer and what was stored.
