@@ -116,9 +116,22 @@ pub fn receive(
     now_ms: i64,
     spare: &mut Spare,
 ) -> Result<OtlpReport, Rejection> {
+    let received = read_and_apply(store, body, format, rules, now_ms, spare);
+    // Gives back the memory an unusually large request made this worker hold.
     if spare.inflated.len() > KEEP_INFLATED_BYTES {
         spare.inflated = Vec::new();
     }
+    received
+}
+
+fn read_and_apply(
+    store: &Store,
+    body: &[u8],
+    format: BodyFormat,
+    rules: &Rules,
+    now_ms: i64,
+    spare: &mut Spare,
+) -> Result<OtlpReport, Rejection> {
     let body = if format.gzip {
         gunzip(body, rules.max_decoded_bytes, &mut spare.inflated)?
     } else {
