@@ -23,6 +23,9 @@ const MAX_VALUE_DEPTH: usize = 32;
 
 /// Bytes of request per data point attribute, about, for a Kubernetes workload's labels.
 const BYTES_PER_ATTRIBUTE: usize = 64;
+/// Bytes of request per data point, somewhat under what a point with a Kubernetes workload's
+/// labels takes, so that a metric's list of points is allocated once.
+const BYTES_PER_POINT: usize = 512;
 
 fn malformed(error: WireError) -> ReadError {
     error.to_string()
@@ -172,7 +175,7 @@ fn read_number_points<'a>(
     mut reader: Reader<'a>,
     arena: &mut Arena<'a>,
 ) -> Result<(Vec<NumberPoint<'a>>, Temporality, bool), ReadError> {
-    let mut points = Vec::new();
+    let mut points = Vec::with_capacity(reader.remaining() / BYTES_PER_POINT);
     let (mut temporality, mut monotonic) = (Temporality::default(), false);
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {
@@ -196,7 +199,7 @@ fn read_points<'a, P>(
     message: &'static str,
     read_point: fn(Reader<'a>, &mut Arena<'a>) -> Result<P, ReadError>,
 ) -> Result<(Vec<P>, Temporality), ReadError> {
-    let mut points = Vec::new();
+    let mut points = Vec::with_capacity(reader.remaining() / BYTES_PER_POINT);
     let mut temporality = Temporality::default();
     while let Some((field, wire_type)) = reader.key().map_err(malformed)? {
         match (field, wire_type) {

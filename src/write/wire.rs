@@ -569,6 +569,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// How many bytes of the message are left to read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.end - self.position
+    }
+
     /// Whether the message is read to its end.
     pub(crate) fn at_end(&self) -> bool {
         self.position == self.end
