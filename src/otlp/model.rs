@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::Range;
 
+use crate::write::wire::KEEP_CAPACITY_BYTES;
+
 /// `ExportMetricsServiceRequest`.
 #[derive(Debug, Default, PartialEq)]
 pub struct ExportRequest<'a> {
@@ -154,9 +156,6 @@ impl<'a> PointAttributes<'a> {
 #[derive(Debug, Default)]
 pub struct SpareAttributes(Vec<PointAttribute>);
 
-/// A list grown past this by one unusually large request is not kept after it.
-const KEEP_ATTRIBUTES_BYTES: usize = 4 << 20;
-
 impl SpareAttributes {
     /// The kept list, empty.
     pub fn take(&mut self) -> Vec<PointAttribute> {
@@ -166,7 +165,7 @@ impl SpareAttributes {
     /// Keeps the list of a request's attributes, emptied, for the next request.
     pub fn keep(&mut self, attributes: PointAttributes) {
         let mut list = attributes.list;
-        if list.capacity() * std::mem::size_of::<PointAttribute>() <= KEEP_ATTRIBUTES_BYTES {
+        if list.capacity() * std::mem::size_of::<PointAttribute>() <= KEEP_CAPACITY_BYTES {
             list.clear();
             self.0 = list;
         }
@@ -494,7 +493,7 @@ mod tests {
         assert!(again.is_empty());
         assert_eq!((again.as_ptr(), again.capacity()), (memory, capacity));
 
-        let huge = KEEP_ATTRIBUTES_BYTES / std::mem::size_of::<PointAttribute>() + 1;
+        let huge = KEEP_CAPACITY_BYTES / std::mem::size_of::<PointAttribute>() + 1;
         spare.keep(PointAttributes::copied(Vec::with_capacity(huge)));
         assert_eq!(
             spare.take().capacity(),

@@ -13,6 +13,7 @@ use crate::otlp::{json, protobuf};
 use crate::store::Store;
 use crate::write::decode::Rejection;
 use crate::write::ingest::WriteRules;
+use crate::write::wire::KEEP_CAPACITY_BYTES;
 
 /// The paths that take OTLP metrics: Prometheus 3's, and the one OTLP/HTTP exporters post to
 /// when `OTEL_EXPORTER_OTLP_ENDPOINT` names this server.
@@ -95,7 +96,7 @@ pub struct Rules<'a> {
 /// What a worker keeps from one OTLP request to the next, as remote write keeps its decoded
 /// request, so that their memory stays the worker's rather than being allocated afresh: the
 /// list of point attributes (see [`SpareAttributes`]), and the buffer a gzip body is inflated
-/// into, which grows to the largest body seen, up to [`KEEP_INFLATED_BYTES`], and is not
+/// into, which grows to the largest body seen, up to [`KEEP_CAPACITY_BYTES`], and is not
 /// zeroed again.
 #[derive(Debug, Default)]
 pub struct Spare {
@@ -103,28 +104,18 @@ pub struct Spare {
     inflated: Vec<u8>,
 }
 
-/// An inflate buffer grown past this by one unusually large request is not kept after it.
-const KEEP_INFLATED_BYTES: usize = 4 << 20;
+impl Spare {
+    /// Gives back the memory an unusually large request made this worker hold.
+    pub fn shrink(&mut self) {
+        if self.inflated.len() > KEEP_CAPACITY_BYTES {
+            self.inflated = Vec::new();
+        }
+    }
+}
 
 /// Decodes one request body and applies it to `store`; `Err` (400) when it does not decode,
 /// and then nothing is stored. The worker's `spare` memory is used for it.
 pub fn receive(
-    store: &Store,
-    body: &[u8],
-    format: BodyFormat,
-    rules: &Rules,
-    now_ms: i64,
-    spare: &mut Spare,
-) -> Result<OtlpReport, Rejection> {
-    let received = read_and_apply(store, body, format, rules, now_ms, spare);
-    // Gives back the memory an unusually large request made this worker hold.
-    if spare.inflated.len() > KEEP_INFLATED_BYTES {
-        spare.inflated = Vec::new();
-    }
-    received
-}
-
-fn read_and_apply(
     store: &Store,
     body: &[u8],
     format: BodyFormat,

@@ -324,7 +324,10 @@ fn otlp(app: &App, request: &Request) -> Reply {
         max_decoded_bytes: settings.max_decoded_bytes,
     };
     let received = OTLP_SPARE.with_borrow_mut(|spare| {
-        otlp::receive::receive(&app.store, &request.body, format, &rules, now_ms, spare)
+        let received =
+            otlp::receive::receive(&app.store, &request.body, format, &rules, now_ms, spare);
+        spare.shrink();
+        received
     });
     match received {
         Ok(report) => {

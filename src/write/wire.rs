@@ -165,7 +165,7 @@ pub struct WriteBatch {
 }
 
 /// Buffers grown past this by one large request are given back after it.
-const KEEP_CAPACITY_BYTES: usize = 4 << 20;
+pub(crate) const KEEP_CAPACITY_BYTES: usize = 4 << 20;
 
 impl WriteBatch {
     /// The buffer to decompress into, `len` bytes long; what was there before is discarded.
