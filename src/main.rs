@@ -29,10 +29,12 @@ fn main() {
     };
     if flags.version {
         println!(
-            "k8s_exporter {} (revision {}, rust {})",
+            "k8s_exporter {} (revision {}, rust {}, platform {}/{})",
             telemetry::VERSION,
             telemetry::REVISION,
-            telemetry::RUST_VERSION
+            telemetry::RUST_VERSION,
+            telemetry::OS,
+            telemetry::ARCH
         );
         return;
     }

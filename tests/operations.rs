@@ -3,7 +3,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{eventually, now_ms, sample_value, series, write_request, Exporter, BINARY};
+use crate::support::{
+    eventually, now_ms, sample_value, series, write_request, Arch, Exporter, BINARY,
+};
 
 #[test]
 fn series_expire_after_the_ttl_by_receive_time() {
@@ -99,6 +101,8 @@ fn version_prints_and_exits_0() {
         stdout.starts_with(&format!("k8s_exporter {}", env!("CARGO_PKG_VERSION"))),
         "{stdout}"
     );
+    let platform = format!("platform linux/{})", Arch::host().name());
+    assert!(stdout.trim_end().ends_with(&platform), "{stdout}");
 }
 
 #[test]

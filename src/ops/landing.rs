@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ops::telemetry::{REVISION, VERSION};
+use crate::ops::telemetry::{ARCH, OS, REVISION, VERSION};
 use crate::otlp::receive::OTLP_PATHS;
 
 /// What the page shows: where things are, what the store holds, and the flags in effect.
@@ -29,7 +29,7 @@ pub fn landing_page(facts: &LandingFacts) -> String {
     let _ = write!(
         page,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>k8s_exporter</title></head><body>\n\
-         <h1>k8s_exporter</h1>\n<p>Version {version} (revision {revision}). Receives Prometheus remote write and \
+         <h1>k8s_exporter</h1>\n<p>Version {version} (revision {revision}, {os}/{arch}). Receives Prometheus remote write and \
          serves the newest sample of every series for scraping; scrape it with <code>honor_labels: true</code>.</p>\n\
          <h2>Endpoints</h2>\n<ul>\n\
          <li><a href=\"{metrics}\">{metrics}</a>: bridged series</li>\n\
@@ -41,6 +41,8 @@ pub fn landing_page(facts: &LandingFacts) -> String {
          <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
         version = html(VERSION),
         revision = html(REVISION),
+        os = OS,
+        arch = ARCH,
         metrics = html(facts.telemetry_path),
         exporter = html(facts.exporter_telemetry_path),
         write = facts.write_paths[0],

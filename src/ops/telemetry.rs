@@ -17,6 +17,16 @@ use crate::write::ingest::{DropReason, Report};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("K8S_EXPORTER_REVISION");
 pub const RUST_VERSION: &str = env!("K8S_EXPORTER_RUST_VERSION");
+/// The operating system the binary was built for, as Go's `GOOS` names it (Prometheus's
+/// `prometheus_build_info` carries `goos`).
+pub const OS: &str = std::env::consts::OS;
+/// The architecture the binary was built for, as Go's `GOARCH` names it (`amd64`, `arm64`): the
+/// names of Prometheus's `goarch` label, of our release archives and of Docker's `TARGETARCH`.
+pub const ARCH: &str = match std::env::consts::ARCH.as_bytes() {
+    b"x86_64" => "amd64",
+    b"aarch64" => "arm64",
+    _ => std::env::consts::ARCH,
+};
 
 /// Bucket bounds in seconds for request and scrape durations: a write of 2000 series takes
 /// about a millisecond, a scrape of a million series about a second.
@@ -423,10 +433,12 @@ impl Telemetry {
             out.sample(name, [], value);
         };
 
-        out.header("k8s_exporter_build_info", "A metric with a constant '1' value labeled by version, revision and the Rust version it was built with.", "gauge");
+        out.header("k8s_exporter_build_info", "A metric with a constant '1' value labeled by version, revision, the Rust version, and the OS and architecture it was built with.", "gauge");
         out.sample(
             "k8s_exporter_build_info",
             [
+                ("arch", ARCH),
+                ("os", OS),
                 ("revision", REVISION),
                 ("rustversion", RUST_VERSION),
                 ("version", VERSION),
