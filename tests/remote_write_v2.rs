@@ -6,19 +6,12 @@ use k8s_exporter::write::proto::v2;
 use prost::Message;
 use serde_json::json;
 
-use crate::support::{now_ms, sample_value, snappy, upstream, Exporter, HttpResponse};
-
-const V2_HEADERS: [(&str, &str); 3] = [
-    (
-        "Content-Type",
-        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-    ),
-    ("Content-Encoding", "snappy"),
-    ("X-Prometheus-Remote-Write-Version", "2.0.0"),
-];
+use crate::support::{
+    now_ms, sample_value, snappy, upstream, Exporter, HttpResponse, REMOTE_WRITE_V2_HEADERS,
+};
 
 fn post_v2(exporter: &Exporter, body: &[u8]) -> HttpResponse {
-    exporter.request("POST", "/write", &V2_HEADERS, &snappy(body))
+    exporter.request("POST", "/write", &REMOTE_WRITE_V2_HEADERS, &snappy(body))
 }
 
 fn request(symbols: &[&str], timeseries: Vec<v2::TimeSeries>) -> Vec<u8> {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod cadvisor;
 pub mod peers;
+pub mod tls;
 pub mod upstream;
 
 use k8s_exporter::write::proto::{MetricMetadata, TimeSeries, WriteRequest};
@@ -17,17 +18,118 @@ use prost::Message;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_k8s_exporter");
 
-/// The `make static` binary, which alone runs on the project's own allocator
+/// An architecture `make static ARCH=<name>` builds for, named as Go and Docker name it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    /// The architecture of this machine, and so of the test binary.
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::Amd64
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The Rust target `make static ARCH=<name>` builds.
+    pub fn target(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86_64-unknown-linux-musl",
+            Arch::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// `e_machine` of an ELF header for this architecture (`EM_X86_64`, `EM_AARCH64`).
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::Amd64 => 62,
+            Arch::Arm64 => 183,
+        }
+    }
+
+    /// The static user-mode emulator (Debian's `qemu-user-static`) that runs this
+    /// architecture's binaries here, or `None` on a machine of this architecture.
+    pub fn emulator(self) -> Option<PathBuf> {
+        (self != Arch::host()).then(|| {
+            let qemu = match self {
+                Arch::Amd64 => "qemu-x86_64-static",
+                Arch::Arm64 => "qemu-aarch64-static",
+            };
+            PathBuf::from(find_tool(qemu))
+        })
+    }
+
+    /// A command that runs `binary`, built for this architecture, on this machine.
+    pub fn command(self, binary: &Path) -> Command {
+        match self.emulator() {
+            None => Command::new(binary),
+            Some(qemu) => {
+                let mut command = Command::new(qemu);
+                command.arg(binary);
+                command
+            }
+        }
+    }
+}
+
+/// The `make static` binary for this machine, which alone runs on the project's own allocator
 /// (`k8s_exporter::base::allocator`).
 pub fn static_binary() -> PathBuf {
+    static_binary_for(Arch::host())
+}
+
+/// The binary `make static ARCH=<arch>` writes (`make test` builds both).
+pub fn static_binary_for(arch: Arch) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-musl/release/k8s_exporter");
+        .join("target")
+        .join(arch.target())
+        .join("release/k8s_exporter");
     assert!(
         path.is_file(),
-        "{} is missing: run `make static` first (`make test` does)",
-        path.display()
+        "{} is missing: run `make static ARCH={}` first (`make test` does)",
+        path.display(),
+        arch.name()
     );
     path
+}
+
+/// The machine an ELF file is built for (`e_machine`), and whether it asks for a program
+/// interpreter (a `PT_INTERP` program header), which a fully static binary does not.
+pub fn elf_machine_and_interpreter(binary: &Path) -> (u16, bool) {
+    let elf = std::fs::read(binary).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF", "{}", binary.display());
+    assert_eq!(elf[4], 2, "a 64-bit ELF");
+    assert_eq!(elf[5], 1, "little-endian");
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
+    let (headers, header_size, count) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    let interpreter =
+        (0..count as usize).any(|i| u32_at(headers + i * header_size as usize) == PT_INTERP);
+    (u16_at(0x12), interpreter)
+}
+
+/// The one child process of `pid` (the process `unshare --fork` started).
+pub fn only_child(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let children: Vec<u32> = children
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    children[0]
 }
 
 /// A running exporter, stopped (by its PID) when dropped.
@@ -223,6 +325,16 @@ pub const REMOTE_WRITE_HEADERS: [(&str, &str); 3] = [
 ];
 
 /// POSTs `write_request` to the exporter at `address` as Prometheus would.
+/// The headers of a remote write 2.0 request.
+pub const REMOTE_WRITE_V2_HEADERS: [(&str, &str); 3] = [
+    (
+        "Content-Type",
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    ),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+];
+
 pub fn write_to(address: &str, write_request: &WriteRequest) -> HttpResponse {
     request(
         address,
