@@ -1,15 +1,23 @@
 # k8s_exporter. `make run` builds and starts the server; `make test` installs what the tests
 # need and runs them all. Both work as root on a fresh Debian machine.
 
-STATIC_TARGET := x86_64-unknown-linux-musl
-STATIC_BINARY := target/$(STATIC_TARGET)/release/k8s_exporter
+# The machine `make static` builds for: this one by default, or ARCH=amd64 / ARCH=arm64, named
+# as Go, Prometheus's release archives and Docker's TARGETARCH name them. 32-bit ARM is not
+# built: rustup has no musl standard library for armv7 to be had here (see README).
+HOST_ARCH := $(subst aarch64,arm64,$(subst x86_64,amd64,$(shell uname -m)))
+ARCH ?= $(HOST_ARCH)
+ARCHES := amd64 arm64
+TARGET_amd64 := x86_64-unknown-linux-musl
+TARGET_arm64 := aarch64-unknown-linux-musl
+STATIC_TARGET = $(TARGET_$(ARCH))
+STATIC_BINARY = target/$(STATIC_TARGET)/release/k8s_exporter
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # Flags for `make run`, e.g. make run ARGS='--series.ttl=1m'
 ARGS ?=
 # apt-get needs root; use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 
-.PHONY: run build static image deps k8s-tools manifests test bench fuzz lint clean
+.PHONY: run build static dist archives image deps k8s-tools manifests audit test bench fuzz lint clean
 
 run:
 	cargo run --release -- $(ARGS)
@@ -17,32 +25,82 @@ run:
 build:
 	cargo build --release
 
-# A fully static binary that needs no file from the system; adds the musl target if missing, and
-# Debian's musl-tools, whose x86_64-linux-musl-gcc builds ring's C and assembly for that target.
-# Not position-independent: a static binary gains nothing from it. Linked by the toolchain's own
-# lld when it has one, with identical functions folded (--icf=all): against the default linker,
-# trial by trial (BENCHMARKS.md), appends took 15% and new series 4% less CPU.
-LLD_DIR := $(shell rustc --print sysroot 2>/dev/null)/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld
+# A fully static binary that needs no file from the system, for ARCH; adds the target's musl
+# standard library if missing. Not position-independent: a static binary gains nothing from it.
+#
+# For this machine's own architecture, Debian's musl-tools build ring's C and assembly (its
+# <arch>-linux-musl-gcc), and the toolchain's own lld links with identical functions folded
+# (--icf=all): against the default linker, trial by trial (BENCHMARKS.md), appends took 15% and
+# new series 4% less CPU. For the other architecture, zig (PyPI `ziglang`, driven by
+# `cargo-zigbuild`) is the cross C compiler and linker: one pip install gives both directions,
+# where Debian's cross gcc would bring glibc headers and no musl.
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+LLD_DIR := $(shell rustc --print sysroot 2>/dev/null)/lib/rustlib/$(HOST_TRIPLE)/bin/gcc-ld
 comma := ,
+space := $() $()
 STATIC_LINK := $(if $(wildcard $(LLD_DIR)/ld.lld),-C link-arg=-B$(LLD_DIR) -C link-arg=-fuse-ld=lld -C link-arg=-Wl$(comma)--icf=all)
+MUSL_GCC := $(shell uname -m)-linux-musl-gcc
+ZIG_PACKAGES := ziglang==0.17.1 cargo-zigbuild==0.24.1
 static:
+	@test -n '$(STATIC_TARGET)' || { echo 'ARCH=$(ARCH): make static builds ARCH=amd64 or ARCH=arm64 (32-bit ARM is not built, see README)'; exit 2; }
 	@rustup target list --installed | grep -qx '$(STATIC_TARGET)' || rustup target add $(STATIC_TARGET)
-	@command -v x86_64-linux-musl-gcc >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+ifeq ($(ARCH),$(HOST_ARCH))
+	@command -v $(MUSL_GCC) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq musl-tools >/dev/null; }
 	RUSTFLAGS='-C relocation-model=static $(STATIC_LINK)' cargo build --release --target $(STATIC_TARGET)
+else
+	@command -v cargo-zigbuild >/dev/null 2>&1 && python3 -m ziglang version >/dev/null 2>&1 || \
+		python3 -m pip install -q $(ZIG_PACKAGES)
+	RUSTFLAGS='-C relocation-model=static' cargo zigbuild --release --target $(STATIC_TARGET)
+endif
 	@echo "static binary: $(STATIC_BINARY) ($$(stat -c %s $(STATIC_BINARY)) bytes)"
 
-# The scratch image. No Docker engine runs on the build machines; the tests prove the same
-# thing by running the static binary in an empty root (tests/scratch.rs).
-image: static
+# Release archives laid out as Prometheus lays out its own: for each architecture
+# dist/k8s_exporter-<version>.linux-<arch>.tar.gz holding one directory with the binary, LICENSE
+# and README.md, and dist/sha256sums.txt. `archives` packs the binaries `make static` wrote;
+# the same tree gives the same bytes: names sorted, every mtime the last commit's time, owner
+# and group root, modes normalised, and gzip writes neither name nor time (-n).
+DIST ?= dist
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+dist:
+	@for arch in $(ARCHES); do $(MAKE) --no-print-directory static ARCH=$$arch || exit 1; done
+	@$(MAKE) --no-print-directory archives
+
+define archive
+	@name=k8s_exporter-$(VERSION).linux-$(1); stage=$(DIST)/.stage-$(1); \
+	rm -rf "$$stage" && mkdir -p "$$stage/$$name" && \
+	cp target/$(TARGET_$(1))/release/k8s_exporter LICENSE README.md "$$stage/$$name/" && \
+	tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner \
+		--mode='u+w,go-w,a+rX' --format=ustar -C "$$stage" -cf - "$$name" | \
+		gzip -9 -n > "$(DIST)/$$name.tar.gz" && rm -rf "$$stage" && \
+	echo "archive: $(DIST)/$$name.tar.gz"
+
+endef
+archives:
+	@mkdir -p $(DIST) && rm -f $(DIST)/k8s_exporter-*.tar.gz $(DIST)/sha256sums.txt
+	$(foreach arch,$(ARCHES),$(call archive,$(arch)))
+	@cd $(DIST) && sha256sum k8s_exporter-$(VERSION).linux-*.tar.gz > sha256sums.txt
+
+# The multi-arch scratch image: both static binaries, then one `docker buildx build` for both
+# platforms, where Dockerfile.scratch copies the one its TARGETARCH names. A multi-platform
+# image cannot be loaded into a local Docker image store, so PUSH=1 pushes it to IMAGE's
+# registry: make image IMAGE=registry.example/k8s_exporter PUSH=1. No Docker engine runs on the
+# build machines; the tests run both binaries in an empty root instead (tests/scratch.rs).
+IMAGE ?= k8s_exporter
+PLATFORMS := $(foreach arch,$(ARCHES),linux/$(arch))
+BUILDX := docker buildx build --platform $(subst $(space),$(comma),$(PLATFORMS)) -f Dockerfile.scratch \
+	-t $(IMAGE):$(VERSION) $(if $(PUSH),--push) .
+image:
+	@for arch in $(ARCHES); do $(MAKE) --no-print-directory static ARCH=$$arch || exit 1; done
 	@if docker info >/dev/null 2>&1; then \
-		docker build -f Dockerfile.scratch -t k8s_exporter:$(VERSION) . ; \
+		$(BUILDX); \
 	else \
-		echo "no Docker engine reachable: skipped 'docker build -f Dockerfile.scratch -t k8s_exporter:$(VERSION) .'"; \
+		echo "no Docker engine reachable: skipped '$(BUILDX)'"; \
 	fi
 
 # What the tests run besides cargo: Prometheus and promtool, node_exporter (a scrape source for
-# the chain test), Python's prometheus_client parser, unshare/chroot for the empty-root test, and
+# the chain test), Python's prometheus_client parser, unshare/chroot for the empty-root test and
+# qemu-user-static to run the other architecture's binary there, and
 # kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against,
 # and the OpenTelemetry Python SDK with its OTLP/HTTP exporter (PyPI), a real OTLP sender.
 # The published protos the tests build requests and read pages with are in ../shared/upstream.
@@ -52,6 +110,9 @@ deps:
 		$(SUDO) apt-get install -y -qq prometheus prometheus-node-exporter >/dev/null; }
 	@command -v unshare >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq util-linux >/dev/null; }
+	@command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-x86_64-static >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq qemu-user-static >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
 	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
@@ -96,7 +157,25 @@ manifests: k8s-tools
 	render scale-out/statefulset.yaml --show-only templates/workload.yaml --set shards=3 && \
 	render scale-out/service-shards.yaml --show-only templates/service-shards.yaml --set shards=3
 
-test: deps static
+# The dependencies audited by cargo-deny against deny.toml: advisories, licences, bans and
+# sources. Advisories come from the RustSec database snapshot in ../shared/upstream, with
+# fetching turned off: cargo-deny reads a git repository named after the database's URL under
+# deny.toml's db-path, so the snapshot is copied there and committed once, again when it changes.
+CARGO_DENY_VERSION := 0.20.2
+ADVISORY_SNAPSHOT := ../shared/upstream/rustsec-advisory-db
+ADVISORY_DB := target/advisory-db/advisory-db-3157b0e258782691
+audit:
+	@cargo deny --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
+		cargo install -q cargo-deny --locked --version $(CARGO_DENY_VERSION)
+	@test -d $(ADVISORY_SNAPSHOT)/crates || { echo "no advisory database at $(ADVISORY_SNAPSHOT)"; exit 1; }
+	@diff -rq -x .git $(ADVISORY_SNAPSHOT) $(ADVISORY_DB) >/dev/null 2>&1 || { \
+		rm -rf $(ADVISORY_DB) && mkdir -p $(ADVISORY_DB) && cp -R $(ADVISORY_SNAPSHOT)/. $(ADVISORY_DB) && \
+		chmod -R u+w $(ADVISORY_DB) && cd $(ADVISORY_DB) && git init -q && git add -A && \
+		git -c user.name=audit -c user.email=audit@localhost commit -q -m 'RustSec snapshot'; }
+	@cargo fetch -q
+	cargo deny --offline check --hide-inclusion-graph
+
+test: deps dist audit
 	cargo test
 
 # The load benchmark (benches/load.rs) against the glibc build with Prometheus's own receiver
