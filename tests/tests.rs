@@ -6,6 +6,7 @@ mod concurrency;
 mod connections;
 mod dashboard;
 mod deploy;
+mod dist;
 mod every_format;
 mod exposition;
 mod fuzz_replay;
