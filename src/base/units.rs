@@ -71,6 +71,20 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     number.checked_mul(multiplier).ok_or_else(invalid)
 }
 
+/// Formats a byte size as `parse_size` reads it: whole GiB, MiB or KiB when it is one, else
+/// MiB with one decimal (`64MiB`, `57.6MiB`), for logs and the landing page.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    if bytes < 1 << 20 {
+        return format!("{bytes}B");
+    }
+    format!("{:.1}MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
 /// Formats a duration back into the shortest Prometheus spelling, for logs and the landing page.
 pub fn format_duration(duration: Duration) -> String {
     let mut ms = duration.as_millis();
@@ -96,6 +110,16 @@ pub fn format_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_formatted_as_flags_take_them() {
+        assert_eq!(format_size(64 << 20), "64MiB");
+        assert_eq!(format_size(2 << 30), "2GiB");
+        assert_eq!(format_size(1536), "1536B");
+        assert_eq!(format_size(4 << 10), "4KiB");
+        assert_eq!(format_size(60_397_977), "57.6MiB");
+        assert_eq!(parse_size(&format_size(512 << 20)), Ok(512 << 20));
+    }
 
     #[test]
     fn durations_in_prometheus_spelling() {
