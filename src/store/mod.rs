@@ -235,6 +235,9 @@ pub enum Applied {
     StaleUnknown,
     /// A new series beyond `--series.max`: dropped.
     LimitReached,
+    /// A new series while the memory guard refuses them (see [`Store::set_memory_cap`]):
+    /// dropped.
+    MemoryLimited,
     /// A new series with a label name or value that is not UTF-8: dropped.
     NotText,
     /// Exemplars without a sample, attached to the series held.
@@ -440,7 +443,11 @@ pub struct Store {
     /// The emptied list of the last snapshot given back ([`Store::recycle`]), for the next.
     spare_views: Mutex<Vec<SeriesView>>,
     series_count: AtomicUsize,
-    max_series: usize,
+    /// `--series.max`, given or derived from the memory limit (which may change while running).
+    max_series: AtomicUsize,
+    /// How many series memory lets the store hold until the guard looks again
+    /// (`usize::MAX` without a memory limit).
+    memory_cap: AtomicUsize,
     created: Instant,
 }
 
@@ -466,7 +473,8 @@ impl Store {
             families: RwLock::default(),
             spare_views: Mutex::default(),
             series_count: AtomicUsize::new(0),
-            max_series,
+            max_series: AtomicUsize::new(max_series),
+            memory_cap: AtomicUsize::new(usize::MAX),
             created: Instant::now(),
         }
     }
@@ -478,7 +486,20 @@ impl Store {
     }
 
     pub fn max_series(&self) -> usize {
-        self.max_series
+        self.max_series.load(Ordering::Relaxed)
+    }
+
+    /// A new series limit, for one derived from a memory limit that changed. Series held
+    /// beyond it stay; only new ones are refused.
+    pub fn set_max_series(&self, max_series: usize) {
+        self.max_series.store(max_series, Ordering::Relaxed);
+    }
+
+    /// How many series memory lets the store hold, set by the memory guard
+    /// ([`crate::ops::memory`]) each time it reads resident memory: new series past it are
+    /// refused as [`Applied::MemoryLimited`]. `usize::MAX` lifts it.
+    pub fn set_memory_cap(&self, series: usize) {
+        self.memory_cap.store(series, Ordering::Relaxed);
     }
 
     pub fn series_count(&self) -> usize {
@@ -516,7 +537,18 @@ impl Store {
         if update.is_stale() {
             return Some(Applied::StaleUnknown);
         }
-        (self.series_count() >= self.max_series).then_some(Applied::LimitReached)
+        self.full(self.series_count())
+    }
+
+    /// Why no new series can join `count` held: the series limit, or memory.
+    fn full(&self, count: usize) -> Option<Applied> {
+        if count >= self.max_series() {
+            Some(Applied::LimitReached)
+        } else if count >= self.memory_cap.load(Ordering::Relaxed) {
+            Some(Applied::MemoryLimited)
+        } else {
+            None
+        }
     }
 
     /// Makes a new series in `entry`, unless the limit was reached since [`Store::refusal`].
@@ -531,13 +563,15 @@ impl Store {
         let Some(sample) = update.sample else {
             return Applied::NotHeld;
         };
+        let mut refused = None;
         let reserved =
             self.series_count
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
-                    (count < self.max_series).then_some(count + 1)
+                    refused = self.full(count);
+                    refused.is_none().then_some(count + 1)
                 });
         if reserved.is_err() {
-            return Applied::LimitReached;
+            return refused.unwrap_or(Applied::LimitReached);
         }
         let mut slot = 0;
         if update.has_extras() {
@@ -631,6 +665,12 @@ impl Store {
         self.series_count.fetch_sub(removed, Ordering::Relaxed);
         write(&self.families).retain(|_, entry| fresh(entry.written_at));
         removed
+    }
+
+    /// How many value tuples (and label-name lists) are interned: about how many label blocks
+    /// a scrape renders.
+    pub fn tuple_count(&self) -> usize {
+        self.tuples.iter().map(|shard| lock(shard).len()).sum()
     }
 
     /// Releases value tuples, schemas and interned strings that no series holds any more

@@ -39,6 +39,7 @@ pub enum DropReason {
     InvalidUtf8,
     TooFarInFuture,
     SeriesLimit,
+    MemoryLimit,
     OutOfOrder,
     InvalidReference,
     InvalidNativeHistogram,
@@ -48,7 +49,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::InvalidMetricName,
         DropReason::MissingMetricName,
         DropReason::InvalidLabelName,
@@ -56,6 +57,7 @@ impl DropReason {
         DropReason::InvalidUtf8,
         DropReason::TooFarInFuture,
         DropReason::SeriesLimit,
+        DropReason::MemoryLimit,
         DropReason::OutOfOrder,
         DropReason::InvalidReference,
         DropReason::InvalidNativeHistogram,
@@ -73,6 +75,7 @@ impl DropReason {
             DropReason::InvalidUtf8 => "invalid_utf8",
             DropReason::TooFarInFuture => "too_far_in_future",
             DropReason::SeriesLimit => "series_limit",
+            DropReason::MemoryLimit => "memory_limit",
             DropReason::OutOfOrder => "out_of_order",
             DropReason::InvalidReference => "invalid_reference",
             DropReason::InvalidNativeHistogram => "invalid_native_histogram",
@@ -485,6 +488,15 @@ impl Outcome {
                     )
                 })
             }
+            Applied::MemoryLimited => {
+                report.drop_points(DropReason::MemoryLimit, in_time + self.exemplars, || {
+                    format!(
+                        "memory limit: resident memory is near --memory.limit, so new series \
+                         are refused until series go; new series {} dropped",
+                        name_text()
+                    )
+                })
+            }
             Applied::NotText | Applied::Annotated | Applied::NotHeld => {}
         }
         match applied {
@@ -494,7 +506,7 @@ impl Outcome {
         }
         if applied.holds_series() {
             report.written.exemplars += self.exemplars as u64;
-        } else if applied != Applied::LimitReached {
+        } else if !matches!(applied, Applied::LimitReached | Applied::MemoryLimited) {
             report.drop_points(
                 DropReason::ExemplarWithoutSeries,
                 self.exemplars,
