@@ -7,6 +7,7 @@
 //! PID 1).
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -17,9 +18,13 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
-use crate::base::units::format_duration;
-use crate::ops::flags::Flags;
+use crate::base::locks::lock;
+use crate::base::units::{format_duration, format_size};
+use crate::ops::cgroup::MemoryCgroup;
+use crate::ops::flags::{Flags, MemoryLimit};
 use crate::ops::log;
+use crate::ops::memory::{scrape_ahead, Guard, Resident};
+use crate::ops::sizing::{Given, Sizing};
 use crate::ops::telemetry::{REVISION, VERSION};
 use crate::otlp::translate::Translation;
 use crate::store::Store;
@@ -32,6 +37,15 @@ use crate::write::names::NameRules;
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the memory guard reads resident memory: a burst between two reads is bounded by
+/// the series it let in at the last (see [`crate::ops::memory`]). About 10 µs a read.
+const MEMORY_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How often `--memory.limit=auto` reads the cgroup's limit again, so that an in-place pod
+/// resize takes effect without a restart (Prometheus's `--auto-gomemlimit.refresh-interval`
+/// is 15s as well).
+const MEMORY_LIMIT_REFRESH: Duration = Duration::from_secs(15);
 
 /// Runs the server until a stop signal; returns the process exit code.
 pub fn run(flags: &Flags, web: LiveWebConfig) -> i32 {
@@ -59,15 +73,22 @@ pub fn run(flags: &Flags, web: LiveWebConfig) -> i32 {
             ("address", &server.address),
             ("scheme", &server.scheme),
             ("basic_auth", &server.basic_auth),
-            ("threads", &flags.threads()),
+            ("threads", &server.sizing.threads),
             ("max_connections", &flags.web_max_connections),
-            ("max_bytes_in_flight", &flags.web_max_bytes_in_flight),
-            ("series_max", &flags.series_max),
+            ("max_bytes_in_flight", &server.sizing.max_bytes_in_flight),
+            ("series_max", &server.sizing.series_max),
             ("series_ttl", &format_duration(flags.series_ttl)),
             ("write_max_bytes", &flags.write_max_bytes),
-            ("write_max_decoded_bytes", &flags.write_max_decoded_bytes),
+            ("write_max_decoded_bytes", &server.sizing.max_decoded_bytes),
+            (
+                "memory_limit",
+                &server.memory_limit.map_or("none".into(), format_size),
+            ),
         ],
     );
+    if let Some(warning) = server.sizing.overcommit(server.memory_limit) {
+        log::warn("memory limit", &[("warning", &warning)]);
+    }
     let signal = stop.recv().unwrap_or_default();
     let finished = server.stop();
     log::info(
@@ -90,6 +111,9 @@ pub struct Server {
     basic_auth: bool,
     connections: Arc<Connections>,
     stopping: Arc<AtomicBool>,
+    /// The sizes in force at start, given or derived from the memory limit.
+    pub sizing: Sizing,
+    pub memory_limit: Option<u64>,
 }
 
 impl Server {
@@ -99,17 +123,24 @@ impl Server {
         let address = listener
             .local_addr()
             .map_or_else(|_| flags.web_listen_address.clone(), |a| a.to_string());
-        let store = Arc::new(Store::new(flags.series_max));
-        let app = Arc::new(App::new(Arc::clone(&store), settings(flags)));
-        let workers = Workers::start(flags.threads(), Arc::clone(&app));
+        let cgroup = MemoryCgroup::find(Path::new("/"));
+        let memory_limit = memory_limit(flags.memory_limit, cgroup.as_ref());
+        let sizing = Sizing::derive(memory_limit, cpus(), flags.given_sizes());
+        let store = Arc::new(Store::new(sizing.series_max));
+        let app = Arc::new(App::new(Arc::clone(&store), settings(flags, &sizing)));
+        let workers = Workers::start(sizing.threads, Arc::clone(&app));
         let (scheme, basic_auth) = {
             let web = web.current();
             let scheme = if web.tls.is_some() { "https" } else { "http" };
             (scheme, web.basic_auth.is_some())
         };
         let web = Arc::new(web);
-        let connections =
-            Connections::new(Arc::clone(&app), workers, limits(flags), Arc::clone(&web));
+        let connections = Connections::new(
+            Arc::clone(&app),
+            workers,
+            limits(flags, &sizing),
+            Arc::clone(&web),
+        );
         connections
             .spawn_acceptor(listener)
             .map_err(|e| ("cannot start accepting connections", e.to_string()))?;
@@ -118,6 +149,19 @@ impl Server {
         if web.has_file() {
             spawn_web_config_watcher(web, Arc::clone(&app), Arc::clone(&stopping));
         }
+        let limit = LimitSource {
+            flag: flags.memory_limit,
+            cgroup,
+            given: flags.given_sizes(),
+        };
+        app.telemetry.set_memory_limit(memory_limit);
+        spawn_memory_guard(
+            limit,
+            memory_limit,
+            Arc::clone(&app),
+            Arc::clone(&connections),
+            Arc::clone(&stopping),
+        );
         Ok(Server {
             app,
             address,
@@ -125,6 +169,8 @@ impl Server {
             basic_auth,
             connections,
             stopping,
+            sizing,
+            memory_limit,
         })
     }
 
@@ -171,6 +217,112 @@ fn spawn_housekeeping(app: Arc<App>, ttl: Duration, stopping: Arc<AtomicBool>) {
             }
         })
         .expect("spawning the housekeeping thread at startup");
+}
+
+/// The processors this process may use (the cgroup's CPU quota counts), for the worker pool.
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// The memory limit `--memory.limit` names: the cgroup's for `auto`.
+fn memory_limit(flag: MemoryLimit, cgroup: Option<&MemoryCgroup>) -> Option<u64> {
+    match flag {
+        MemoryLimit::Auto => cgroup.and_then(MemoryCgroup::limit),
+        MemoryLimit::Bytes(bytes) => Some(bytes),
+        MemoryLimit::Off => None,
+    }
+}
+
+/// Where the memory guard learns the limit again while running.
+struct LimitSource {
+    flag: MemoryLimit,
+    cgroup: Option<MemoryCgroup>,
+    given: Given,
+}
+
+/// Runs the memory guard ([`crate::ops::memory`]) on a thread of its own: reads resident memory
+/// every [`MEMORY_CHECK_INTERVAL`] and tells the store how many series it may hold, logging each
+/// episode of refusals once at its start and once at its end. With `auto`, reads the cgroup's
+/// limit again every [`MEMORY_LIMIT_REFRESH`]: a new limit derives new defaults for the series
+/// limit and the bytes in flight (the decoded-request cap, kept bodies and threads stay as at
+/// start).
+fn spawn_memory_guard(
+    source: LimitSource,
+    mut limit: Option<u64>,
+    app: Arc<App>,
+    connections: Arc<Connections>,
+    stopping: Arc<AtomicBool>,
+) {
+    let Some(mut resident) = Resident::open(Path::new("/proc")) else {
+        if limit.is_some() {
+            log::warn(
+                "memory limit: /proc/self/statm cannot be read, so only the sizes derived from \
+                 the limit bound memory; new series are not refused near it",
+                &[],
+            );
+        }
+        return;
+    };
+    thread::Builder::new()
+        .name("memory-guard".into())
+        .spawn(move || {
+            let mut guard = Guard::default();
+            let mut refreshed = Instant::now();
+            while !stopping.load(Ordering::Relaxed) {
+                thread::sleep(MEMORY_CHECK_INTERVAL);
+                if source.flag == MemoryLimit::Auto && refreshed.elapsed() >= MEMORY_LIMIT_REFRESH {
+                    refreshed = Instant::now();
+                    let now = source.cgroup.as_ref().and_then(MemoryCgroup::limit);
+                    if now != limit {
+                        limit = now;
+                        limit_changed(source.given, limit, &app, &connections);
+                    }
+                }
+                let (Some(bytes), Some(rss)) = (limit, resident.bytes()) else {
+                    app.store.set_memory_cap(usize::MAX);
+                    continue;
+                };
+                let series = app.store.series_count();
+                let held = (series, app.store.tuple_count());
+                let ahead = scrape_ahead(held, *lock(&app.scraped));
+                let decision = guard.check(bytes, rss, ahead, series);
+                app.store.set_memory_cap(decision.cap);
+                match decision.changed {
+                    Some(true) => log::warn(
+                        "memory limit: resident memory passed 90% of the limit; new series are \
+                         refused until it is under 80% (series already held are still written)",
+                        &[
+                            ("resident", &format_size(rss)),
+                            ("limit", &format_size(bytes)),
+                            ("series", &app.store.series_count()),
+                        ],
+                    ),
+                    Some(false) => log::info(
+                        "memory limit: new series are taken again",
+                        &[
+                            ("in_use", &format_size(decision.in_use)),
+                            ("limit", &format_size(bytes)),
+                            ("series", &app.store.series_count()),
+                        ],
+                    ),
+                    None => {}
+                }
+            }
+        })
+        .expect("spawning the memory guard at startup");
+}
+
+/// A memory limit that changed while running: logged, shown, and the sizes derived from it
+/// derived again.
+fn limit_changed(given: Given, limit: Option<u64>, app: &App, connections: &Connections) {
+    log::info(
+        "memory limit changed",
+        &[("limit", &limit.map_or("none".into(), format_size))],
+    );
+    app.telemetry.set_memory_limit(limit);
+    let sizing = Sizing::derive(limit, cpus(), given);
+    app.store.set_max_series(sizing.series_max);
+    connections.set_max_bytes_in_flight(sizing.max_bytes_in_flight);
 }
 
 /// Reloads `--web.config.file` when it or a file it names changes (see
@@ -250,17 +402,18 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn limits(flags: &Flags) -> Limits {
+fn limits(flags: &Flags, sizing: &Sizing) -> Limits {
     Limits {
         max_connections: flags.web_max_connections,
-        max_bytes_in_flight: flags.web_max_bytes_in_flight,
+        max_bytes_in_flight: sizing.max_bytes_in_flight,
+        spare_bodies_bytes: sizing.spare_bodies_bytes,
         read_timeout: flags.web_read_timeout,
         idle_timeout: flags.web_idle_timeout,
         write_timeout: flags.web_write_timeout,
     }
 }
 
-fn settings(flags: &Flags) -> Settings {
+fn settings(flags: &Flags, sizing: &Sizing) -> Settings {
     let flags_in_effect = vec![
         ("web.listen-address", flags.web_listen_address.clone()),
         ("web.telemetry-path", flags.web_telemetry_path.clone()),
@@ -268,7 +421,7 @@ fn settings(flags: &Flags) -> Settings {
             "web.exporter-telemetry-path",
             flags.web_exporter_telemetry_path.clone(),
         ),
-        ("web.threads", flags.threads().to_string()),
+        ("web.threads", sizing.threads.to_string()),
         (
             "web.expose-timestamps",
             flags.web_expose_timestamps.to_string(),
@@ -276,7 +429,7 @@ fn settings(flags: &Flags) -> Settings {
         ("web.max-connections", flags.web_max_connections.to_string()),
         (
             "web.max-bytes-in-flight",
-            flags.web_max_bytes_in_flight.to_string(),
+            sizing.max_bytes_in_flight.to_string(),
         ),
         ("web.read-timeout", format_duration(flags.web_read_timeout)),
         (
@@ -285,11 +438,19 @@ fn settings(flags: &Flags) -> Settings {
         ),
         ("web.idle-timeout", format_duration(flags.web_idle_timeout)),
         ("series.ttl", format_duration(flags.series_ttl)),
-        ("series.max", flags.series_max.to_string()),
+        ("series.max", sizing.series_max.to_string()),
         ("write.max-bytes", flags.write_max_bytes.to_string()),
         (
             "write.max-decoded-bytes",
-            flags.write_max_decoded_bytes.to_string(),
+            sizing.max_decoded_bytes.to_string(),
+        ),
+        (
+            "memory.limit",
+            match flags.memory_limit {
+                MemoryLimit::Auto => "auto".to_owned(),
+                MemoryLimit::Bytes(bytes) => format_size(bytes),
+                MemoryLimit::Off => "0".to_owned(),
+            },
         ),
         (
             "write.name-validation",
@@ -322,7 +483,7 @@ fn settings(flags: &Flags) -> Settings {
         exporter_telemetry_path: flags.web_exporter_telemetry_path.clone(),
         expose_timestamps: flags.web_expose_timestamps,
         max_bytes: flags.write_max_bytes,
-        max_decoded_bytes: flags.write_max_decoded_bytes,
+        max_decoded_bytes: sizing.max_decoded_bytes,
         write_rules: WriteRules {
             names: flags.write_name_validation,
             max_histogram_buckets: flags.write_native_histogram_max_buckets,

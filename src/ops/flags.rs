@@ -12,6 +12,7 @@ use argh::FromArgs;
 
 use crate::base::units::{parse_duration, parse_size};
 use crate::ops::log::{Format, Level};
+use crate::ops::sizing::Given;
 use crate::otlp::names::Strategy;
 use crate::otlp::receive::OTLP_PATHS;
 use crate::write::names::NameRules;
@@ -35,6 +36,27 @@ fn parse_list(text: &str) -> Result<NameList, String> {
             .map(str::to_owned)
             .collect(),
     ))
+}
+
+/// `--memory.limit`: where the memory limit comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// The limit of the process's cgroup, read again while running; none outside one.
+    Auto,
+    /// A fixed number of bytes.
+    Bytes(u64),
+    /// No limit: the defaults and no guard.
+    Off,
+}
+
+fn parse_memory_limit(text: &str) -> Result<MemoryLimit, String> {
+    match text {
+        "auto" => Ok(MemoryLimit::Auto),
+        "0" => Ok(MemoryLimit::Off),
+        size => parse_size(size)
+            .map(|bytes| MemoryLimit::Bytes(bytes as u64))
+            .map_err(|e| format!("{e}, auto or 0")),
+    }
 }
 
 fn parse_name_rules(text: &str) -> Result<NameRules, String> {
@@ -79,9 +101,9 @@ pub struct Flags {
     pub web_max_connections: usize,
 
     /// most bytes held at once by write bodies being received and answers being sent; beyond
-    /// it, 503 (default 256MiB)
-    #[argh(option, default = "256 << 20", from_str_fn(parse_size))]
-    pub web_max_bytes_in_flight: usize,
+    /// it, 503 (default 256MiB, or derived from --memory.limit)
+    #[argh(option, from_str_fn(parse_size))]
+    pub web_max_bytes_in_flight: Option<usize>,
 
     /// time for a whole request to arrive, from its first byte, and for the first one on a
     /// new connection (default 30s)
@@ -116,17 +138,26 @@ pub struct Flags {
     )]
     pub series_ttl: Duration,
 
-    /// most series held; new series beyond it are dropped and counted (default 2000000)
-    #[argh(option, default = "2_000_000")]
-    pub series_max: usize,
+    /// most series held; new series beyond it are dropped and counted (default 2000000, or
+    /// derived from --memory.limit)
+    #[argh(option)]
+    pub series_max: Option<usize>,
 
     /// largest compressed write request body, e.g. 32MiB (default 32MiB)
     #[argh(option, default = "32 << 20", from_str_fn(parse_size))]
     pub write_max_bytes: usize,
 
-    /// largest decompressed write request, e.g. 32MiB (default 32MiB)
-    #[argh(option, default = "32 << 20", from_str_fn(parse_size))]
-    pub write_max_decoded_bytes: usize,
+    /// largest decompressed write request, e.g. 32MiB (default 32MiB, or derived from
+    /// --memory.limit)
+    #[argh(option, from_str_fn(parse_size))]
+    pub write_max_decoded_bytes: Option<usize>,
+
+    /// memory the server keeps under: auto (the limit of its cgroup, as a pod's
+    /// resources.limits.memory sets it; none outside a limited cgroup), a size (512MiB), or 0
+    /// for none. Sizes left to their defaults derive from it, and new series are refused near
+    /// it (default auto)
+    #[argh(option, default = "MemoryLimit::Auto", from_str_fn(parse_memory_limit))]
+    pub memory_limit: MemoryLimit,
 
     /// which metric and label names writes may use: utf8 (any UTF-8, as Prometheus 3) or
     /// legacy (the classic character sets) (default utf8)
@@ -163,7 +194,7 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 22] = [
+pub const FLAG_NAMES: [(&str, bool); 23] = [
     ("web.listen-address", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
@@ -179,6 +210,7 @@ pub const FLAG_NAMES: [(&str, bool); 22] = [
     ("series.max", true),
     ("write.max-bytes", true),
     ("write.max-decoded-bytes", true),
+    ("memory.limit", true),
     ("write.name-validation", true),
     ("write.native-histogram-max-buckets", true),
     ("otlp.translation-strategy", true),
@@ -224,14 +256,14 @@ impl Flags {
         Ok(flags)
     }
 
-    /// Worker threads in effect: the flag, or the number of CPUs with a floor of two.
-    pub fn threads(&self) -> usize {
-        self.web_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(usize::from)
-                .unwrap_or(2)
-                .max(2)
-        })
+    /// The sizes the flags give, the rest left to derive from the memory limit.
+    pub fn given_sizes(&self) -> Given {
+        Given {
+            threads: self.web_threads,
+            max_bytes_in_flight: self.web_max_bytes_in_flight,
+            max_decoded_bytes: self.write_max_decoded_bytes,
+            series_max: self.series_max,
+        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -268,7 +300,7 @@ impl Flags {
         if self.web_max_connections == 0 {
             return Err("--web.max-connections: must be at least 1".into());
         }
-        if self.web_max_bytes_in_flight == 0 {
+        if self.web_max_bytes_in_flight == Some(0) {
             return Err("--web.max-bytes-in-flight: must be more than 0".into());
         }
         for (flag, timeout) in [
@@ -280,7 +312,7 @@ impl Flags {
                 return Err(format!("{flag}: must be more than 0"));
             }
         }
-        if self.series_max == 0 {
+        if self.series_max == Some(0) {
             return Err("--series.max: must be at least 1".into());
         }
         if self.write_native_histogram_max_buckets == 0 {
@@ -386,15 +418,16 @@ mod tests {
         assert_eq!(flags.web_telemetry_path, "/metrics");
         assert_eq!(flags.web_exporter_telemetry_path, "/metrics/exporter");
         assert_eq!(flags.series_ttl, Duration::from_secs(300));
-        assert_eq!(flags.series_max, 2_000_000);
+        assert_eq!(flags.series_max, None, "derived from the memory limit");
         assert_eq!(flags.write_max_bytes, 32 << 20);
-        assert_eq!(flags.write_max_decoded_bytes, 32 << 20);
+        assert_eq!(flags.write_max_decoded_bytes, None);
+        assert_eq!(flags.memory_limit, MemoryLimit::Auto);
         assert_eq!(flags.write_name_validation, NameRules::Utf8);
         assert_eq!(flags.write_native_histogram_max_buckets, 4096);
         assert!(!flags.web_expose_timestamps);
-        assert!(flags.threads() >= 2);
+        assert_eq!(flags.web_threads, None);
         assert_eq!(flags.web_max_connections, 512);
-        assert_eq!(flags.web_max_bytes_in_flight, 256 << 20);
+        assert_eq!(flags.web_max_bytes_in_flight, None);
         assert_eq!(flags.web_read_timeout, Duration::from_secs(30));
         assert_eq!(flags.web_write_timeout, Duration::from_secs(60));
         assert_eq!(flags.web_idle_timeout, Duration::from_secs(300));
@@ -419,6 +452,19 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_limit_is_auto_a_size_or_0() {
+        let limit =
+            |value: &str| parse(&[&format!("--memory.limit={value}")]).map(|f| f.memory_limit);
+        assert_eq!(limit("auto"), Ok(MemoryLimit::Auto));
+        assert_eq!(limit("512MiB"), Ok(MemoryLimit::Bytes(512 << 20)));
+        assert_eq!(limit("0"), Ok(MemoryLimit::Off));
+        match limit("lots") {
+            Err(Exit::Usage(line)) => assert!(line.contains("--memory.limit"), "{line}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn environment_fills_flags_the_command_line_leaves_out() {
         let flags = parse_with_env(
             &["--series.max=5"],
@@ -429,7 +475,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(flags.series_max, 5, "the command line wins");
+        assert_eq!(flags.series_max, Some(5), "the command line wins");
         assert_eq!(flags.series_ttl, Duration::ZERO);
         assert!(flags.web_expose_timestamps);
     }

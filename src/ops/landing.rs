@@ -2,12 +2,18 @@
 
 use std::fmt::Write as _;
 
+use crate::base::units::format_size;
 use crate::ops::telemetry::{ARCH, OS, REVISION, VERSION};
 use crate::otlp::receive::OTLP_PATHS;
 
 /// What the page shows: where things are, what the store holds, and the flags in effect.
 pub struct LandingFacts<'a> {
     pub series: usize,
+    /// The series limit in force, given or derived from the memory limit.
+    pub series_limit: usize,
+    /// The memory limit in force, and resident memory now (when `/proc` is there).
+    pub memory_limit: Option<u64>,
+    pub resident_bytes: Option<u64>,
     pub families: usize,
     /// Unix milliseconds of the last write, 0 if none yet.
     pub last_write_ms: i64,
@@ -37,7 +43,8 @@ pub fn landing_page(facts: &LandingFacts) -> String {
          <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
          <li><code>POST {write}</code> (also <code>{write_alias}</code>): remote write 1.0 and 2.0</li>\n\
          <li><code>POST {otlp}</code> (also <code>{otlp_alias}</code>): OTLP/HTTP metrics, protobuf or JSON</li>\n</ul>\n\
-         <h2>Now</h2>\n<ul>\n<li>series: {series}</li>\n<li>metric families: {families}</li>\n\
+         <h2>Now</h2>\n<ul>\n<li>series: {series} of at most {series_limit} ({series_share})</li>\n\
+         <li>memory: {memory}</li>\n<li>metric families: {families}</li>\n\
          <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
         version = html(VERSION),
         revision = html(REVISION),
@@ -50,6 +57,9 @@ pub fn landing_page(facts: &LandingFacts) -> String {
         otlp = OTLP_PATHS[1],
         otlp_alias = OTLP_PATHS[0],
         series = facts.series,
+        series_limit = facts.series_limit,
+        series_share = percent(facts.series as u64, facts.series_limit as u64),
+        memory = memory(facts.memory_limit, facts.resident_bytes),
         families = facts.families,
     );
     for (name, value) in facts.flags_in_effect {
@@ -62,6 +72,24 @@ pub fn landing_page(facts: &LandingFacts) -> String {
     }
     page.push_str("</table>\n</body></html>\n");
     page
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    format!("{:.1}% full", part as f64 * 100.0 / whole.max(1) as f64)
+}
+
+/// Resident memory against the limit, as the memory guard sees them.
+fn memory(limit: Option<u64>, resident: Option<u64>) -> String {
+    let resident_text = resident.map_or("unknown".to_owned(), format_size);
+    match (limit, resident) {
+        (None, _) => format!("{resident_text} resident, no memory limit"),
+        (Some(limit), Some(resident)) => format!(
+            "{resident_text} resident of a {} limit ({}; new series are refused from 90%)",
+            format_size(limit),
+            percent(resident, limit)
+        ),
+        (Some(limit), None) => format!("a {} limit", format_size(limit)),
+    }
 }
 
 fn html(text: &str) -> String {
@@ -79,6 +107,9 @@ mod tests {
     fn page_links_every_endpoint_and_escapes_flag_values() {
         let page = landing_page(&LandingFacts {
             series: 12,
+            series_limit: 48,
+            memory_limit: Some(64 << 20),
+            resident_bytes: Some(16 << 20),
             families: 3,
             last_write_ms: 0,
             telemetry_path: "/federate",
@@ -95,9 +126,13 @@ mod tests {
             assert!(page.contains(link), "{link} missing");
         }
         assert!(
-            page.contains("series: 12")
+            page.contains("series: 12 of at most 48 (25.0% full)")
                 && page.contains("metric families: 3")
                 && page.contains("never")
+        );
+        assert!(
+            page.contains("16MiB resident of a 64MiB limit (25.0% full;"),
+            "{page}"
         );
         assert!(page.contains("&lt;script&gt;") && !page.contains("<script>"));
     }

@@ -183,6 +183,8 @@ impl ConnectionStats {
 #[derive(Debug)]
 pub struct Telemetry {
     pub connections: ConnectionStats,
+    /// `--memory.limit` in force, in bytes; 0 for none.
+    memory_limit: AtomicU64,
     write_requests: Mutex<BTreeMap<u16, u64>>,
     write_duration: Histogram,
     write_bytes: AtomicU64,
@@ -314,6 +316,7 @@ impl Default for Telemetry {
             web_config_reloads: Default::default(),
             web_config_last_reload_failed: AtomicBool::new(false),
             otlp: OtlpStats::default(),
+            memory_limit: AtomicU64::new(0),
         }
     }
 }
@@ -336,6 +339,16 @@ impl Gauges {
 }
 
 impl Telemetry {
+    pub fn set_memory_limit(&self, limit: Option<u64>) {
+        self.memory_limit
+            .store(limit.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The memory limit in force, if any.
+    pub fn memory_limit(&self) -> Option<u64> {
+        Some(self.memory_limit.load(Ordering::Relaxed)).filter(|&bytes| bytes > 0)
+    }
+
     /// Counts one answered write request of `body_bytes` compressed bytes.
     pub fn record_write(&self, status: u16, elapsed: Duration, body_bytes: usize) {
         *lock(&self.write_requests).entry(status).or_insert(0) += 1;
@@ -548,8 +561,14 @@ impl Telemetry {
         gauge(
             &mut out,
             "k8s_exporter_series_limit",
-            "Most series held (--series.max).",
+            "Most series held: --series.max, given or derived from the memory limit.",
             gauges.series_limit as f64,
+        );
+        gauge(
+            &mut out,
+            "k8s_exporter_memory_limit_bytes",
+            "The memory limit in force (--memory.limit, by default the cgroup's); 0 for none. New series are refused while resident memory is near it.",
+            self.memory_limit.load(Ordering::Relaxed) as f64,
         );
 
         out.header(

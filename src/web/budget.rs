@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use crate::base::locks::lock;
 
 pub struct Budget {
-    limit: usize,
+    /// Set again when a memory limit it derives from changes.
+    limit: AtomicUsize,
     held: AtomicUsize,
 }
 
@@ -26,13 +27,18 @@ pub struct Reservation<'a> {
 impl Budget {
     pub fn new(limit: usize) -> Budget {
         Budget {
-            limit,
+            limit: AtomicUsize::new(limit),
             held: AtomicUsize::new(0),
         }
     }
 
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A new cap; what is held stays held, and new reservations meet the new cap.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Takes `bytes` when they fit under the limit, or when nothing is held at all.
@@ -40,7 +46,7 @@ impl Budget {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 let total = held.checked_add(bytes)?;
-                (held == 0 || total <= self.limit).then_some(total)
+                (held == 0 || total <= self.limit()).then_some(total)
             })
             .ok()?;
         Some(Reservation {

@@ -39,12 +39,12 @@ use crate::web::workers::{AnswerSlot, Workers};
 /// the compression of gzip pages, run on the workers. Only the part used becomes resident.
 const CONNECTION_STACK_BYTES: usize = 1 << 20;
 
-/// The largest body buffer kept for reuse between requests, and how much is kept in all: a
-/// remote-write body is typically 100 to 300 KiB, an uncompressed OTLP body a few MiB, and
-/// allocating them afresh per request is slow with musl's allocator (a large one is mapped and
-/// unmapped each time). At most 16 MiB so kept, outside `--web.max-bytes-in-flight`.
+/// The largest body buffer kept for reuse between requests: a remote-write body is typically
+/// 100 to 300 KiB, an uncompressed OTLP body a few MiB, and allocating them afresh per request
+/// is slow with musl's allocator (a large one is mapped and unmapped each time). How much is
+/// kept in all, outside `--web.max-bytes-in-flight`, is [`Limits::spare_bodies_bytes`]: 16 MiB,
+/// or less under a memory limit (`crate::ops::sizing`).
 const SPARE_BODY_BYTES: usize = 4 << 20;
-const SPARE_BODIES_BYTES: usize = 16 << 20;
 
 /// How long to wait before accepting again after `accept()` failed (for example with no file
 /// descriptor left), so that the failure does not spin a core.
@@ -64,6 +64,7 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
     pub max_bytes_in_flight: usize,
+    pub spare_bodies_bytes: usize,
 }
 
 /// What the acceptor and every connection thread share.
@@ -118,9 +119,18 @@ impl Connections {
             web,
             in_flight: AtomicUsize::new(0),
             bytes_in_flight: Budget::new(limits.max_bytes_in_flight),
-            spare_bodies: SparePool::new(SPARE_BODY_BYTES, SPARE_BODIES_BYTES),
+            spare_bodies: SparePool::new(
+                SPARE_BODY_BYTES.min(limits.spare_bodies_bytes),
+                limits.spare_bodies_bytes,
+            ),
             stopping: AtomicBool::new(false),
         })
+    }
+
+    /// The cap of `--web.max-bytes-in-flight`, set again when the memory limit it derives from
+    /// changes.
+    pub fn set_max_bytes_in_flight(&self, bytes: usize) {
+        self.bytes_in_flight.set_limit(bytes);
     }
 
     /// Accepts connections on `listener` from a thread of its own, for as long as the process runs.

@@ -58,6 +58,9 @@ pub struct App {
     /// process, as the store keeps one list of views: a scrape at the same moment as another
     /// makes its own.
     spare_block_bytes: Mutex<Vec<u8>>,
+    /// Series and value tuples the last scrape rendered: what the memory guard takes resident
+    /// memory to hold already of what scrapes cost (`crate::ops::memory`).
+    pub scraped: Mutex<(usize, usize)>,
 }
 
 impl App {
@@ -68,6 +71,7 @@ impl App {
             settings,
             rejected_write_log: RateLimited::new(Duration::from_secs(10)),
             spare_block_bytes: Mutex::default(),
+            scraped: Mutex::default(),
         }
     }
 }
@@ -482,6 +486,7 @@ pub fn write_page(
         render(out)
     };
     *lock(&app.spare_block_bytes) = block_bytes;
+    *lock(&app.scraped) = (page.snapshot.series.len(), app.store.tuple_count());
     app.store.recycle(page.snapshot);
     app.telemetry.record_scrape(page.started.elapsed());
     written
@@ -505,6 +510,9 @@ fn landing(app: &App) -> Reply {
     let snapshot = app.store.snapshot();
     let facts = LandingFacts {
         series: snapshot.series.len(),
+        series_limit: app.store.max_series(),
+        memory_limit: app.telemetry.memory_limit(),
+        resident_bytes: process::read().map(|stats| stats.resident_bytes as u64),
         families: crate::expose::groups::family_count(&snapshot),
         last_write_ms: app.telemetry.last_write_ms(),
         telemetry_path: &app.settings.telemetry_path,
