@@ -175,7 +175,10 @@ audit:
 	@cargo fetch -q
 	cargo deny --offline check --hide-inclusion-graph
 
+# The glibc release build too: tests/memory_limit.rs runs it, as `make run` serves it, in a
+# memory cgroup beside the static one.
 test: deps dist audit
+	cargo build --release
 	cargo test
 
 # The load benchmark (benches/load.rs) against the glibc build with Prometheus's own receiver

@@ -12,6 +12,7 @@ mod exposition;
 mod fuzz_replay;
 mod gzip;
 mod hostile;
+mod memory_limit;
 mod native_peers;
 mod negotiation;
 mod operations;

@@ -89,6 +89,18 @@ pub fn static_binary() -> PathBuf {
     static_binary_for(Arch::host())
 }
 
+/// The glibc release build (`cargo build --release`, which `make test` runs), as `make run`
+/// serves: the glibc build as users run it, not the unoptimized test build.
+pub fn release_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/k8s_exporter");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --release` first (`make test` does)",
+        path.display()
+    );
+    path
+}
+
 /// The binary `make static ARCH=<arch>` writes (`make test` builds both).
 pub fn static_binary_for(arch: Arch) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
