@@ -253,6 +253,9 @@ fn spawn_memory_guard(
     connections: Arc<Connections>,
     stopping: Arc<AtomicBool>,
 ) {
+    if source.flag == MemoryLimit::Off {
+        return;
+    }
     let Some(mut resident) = Resident::open(Path::new("/proc")) else {
         if limit.is_some() {
             log::warn(
@@ -278,7 +281,9 @@ fn spawn_memory_guard(
                         limit_changed(source.given, limit, &app, &connections);
                     }
                 }
-                let (Some(bytes), Some(rss)) = (limit, resident.bytes()) else {
+                // Without a limit (yet), statm is not read.
+                let Some((bytes, rss)) = limit.and_then(|bytes| Some((bytes, resident.bytes()?)))
+                else {
                     app.store.set_memory_cap(usize::MAX);
                     continue;
                 };
