@@ -310,17 +310,24 @@ mod tests {
         Layout::from_size_align(size, 8).unwrap()
     }
 
+    /// A block the tests hold: a pointer that may travel to another thread with its provenance,
+    /// so that Miri checks every access through it (`-Zmiri-strict-provenance`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct Block(*mut u8);
+
+    // SAFETY: a block belongs to whichever thread holds it; the tests hand it over whole.
+    unsafe impl Send for Block {}
+
     /// A block filled with one byte, to be checked later.
-    fn filled(size: usize, mark: u8) -> usize {
+    fn filled(size: usize, mark: u8) -> Block {
         let block = unsafe { ThreadCache.alloc(layout(size)) };
         assert!(!block.is_null());
-        assert_eq!(block as usize % GRANULE, 0, "every block is 16-aligned");
+        assert_eq!(block.addr() % GRANULE, 0, "every block is 16-aligned");
         unsafe { block.write_bytes(mark, size) };
-        block as usize
+        Block(block)
     }
 
-    fn check_and_free(block: usize, size: usize, mark: u8) {
-        let block = block as *mut u8;
+    fn check_and_free(Block(block): Block, size: usize, mark: u8) {
         let bytes = unsafe { std::slice::from_raw_parts(block, size) };
         assert!(
             bytes.iter().all(|&b| b == mark),
@@ -362,8 +369,8 @@ mod tests {
     fn blocks_freed_where_nothing_is_cached_serve_every_thread() {
         // The 480-byte class is used by no other test, so its depot is this test's alone.
         let size = 470;
-        let freed: HashSet<usize> = on_thread(false, move || {
-            let blocks: Vec<usize> = (0..10).map(|_| filled(size, 4)).collect();
+        let freed: HashSet<Block> = on_thread(false, move || {
+            let blocks: Vec<Block> = (0..10).map(|_| filled(size, 4)).collect();
             blocks.iter().for_each(|&b| check_and_free(b, size, 4));
             blocks.into_iter().collect()
         });
@@ -388,13 +395,13 @@ mod tests {
         let (sender, receiver) = mpsc::channel();
         let keeper = thread::spawn(move || {
             cache_this_thread();
-            let blocks: Vec<usize> = (0..count).map(|_| filled(size, 6)).collect();
+            let blocks: Vec<Block> = (0..count).map(|_| filled(size, 6)).collect();
             blocks.iter().for_each(|&b| check_and_free(b, size, 6));
             sender.send(blocks).unwrap();
             // Stay alive, as a worker does.
             thread::park();
         });
-        let freed: HashSet<usize> = receiver.recv().unwrap().into_iter().collect();
+        let freed: HashSet<Block> = receiver.recv().unwrap().into_iter().collect();
         let from_batch = on_thread(true, move || {
             let block = filled(size, 7);
             check_and_free(block, size, 7);
@@ -410,7 +417,7 @@ mod tests {
         for caching in [false, true] {
             on_thread(caching, || {
                 let mut size = 1;
-                let mut block = filled(size, 8) as *mut u8;
+                let Block(mut block) = filled(size, 8);
                 for new_size in [16, 17, 200, 512, 513, 4096, 300, 5] {
                     block = unsafe { ThreadCache.realloc(block, layout(size), new_size) };
                     assert!(!block.is_null());
@@ -423,7 +430,7 @@ mod tests {
                     unsafe { block.write_bytes(8, new_size) };
                     size = new_size;
                 }
-                check_and_free(block as usize, size, 8);
+                check_and_free(Block(block), size, 8);
             });
         }
     }
@@ -434,8 +441,8 @@ mod tests {
             let dirty = filled(64, 0xff);
             check_and_free(dirty, 64, 0xff);
             let zeroed = unsafe { ThreadCache.alloc_zeroed(layout(64)) };
-            assert_eq!(zeroed as usize, dirty, "the dirty block is the one reused");
-            check_and_free(zeroed as usize, 64, 0);
+            assert_eq!(Block(zeroed), dirty, "the dirty block is the one reused");
+            check_and_free(Block(zeroed), 64, 0);
         });
     }
 
@@ -450,6 +457,11 @@ mod tests {
         }
     }
 
+    /// Rounds of the test below, and blocks each thread keeps: fewer under Miri (`make miri`),
+    /// which runs some thousand times slower and checks every access instead.
+    const ROUNDS: usize = if cfg!(miri) { 600 } else { 20_000 };
+    const KEPT: usize = if cfg!(miri) { 40 } else { 500 };
+
     #[test]
     fn threads_freeing_each_others_blocks_never_share_one() {
         // Four threads, two of them caching, allocate blocks of every class, mark them with their
@@ -458,7 +470,7 @@ mod tests {
         // changed mark.
         let threads = 4;
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads)
-            .map(|_| mpsc::channel::<(usize, usize, u8)>())
+            .map(|_| mpsc::channel::<(Block, usize, u8)>())
             .unzip();
         let handles: Vec<_> = receivers
             .into_iter()
@@ -471,7 +483,7 @@ mod tests {
                     }
                     let mark = me as u8 + 10;
                     let mut mine = Vec::new();
-                    for round in 0..20_000usize {
+                    for round in 0..ROUNDS {
                         let size = sized(round, me);
                         let block = filled(size, mark);
                         if round % 2 == 0 {
@@ -479,7 +491,7 @@ mod tests {
                         } else {
                             mine.push((block, size));
                         }
-                        if mine.len() > 500 {
+                        if mine.len() > KEPT {
                             let (block, size) = mine.swap_remove(round % mine.len());
                             check_and_free(block, size, mark);
                         }
