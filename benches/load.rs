@@ -19,9 +19,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use k8s_exporter::write::proto::{histogram, v2, BucketSpan, Histogram, TimeSeries, WriteRequest};
 use prost::Message;
 
+/// The memory cgroup `--held-under` runs the binary in, as `tests/memory_limit.rs` does.
+#[path = "../tests/support/cgroup.rs"]
+mod cgroup;
+
 const USAGE: &str = "usage: load [--series N] [--batch N] [--connections N] [--append-rounds N] \
 [--scrapes N] [--protocol 1|2] [--otlp | --otlp-gzip] [--native-histograms] [--binary PATH] [--compare-prometheus] [--versus PATH [--trials N]] \
-[--stages]";
+[--stages] [--exporter-flag FLAG]... [--held-under SIZE]";
 
 struct Options {
     series: usize,
@@ -38,6 +42,11 @@ struct Options {
     wire: Wire,
     /// One series in 25 (one per container) sends a native histogram instead of a float.
     native_histograms: bool,
+    /// Flags for the exporter of `--binary` only (not `--versus`'s, which may predate them).
+    exporter_flags: Vec<String>,
+    /// Run the binary in a memory cgroup of this many bytes, with no sizing flag, and send new
+    /// series until the memory guard or the derived series limit refuses them.
+    held_under: Option<u64>,
 }
 
 fn options() -> Options {
@@ -57,6 +66,8 @@ fn options() -> Options {
         stages: false,
         wire: Wire::RemoteWrite1,
         native_histograms: false,
+        exporter_flags: Vec::new(),
+        held_under: None,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
@@ -85,6 +96,11 @@ fn options() -> Options {
                     "2" => Wire::RemoteWrite2,
                     _ => panic!("--protocol is 1 or 2\n{USAGE}"),
                 }
+            }
+            "--exporter-flag" => options.exporter_flags.push(value()),
+            "--held-under" => {
+                let size = k8s_exporter::base::units::parse_size(&value()).expect(USAGE);
+                options.held_under = Some(size as u64);
             }
             "--otlp" => options.wire = Wire::Otlp,
             "--otlp-gzip" => options.wire = Wire::OtlpGzip,
@@ -611,7 +627,7 @@ fn wait_ready(address: &str, path: &str, started: Instant) -> Duration {
     panic!("{address}{path} did not become ready");
 }
 
-fn start_exporter(binary: &Path, wire: Wire) -> Target {
+fn start_exporter(binary: &Path, wire: Wire, flags: &[String]) -> Target {
     assert!(
         binary.is_file(),
         "{} missing: build it first (make bench does)",
@@ -625,6 +641,7 @@ fn start_exporter(binary: &Path, wire: Wire) -> Target {
             "--series.ttl=0",
             "--series.max=10000000",
         ])
+        .args(flags)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -703,8 +720,13 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn resident_bytes(pid: u32) -> f64 {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A size from `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in bytes.
+fn status_bytes(pid: u32, key: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
     line.split_whitespace()
         .nth(1)
         .unwrap()
@@ -1083,7 +1105,12 @@ fn versus(options: &Options, other: &Path, rounds: &[Vec<Vec<u8>>]) {
     let mut runs: [Vec<Figures>; 2] = [Vec::new(), Vec::new()];
     for trial in 0..options.trials {
         for which in [trial % 2, 1 - trial % 2] {
-            let target = start_exporter(binaries[which], options.wire);
+            let flags: &[String] = if which == 0 {
+                &options.exporter_flags
+            } else {
+                &[]
+            };
+            let target = start_exporter(binaries[which], options.wire, flags);
             runs[which].push(measure(&target, options, rounds));
         }
     }
@@ -1354,6 +1381,7 @@ fn compare_with_remote_write(
         wire: Wire::RemoteWrite1,
         binary: options.binary.clone(),
         versus: None,
+        exporter_flags: options.exporter_flags.clone(),
         ..*options
     };
     let rounds: Vec<Vec<Vec<u8>>> = (0..options.append_rounds + 2)
@@ -1367,7 +1395,7 @@ fn compare_with_remote_write(
             )
         })
         .collect();
-    let exporter = start_exporter(&options.binary, Wire::RemoteWrite1);
+    let exporter = start_exporter(&options.binary, Wire::RemoteWrite1, &options.exporter_flags);
     let remote_write = measure(&exporter, &options, &rounds);
     drop(exporter);
     print(
@@ -1391,6 +1419,79 @@ fn compare_with_remote_write(
 /// The chunk a scrape page is compressed in.
 const GZIP_CHUNK: usize = 256 << 10;
 
+/// A series' value in `own`, the exporter's own page, by its exact name and labels.
+fn own_value(own: &str, series: &str) -> f64 {
+    own.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} on the exporter's own page"))
+}
+
+/// `--held-under SIZE`: the binary in a real memory cgroup of SIZE bytes, with no sizing flag
+/// (the sizes derive from the cgroup's limit), sent the load's `--series` new cAdvisor series
+/// in requests of `--batch`, scraped (gzip, as Prometheus asks) after every 100,000, as
+/// prometheus2 scrapes while prometheus1 writes. Prints the series it holds when the memory
+/// guard or the derived series limit has refused the rest, and whether it stayed under the
+/// limit. Needs root.
+fn held_under(options: &Options, labels: &[Vec<(String, String)>], limit: u64, now: i64) {
+    let cgroup = cgroup::MemoryCgroup::new("bench", limit);
+    let address = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let mut child = cgroup
+        .command(&options.binary)
+        .arg(format!("--web.listen-address={address}"))
+        .arg("--series.ttl=0")
+        .args(&options.exporter_flags)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&address, "/healthz", started);
+    let (mut writer, mut scraper) = (Connection::open(&address), Connection::open(&address));
+    let (mut page, mut refused, mut sent) = (Vec::new(), 0, 0);
+    for chunk in labels.chunks(options.batch) {
+        let body = v1_request(chunk, now, |i| Point::Float(i as f64));
+        let body = snap::raw::Encoder::new().compress_vec(&body).unwrap();
+        let status = loop {
+            let (status, _) = writer.send("POST", "/write", Wire::RemoteWrite1.headers(), &body);
+            if status != 503 {
+                break status;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        match status {
+            204 => {}
+            400 => refused += 1,
+            other => panic!("a write answered {other}"),
+        }
+        let before = sent;
+        sent += chunk.len();
+        if sent / 100_000 != before / 100_000 || sent == labels.len() {
+            let headers = [("Accept", PROMETHEUS_ACCEPT), ("Accept-Encoding", "gzip")];
+            let status = scraper.send_into("GET", "/metrics", &headers, &[], &mut page);
+            assert_eq!(status, 200);
+        }
+    }
+    let (_, own) = writer.send("GET", "/metrics/exporter", &[], &[]);
+    let own = String::from_utf8(own).unwrap();
+    let peak = status_bytes(child.id(), "VmHWM:");
+    let mib = |bytes: f64| bytes / (1u64 << 20) as f64;
+    println!(
+        "held under {:.0} MiB: {:.0} series held of {} sent ({refused} requests refused in part); derived --series.max {:.0}; dropped as memory_limit {:.0}, series_limit {:.0}; \
+         peak cgroup charge {:.1} MiB, peak resident {:.1} MiB, OOM kills {}",
+        mib(limit as f64),
+        own_value(&own, "k8s_exporter_series"),
+        labels.len(),
+        own_value(&own, "k8s_exporter_series_limit"),
+        own_value(&own, "k8s_exporter_samples_dropped_total{reason=\"memory_limit\"}"),
+        own_value(&own, "k8s_exporter_samples_dropped_total{reason=\"series_limit\"}"),
+        mib(cgroup.peak_charge() as f64),
+        mib(peak),
+        cgroup.oom_kills()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn main() {
     let options = options();
     let labels = series_labels(options.series);
@@ -1405,6 +1506,9 @@ fn main() {
         .unwrap()
         .as_millis() as i64
         - 60_000;
+    if let Some(limit) = options.held_under {
+        return held_under(&options, &labels, limit, now);
+    }
     // The load needs its append rounds and one more (writes during scrapes); `--stages` takes
     // the best of three append rounds, whatever `--append-rounds` says.
     let round_count = if options.stages {
@@ -1447,7 +1551,7 @@ fn main() {
     }
     println!("binary: {}", options.binary.display());
 
-    let exporter = start_exporter(&options.binary, options.wire);
+    let exporter = start_exporter(&options.binary, options.wire, &options.exporter_flags);
     let ours = measure(&exporter, &options, &rounds);
     drop(exporter);
     print("k8s_exporter", &ours);

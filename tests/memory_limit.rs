@@ -8,8 +8,7 @@
 //!
 //! Needs root, to make the cgroup; where none can be made the test fails and says why.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -18,6 +17,7 @@ use std::time::Duration;
 use k8s_exporter::write::proto::{TimeSeries, WriteRequest};
 use serde_json::json;
 
+use crate::support::cgroup::MemoryCgroup;
 use crate::support::{
     eventually, now_ms, release_binary, sample_value, series, static_binary, upstream,
     write_request, Exporter, HttpResponse,
@@ -33,106 +33,6 @@ const EXPLOSION: usize = 400_000;
 const BATCH: usize = 2000;
 /// Prometheus's stale marker, which removes a series at once.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
-
-/// A memory cgroup of this test's own, removed when dropped: v1 (a directory under
-/// `/sys/fs/cgroup/memory`) or v2 (under `/sys/fs/cgroup`), as the machine mounts them.
-struct TestCgroup {
-    path: PathBuf,
-    v2: bool,
-}
-
-impl TestCgroup {
-    fn new(name: &str, limit: u64) -> TestCgroup {
-        let v1 = Path::new("/sys/fs/cgroup/memory");
-        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").is_file();
-        let parent = if v1.join("memory.limit_in_bytes").is_file() {
-            v1
-        } else if v2 {
-            Path::new("/sys/fs/cgroup")
-        } else {
-            panic!("no memory cgroup hierarchy is mounted at /sys/fs/cgroup: cannot test the memory limit")
-        };
-        let path = parent.join(format!("k8s_exporter-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir(&path);
-        std::fs::create_dir(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot make the memory cgroup {} (the test needs root): {e}",
-                path.display()
-            )
-        });
-        let cgroup = TestCgroup {
-            path,
-            v2: parent != v1,
-        };
-        cgroup.set_limit(limit);
-        if !cgroup.v2 {
-            // No swap to spill into: past the limit is an OOM kill, as in a pod.
-            let _ = std::fs::write(cgroup.path.join("memory.swappiness"), "0");
-        }
-        cgroup
-    }
-
-    fn set_limit(&self, limit: u64) {
-        let file = if self.v2 {
-            "memory.max"
-        } else {
-            "memory.limit_in_bytes"
-        };
-        std::fs::write(self.path.join(file), limit.to_string())
-            .unwrap_or_else(|e| panic!("cannot set {}/{file}: {e}", self.path.display()));
-    }
-
-    /// OOM kills in the cgroup (`oom_kill` of v1's `memory.oom_control`, v2's `memory.events`).
-    fn oom_kills(&self) -> u64 {
-        let file = if self.v2 {
-            "memory.events"
-        } else {
-            "memory.oom_control"
-        };
-        let text = std::fs::read_to_string(self.path.join(file)).unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix("oom_kill "))
-            .unwrap_or_else(|| panic!("no oom_kill in {file}: {text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    /// The most memory the cgroup was charged for (v1 `memory.max_usage_in_bytes`, v2
-    /// `memory.peak`).
-    fn peak_charge(&self) -> u64 {
-        let file = if self.v2 {
-            "memory.peak"
-        } else {
-            "memory.max_usage_in_bytes"
-        };
-        let text = std::fs::read_to_string(self.path.join(file)).unwrap();
-        text.trim().parse().unwrap()
-    }
-
-    /// `binary`, started inside the cgroup: a shell joins it, then becomes the binary.
-    fn command(&self, binary: &Path) -> Command {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#)
-            .arg(&self.path)
-            .arg(binary);
-        command
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        // The exporter has been stopped; its cgroup empties a moment after.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 /// The cAdvisor series of container `container` of pod `pod`: the labels cAdvisor writes, with
 /// a pod uid, a 64-digit container id and a container name of its own; `metric` names one of
@@ -262,7 +162,7 @@ fn glibc_build_in_a_64_mib_cgroup_survives_a_cardinality_explosion() {
 }
 
 fn survives_a_cardinality_explosion(name: &str, binary: &Path) {
-    let cgroup = TestCgroup::new(name, LIMIT);
+    let cgroup = MemoryCgroup::new(name, LIMIT);
     let exporter = Exporter::start_command(cgroup.command(binary), &[]);
     let pid = exporter.pid();
     assert_eq!(

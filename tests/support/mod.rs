@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod cadvisor;
+pub mod cgroup;
 pub mod peers;
 pub mod tls;
 pub mod upstream;
