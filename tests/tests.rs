@@ -21,6 +21,7 @@ mod parsers;
 mod protos;
 mod remote_write;
 mod remote_write_v2;
+mod rules;
 mod scale_out;
 mod scratch;
 mod support;

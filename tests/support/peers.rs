@@ -239,7 +239,8 @@ pub fn metadata(prometheus: &Peer) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-fn api(prometheus: &Peer, path: &str) -> Value {
+/// A GET of Prometheus's HTTP API at `path`, as JSON; fails the test unless it says success.
+pub fn api(prometheus: &Peer, path: &str) -> Value {
     let response = request(&prometheus.address, "GET", path, &[], &[]);
     assert_eq!(response.status, 200, "{path}: {}", response.text());
     let body: Value = serde_json::from_slice(&response.body).expect("JSON from the API");
