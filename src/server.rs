@@ -134,6 +134,8 @@ impl Server {
             let scheme = if web.tls.is_some() { "https" } else { "http" };
             (scheme, web.basic_auth.is_some())
         };
+        app.telemetry
+            .set_certificate_expiries(&web.current().certificate_expiries);
         let web = Arc::new(web);
         let connections = Connections::new(
             Arc::clone(&app),
@@ -343,6 +345,8 @@ fn spawn_web_config_watcher(web: Arc<LiveWebConfig>, app: Arc<App>, stopping: Ar
                     Some(Reloaded::Took) => {
                         log::info("web config reloaded", &[]);
                         app.telemetry.record_web_config_reload(true);
+                        app.telemetry
+                            .set_certificate_expiries(&web.current().certificate_expiries);
                     }
                     Some(Reloaded::Failed(error)) => {
                         log::warn(

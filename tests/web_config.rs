@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use serde_json::json;
 
 use crate::support::peers::{prometheus, query, TempDir};
-use crate::support::tls::{https_get, Pki};
+use crate::support::tls::{https_get, Pki, DEFAULT_NOT_AFTER, ROTATED_NOT_AFTER_SECONDS};
 use crate::support::{eventually, parse_response, sample_value, Exporter};
 
 const USER: &str = "prometheus";
@@ -74,6 +74,12 @@ fn tls_client_certificates_and_basic_auth_guard_every_endpoint_but_healthz() {
     }
     let page = https_get(&exporter, &client, "/metrics/exporter", Some(&good)).unwrap();
     assert_eq!(page.status, 200);
+    for certificate in ["server", "client_ca"] {
+        let series = format!(
+            "k8s_exporter_tls_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}}"
+        );
+        assert_eq!(sample_value(&page.text(), &series), Some(DEFAULT_NOT_AFTER));
+    }
     assert_eq!(
         sample_value(
             &page.text(),
@@ -393,12 +399,26 @@ fn the_web_config_file_and_its_certificate_are_reloaded_without_a_restart() {
     assert_eq!(refused.status, 401);
     assert_eq!(refused.header("X-Frame-Options"), Some("deny"));
 
+    let expiry = |page: &str| {
+        sample_value(
+            page,
+            "k8s_exporter_tls_certificate_expiry_timestamp_seconds{certificate=\"server\"}",
+        )
+    };
+    let own = get("/metrics/exporter", "alice", "a1").text();
+    assert_eq!(expiry(&own), Some(DEFAULT_NOT_AFTER), "{own}");
     let first = served_certificate(&exporter, &client);
     pki.rotate_server_certificate();
     eventually(Duration::from_secs(5), "the rotated certificate", || {
         (served_certificate(&exporter, &client) != first).then_some(())
     });
     let rotated = served_certificate(&exporter, &client);
+    let own = get("/metrics/exporter", "alice", "a1").text();
+    assert_eq!(
+        expiry(&own),
+        Some(ROTATED_NOT_AFTER_SECONDS),
+        "the rotated certificate's notAfter"
+    );
 
     write_tls_config(&path, &pki, &[("bob", "b2")], "");
     eventually(Duration::from_secs(5), "the new users", || {

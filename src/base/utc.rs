@@ -85,6 +85,18 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date, the inverse of [`civil_from_days`]
+/// (Howard Hinnant's `days_from_civil`); negative before the epoch.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +127,17 @@ mod tests {
             http_date(at(4_102_444_799_000)),
             "Thu, 31 Dec 2099 23:59:59 GMT"
         );
+    }
+
+    #[test]
+    fn days_from_civil_undoes_civil_from_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        for days in [0, 59, 60, 11_016, 20_819, 47_481, 770_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y as i64, m as i64, d as i64), days as i64);
+        }
     }
 
     #[test]

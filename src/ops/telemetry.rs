@@ -185,6 +185,8 @@ pub struct Telemetry {
     pub connections: ConnectionStats,
     /// `--memory.limit` in force, in bytes; 0 for none.
     memory_limit: AtomicU64,
+    /// When the web config's TLS certificates expire, by which certificate, in Unix seconds.
+    certificate_expiries: Mutex<Vec<(&'static str, i64)>>,
     write_requests: Mutex<BTreeMap<u16, u64>>,
     write_duration: Histogram,
     write_bytes: AtomicU64,
@@ -317,6 +319,7 @@ impl Default for Telemetry {
             web_config_last_reload_failed: AtomicBool::new(false),
             otlp: OtlpStats::default(),
             memory_limit: AtomicU64::new(0),
+            certificate_expiries: Mutex::default(),
         }
     }
 }
@@ -339,6 +342,11 @@ impl Gauges {
 }
 
 impl Telemetry {
+    /// The expiry times of the TLS certificates in force, at start and after each reload.
+    pub fn set_certificate_expiries(&self, expiries: &[(&'static str, i64)]) {
+        *lock(&self.certificate_expiries) = expiries.to_vec();
+    }
+
     pub fn set_memory_limit(&self, limit: Option<u64>) {
         self.memory_limit
             .store(limit.unwrap_or(0), Ordering::Relaxed);
@@ -564,6 +572,14 @@ impl Telemetry {
             "Most series held: --series.max, given or derived from the memory limit.",
             gauges.series_limit as f64,
         );
+        let expiries = lock(&self.certificate_expiries).clone();
+        if !expiries.is_empty() {
+            let name = "k8s_exporter_tls_certificate_expiry_timestamp_seconds";
+            out.header(name, "When a TLS certificate of --web.config.file expires (its notAfter), by which: server, or the earliest of client_ca; updated on every reload.", "gauge");
+            for (certificate, time) in expiries {
+                out.sample(name, [("certificate", certificate)], time as f64);
+            }
+        }
         gauge(
             &mut out,
             "k8s_exporter_memory_limit_bytes",

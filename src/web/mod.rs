@@ -13,3 +13,4 @@ pub mod routes;
 pub mod tls;
 pub mod webconfig;
 pub mod workers;
+pub mod x509;

@@ -16,6 +16,7 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
 use crate::web::client_certs::{allowed_san, AllowedSans, UnverifiedClientCert};
 use crate::web::http1::{close_after_answer, Transport};
+use crate::web::x509::not_after;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
@@ -152,7 +153,8 @@ fn provider(settings: &Settings) -> Result<rustls::crypto::CryptoProvider, Strin
 /// from `min_version` to `max_version` as exporter-toolkit serves them (TLS 1.2 to 1.3 by
 /// default); client certificates as `client_auth_type` and `client_allowed_sans` ask; and
 /// HTTP/1.1 as the only ALPN protocol.
-pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
+/// Returns with it when its certificates expire ([`Expiries`]).
+pub fn server_config(settings: &Settings) -> Result<(ServerConfig, Expiries), String> {
     let provider = Arc::new(provider(settings)?);
     if settings.min_version > settings.max_version {
         return Err("min_version is above max_version".into());
@@ -166,6 +168,12 @@ pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
     .map(|(_, supported)| supported)
     .collect();
     let certificates = read_certificates(&settings.cert_file)?;
+    let mut expiries: Expiries = certificates
+        .first()
+        .and_then(|leaf| not_after(leaf))
+        .map(|time| ("server", time))
+        .into_iter()
+        .collect();
     let key = PrivateKeyDer::from_pem_file(&settings.key_file)
         .map_err(|e| format!("{}: {e}", settings.key_file.display()))?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -182,7 +190,10 @@ pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
             }
             (Some(ca_file), ClientAuth::VerifyIfGiven | ClientAuth::Require) => {
                 let mut roots = RootCertStore::empty();
-                for certificate in read_certificates(ca_file)? {
+                let authorities = read_certificates(ca_file)?;
+                let earliest = authorities.iter().filter_map(|ca| not_after(ca)).min();
+                expiries.extend(earliest.map(|time| ("client_ca", time)));
+                for certificate in authorities {
                     roots
                         .add(certificate)
                         .map_err(|e| format!("{}: {e}", ca_file.display()))?;
@@ -225,8 +236,13 @@ pub fn server_config(settings: &Settings) -> Result<ServerConfig, String> {
         .with_single_cert(certificates, key)
         .map_err(|e| format!("{}: {e}", settings.cert_file.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((config, expiries))
 }
+
+/// When the certificates of a TLS configuration expire, in Unix seconds: the served one
+/// (`server`) and the earliest of the client CA file's (`client_ca`), for
+/// `k8s_exporter_tls_certificate_expiry_timestamp_seconds`.
+pub type Expiries = Vec<(&'static str, i64)>;
 
 fn read_certificates(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
     let certificates = CertificateDer::pem_file_iter(path)

@@ -45,6 +45,8 @@ use crate::web::tls::{self, ClientAuth, TlsVersion};
 /// What the file asks for; `None` parts are off.
 pub struct WebConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// When the TLS certificates expire (empty without TLS).
+    pub certificate_expiries: tls::Expiries,
     pub basic_auth: Option<BasicAuth>,
     /// `http_server_config.headers`, added to every answer.
     pub headers: Vec<(&'static str, String)>,
@@ -59,6 +61,7 @@ impl WebConfig {
     pub fn none() -> WebConfig {
         WebConfig {
             tls: None,
+            certificate_expiries: Vec::new(),
             basic_auth: None,
             headers: Vec::new(),
             rate_limit: None,
@@ -131,11 +134,13 @@ pub fn load(path: &Path) -> Result<WebConfig, String> {
     };
     let directory = path.parent().unwrap_or(Path::new("."));
     let mut files = vec![path.to_path_buf()];
-    let tls = file
-        .tls_server_config
-        .map(|section| tls_config(section, directory, &mut files))
-        .transpose()?
-        .map(Arc::new);
+    let (tls, certificate_expiries) = match file.tls_server_config {
+        Some(section) => {
+            let (config, expiries) = tls_config(section, directory, &mut files)?;
+            (Some(Arc::new(config)), expiries)
+        }
+        None => (None, Vec::new()),
+    };
     let basic_auth = if file.basic_auth_users.is_empty() {
         None
     } else {
@@ -147,6 +152,7 @@ pub fn load(path: &Path) -> Result<WebConfig, String> {
         .unwrap_or_default();
     Ok(WebConfig {
         tls,
+        certificate_expiries,
         basic_auth,
         headers: checked_headers(headers)?,
         rate_limit: file.rate_limit.map(rate_limiter).transpose()?.flatten(),
@@ -201,7 +207,7 @@ fn tls_config(
     section: TlsSection,
     directory: &Path,
     files: &mut Vec<PathBuf>,
-) -> Result<rustls::ServerConfig, String> {
+) -> Result<(rustls::ServerConfig, tls::Expiries), String> {
     let (Some(cert_file), Some(key_file)) = (section.cert_file, section.key_file) else {
         return Err("tls_server_config: cert_file and key_file are both required".into());
     };

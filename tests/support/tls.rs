@@ -64,11 +64,13 @@ impl Pki {
 
     /// A new server certificate and key from the same CA, written over the old ones, as
     /// cert-manager rotates them.
+    /// The new certificate expires at [`ROTATED_NOT_AFTER`].
     pub fn rotate_server_certificate(&self) {
-        let (cert, key) = leaf(
+        let (cert, key) = leaf_until(
             &self.issuer,
             vec!["127.0.0.1".into(), "localhost".into()],
             &rcgen::PKCS_ECDSA_P256_SHA256,
+            Some(ROTATED_NOT_AFTER),
         );
         std::fs::write(&self.server_key, key).unwrap();
         std::fs::write(&self.server_cert, cert).unwrap();
@@ -139,11 +141,30 @@ pub fn leaf(
     names: Vec<String>,
     algorithm: &'static rcgen::SignatureAlgorithm,
 ) -> (String, String) {
+    leaf_until(issuer, names, algorithm, None)
+}
+
+/// When a certificate from rcgen expires unless told otherwise: 4096-01-01, in Unix seconds.
+pub const DEFAULT_NOT_AFTER: f64 = 67_090_118_400.0;
+/// When a rotated server certificate expires: 2031-05-17.
+pub const ROTATED_NOT_AFTER: (i32, u8, u8) = (2031, 5, 17);
+pub const ROTATED_NOT_AFTER_SECONDS: f64 = 1_936_742_400.0;
+
+/// [`leaf`], expiring on `not_after` (year, month, day) when given.
+fn leaf_until(
+    issuer: &Issuer<'static, KeyPair>,
+    names: Vec<String>,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+    not_after: Option<(i32, u8, u8)>,
+) -> (String, String) {
     let key = KeyPair::generate_for(algorithm).unwrap();
     let mut params = CertificateParams::new(names.clone()).unwrap();
     params
         .distinguished_name
         .push(DnType::CommonName, names[0].as_str());
+    if let Some((year, month, day)) = not_after {
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+    }
     let cert = params.signed_by(&key, issuer).unwrap();
     (cert.pem(), key.serialize_pem())
 }
