@@ -139,11 +139,14 @@ k8s-tools:
 
 # The plain manifests under deploy/, for `kubectl apply -k`, rendered from the chart so that the
 # two cannot drift apart (tests/chart.rs renders them again and compares): the single replica
-# with the chart's defaults, the ServiceMonitor and the NetworkPolicy component with theirs
-# enabled, and the scale-out overlay's StatefulSet and headless Service with three shards.
+# with the chart's defaults, the ServiceMonitor and the NetworkPolicy and PrometheusRule
+# components with theirs enabled, and the scale-out overlay's StatefulSet and headless Service
+# with three shards. The chart's copy of the alerting rules is taken from deploy/rules first.
 MANIFESTS_OUT ?= deploy
 RENDER := $(HELM) template k8s-exporter charts/k8s-exporter --namespace monitoring
 manifests: k8s-tools
+	@cmp -s deploy/rules/k8s_exporter.rules.yml charts/k8s-exporter/files/k8s_exporter.rules.yml || \
+		cp deploy/rules/k8s_exporter.rules.yml charts/k8s-exporter/files/k8s_exporter.rules.yml
 	@render() { out=$(MANIFESTS_OUT)/$$1; shift; mkdir -p "$$(dirname $$out)"; \
 		{ echo '# Rendered from charts/k8s-exporter by `make manifests`: edit the chart, not this file.'; \
 		$(RENDER) "$$@" | grep -v -e '^---$$' -e '^# Source: '; } > "$$out" || exit 1; }; \
@@ -154,6 +157,8 @@ manifests: k8s-tools
 		--set serviceMonitor.enabled=true && \
 	render kubernetes/network-policy/networkpolicy.yaml --show-only templates/networkpolicy.yaml \
 		--set networkPolicy.enabled=true && \
+	render kubernetes/prometheus-rule/prometheusrule.yaml --show-only templates/prometheusrule.yaml \
+		--set prometheusRule.enabled=true && \
 	render scale-out/statefulset.yaml --show-only templates/workload.yaml --set shards=3 && \
 	render scale-out/service-shards.yaml --show-only templates/service-shards.yaml --set shards=3
 

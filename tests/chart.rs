@@ -93,7 +93,7 @@ fn kind(object: &Value) -> &str {
 }
 
 /// Kinds of prometheus-operator, checked against its CRDs rather than Kubernetes' schemas.
-const OPERATOR_KINDS: [&str; 2] = ["ServiceMonitor", "Prometheus"];
+const OPERATOR_KINDS: [&str; 3] = ["ServiceMonitor", "Prometheus", "PrometheusRule"];
 
 /// Every core object passes the Kubernetes schemas strictly, every operator object its CRD.
 fn assert_valid(objects: &[Value], what: &str) {
@@ -137,6 +137,9 @@ fn assert_valid(objects: &[Value], what: &str) {
                 .display()
                 .to_string(),
             crds.join("monitoring.coreos.com_prometheuses.yaml")
+                .display()
+                .to_string(),
+            crds.join("monitoring.coreos.com_prometheusrules.yaml")
                 .display()
                 .to_string(),
         ];
@@ -397,6 +400,44 @@ fn notes_give_prometheus1_the_remote_write_blocks_of_the_shipped_configurations(
 }
 
 #[test]
+fn the_prometheus_rule_holds_the_shipped_alerts_with_the_runbook_prefix() {
+    let shipped_path = project().join("deploy/rules/k8s_exporter.rules.yml");
+    let shipped_text = std::fs::read_to_string(&shipped_path).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(chart().join("files/k8s_exporter.rules.yml")).unwrap(),
+        shipped_text,
+        "the chart's copy of the rules differs: run `make manifests`"
+    );
+    let objects = rendered(&[
+        "prometheusRule.enabled=true",
+        "prometheusRule.namespace=observability",
+        "prometheusRule.additionalLabels.release=prometheus2",
+        "prometheusRule.runbookUrlPrefix=https://git.example/k8s_exporter/blob/main/",
+    ]);
+    assert_valid(&objects, "a PrometheusRule with every setting");
+    let rule = objects
+        .iter()
+        .find(|o| kind(o) == "PrometheusRule")
+        .unwrap();
+    assert_eq!(rule["metadata"]["namespace"], "observability");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus2");
+    let mut expected: Value = serde_yaml_ng::from_str(&shipped_text).unwrap();
+    for group in expected["groups"].as_sequence_mut().unwrap() {
+        for alert in group["rules"].as_sequence_mut().unwrap() {
+            let url = alert["annotations"]["runbook_url"].as_str().unwrap();
+            alert["annotations"]["runbook_url"] =
+                Value::from(format!("https://git.example/k8s_exporter/blob/main/{url}"));
+        }
+    }
+    assert_eq!(rule["spec"]["groups"], expected["groups"]);
+    let off = rendered(&[]);
+    assert!(
+        off.iter().all(|o| kind(o) != "PrometheusRule"),
+        "off by default"
+    );
+}
+
+#[test]
 fn the_plain_manifests_are_the_chart_rendered() {
     let out = TempDir::new("manifests");
     let output = Command::new("make")
@@ -418,7 +459,7 @@ fn the_plain_manifests_are_the_chart_rendered() {
             }
         }
     }
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     for file in files {
         let relative = file.strip_prefix(&out.0).unwrap();
         let shipped = project().join("deploy").join(relative);
@@ -433,20 +474,25 @@ fn the_plain_manifests_are_the_chart_rendered() {
 
 #[test]
 fn every_kustomization_builds_and_what_it_builds_is_valid() {
-    // The network-policy component, applied to the single replica as its comment says.
-    let with_policy = project().join("target/kustomize-network-policy");
-    std::fs::create_dir_all(&with_policy).unwrap();
-    std::fs::write(
-        with_policy.join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-         resources:\n  - ../../deploy/kubernetes\n\
-         components:\n  - ../../deploy/kubernetes/network-policy\n",
-    )
-    .unwrap();
+    // The components, applied to the single replica as its comment says.
+    for component in ["network-policy", "prometheus-rule"] {
+        let with_component = project().join(format!("target/kustomize-{component}"));
+        std::fs::create_dir_all(&with_component).unwrap();
+        std::fs::write(
+            with_component.join("kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+                 resources:\n  - ../../deploy/kubernetes\n\
+                 components:\n  - ../../deploy/kubernetes/{component}\n"
+            ),
+        )
+        .unwrap();
+    }
     for (dir, workload) in [
         ("deploy/kubernetes", "Deployment"),
         ("deploy/scale-out", "StatefulSet"),
         ("target/kustomize-network-policy", "Deployment"),
+        ("target/kustomize-prometheus-rule", "Deployment"),
     ] {
         let output = run(&tool("kubectl"), &["kustomize", dir]);
         assert!(output.status.success(), "{dir}: {}", said(&output));
@@ -466,6 +512,9 @@ fn every_kustomization_builds_and_what_it_builds_is_valid() {
             .all(|o| o["metadata"]["namespace"] == NAMESPACE));
         if dir.contains("network-policy") {
             assert!(kinds.contains(&"NetworkPolicy"), "{kinds:?}");
+        }
+        if dir.contains("prometheus-rule") {
+            assert!(kinds.contains(&"PrometheusRule"), "{kinds:?}");
         }
     }
     // prometheus1's side for prometheus-operator, not part of any kustomization.
