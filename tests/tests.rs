@@ -1,5 +1,6 @@
 //! Integration tests: each starts the real binary on a loopback port and drives it over HTTP.
 
+mod cardinality;
 mod chain;
 mod chart;
 mod concurrency;

@@ -221,7 +221,13 @@ pub const FLAG_NAMES: [(&str, bool); 23] = [
 ];
 
 /// Paths served by fixed endpoints, which the telemetry paths must not take.
-const RESERVED_PATHS: [&str; 4] = ["/", "/healthz", "/write", "/api/v1/write"];
+const RESERVED_PATHS: [&str; 5] = [
+    "/",
+    "/healthz",
+    "/write",
+    "/api/v1/write",
+    "/api/v1/status/tsdb",
+];
 
 /// What parsing the command line ended in, short of a usable set of flags.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::base::units::format_size;
+use crate::ops::cardinality::Cardinality;
 use crate::ops::telemetry::{ARCH, OS, REVISION, VERSION};
 use crate::otlp::receive::OTLP_PATHS;
 
@@ -23,6 +24,8 @@ pub struct LandingFacts<'a> {
     pub write_paths: &'a [&'a str],
     /// Every flag in effect, as `name=value`.
     pub flags_in_effect: &'a [(String, String)],
+    /// Which metrics, label names and pairs hold the most series.
+    pub cardinality: &'a Cardinality,
 }
 
 pub fn landing_page(facts: &LandingFacts) -> String {
@@ -45,7 +48,7 @@ pub fn landing_page(facts: &LandingFacts) -> String {
          <li><code>POST {otlp}</code> (also <code>{otlp_alias}</code>): OTLP/HTTP metrics, protobuf or JSON</li>\n</ul>\n\
          <h2>Now</h2>\n<ul>\n<li>series: {series} of at most {series_limit} ({series_share})</li>\n\
          <li>memory: {memory}</li>\n<li>metric families: {families}</li>\n\
-         <li>last write: {last_write}</li>\n</ul>\n<h2>Flags in effect</h2>\n<table>\n",
+         <li>last write: {last_write}</li>\n</ul>\n",
         version = html(VERSION),
         revision = html(REVISION),
         os = OS,
@@ -61,6 +64,41 @@ pub fn landing_page(facts: &LandingFacts) -> String {
         series_share = percent(facts.series as u64, facts.series_limit as u64),
         memory = memory(facts.memory_limit, facts.resident_bytes),
         families = facts.families,
+    );
+    page.push_str("<h2>Where the series come from</h2>\n");
+    for (title, column, rows) in [
+        (
+            "Series by metric name",
+            "metric",
+            &facts.cardinality.series_by_metric_name,
+        ),
+        (
+            "Distinct values by label name",
+            "label",
+            &facts.cardinality.value_count_by_label_name,
+        ),
+        (
+            "Series by label pair",
+            "pair",
+            &facts.cardinality.series_by_label_value_pair,
+        ),
+    ] {
+        let _ = writeln!(
+            page,
+            "<h3>{title}</h3>\n<table>\n<tr><th>{column}</th><th>count</th></tr>"
+        );
+        for (name, count) in rows {
+            let _ = writeln!(
+                page,
+                "<tr><td><code>{}</code></td><td>{count}</td></tr>",
+                html(name)
+            );
+        }
+        page.push_str("</table>\n");
+    }
+    let _ = writeln!(
+        page,
+        "<p>As JSON, in Prometheus's shape: <a href=\"/api/v1/status/tsdb\">/api/v1/status/tsdb</a>.</p>\n<h2>Flags in effect</h2>\n<table>"
     );
     for (name, value) in facts.flags_in_effect {
         let _ = writeln!(
@@ -116,7 +154,15 @@ mod tests {
             exporter_telemetry_path: "/own",
             write_paths: &["/write", "/api/v1/write"],
             flags_in_effect: &[("web.listen-address".into(), "<script>".into())],
+            cardinality: &Cardinality {
+                series_by_metric_name: vec![("container_cpu<1>".into(), 7)],
+                ..Cardinality::default()
+            },
         });
+        assert!(
+            page.contains("<td><code>container_cpu&lt;1&gt;</code></td><td>7</td>"),
+            "{page}"
+        );
         for link in [
             "href=\"/federate\"",
             "href=\"/own\"",

@@ -1,5 +1,6 @@
 //! What an operator sees and sets: flags, logs, the exporter's own metrics and the landing page.
 
+pub mod cardinality;
 pub mod cgroup;
 pub mod flags;
 pub mod landing;

@@ -15,6 +15,7 @@ use crate::base::locks::lock;
 use crate::expose::negotiate::{negotiate, Negotiated};
 use crate::expose::render::{render, render_to};
 use crate::expose::select::Selection;
+use crate::ops::cardinality::{self, Cardinality};
 use crate::ops::landing::{landing_page, LandingFacts};
 use crate::ops::log::{self, RateLimited};
 use crate::ops::process;
@@ -116,6 +117,17 @@ impl Reply {
             content_type: "text/plain; charset=utf-8".into(),
             headers: Vec::new(),
             body,
+            page: None,
+        }
+    }
+
+    /// A JSON answer, as Prometheus's HTTP API gives them.
+    fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json".into(),
+            headers: Vec::new(),
+            body: value.to_string().into_bytes(),
             page: None,
         }
     }
@@ -251,6 +263,7 @@ fn route(app: &App, request: &Request) -> Reply {
         settings.telemetry_path.as_str(),
         settings.exporter_telemetry_path.as_str(),
         "/healthz",
+        TSDB_STATUS_PATH,
         "/",
     ]
     .contains(&path)
@@ -270,6 +283,8 @@ fn route(app: &App, request: &Request) -> Reply {
         exporter_metrics(app, head).gzip_if_accepted(accept_encoding)
     } else if path == "/healthz" {
         Reply::text(200, "ok")
+    } else if path == TSDB_STATUS_PATH {
+        tsdb_status(app, head).gzip_if_accepted(accept_encoding)
     } else {
         landing(app)
     }
@@ -506,6 +521,28 @@ fn exporter_metrics(app: &App, head: &Head) -> Reply {
     }
 }
 
+/// Where Prometheus serves its TSDB status, whose cardinality tables this serves in its shape.
+pub const TSDB_STATUS_PATH: &str = "/api/v1/status/tsdb";
+
+/// `GET /api/v1/status/tsdb`: which metrics, label names and pairs hold the most series
+/// ([`crate::ops::cardinality`]), `?limit=` rows each; a bad limit is answered as Prometheus
+/// answers it, 400 with `bad_data`.
+fn tsdb_status(app: &App, head: &Head) -> Reply {
+    let limit = head.query_values("limit");
+    let limit = match cardinality::parse_limit(limit.first().map(String::as_str)) {
+        Ok(limit) => limit,
+        Err(error) => {
+            let body =
+                serde_json::json!({"status": "error", "errorType": "bad_data", "error": error});
+            return Reply::json(400, &body);
+        }
+    };
+    let snapshot = app.store.snapshot();
+    let tables = Cardinality::of(&snapshot, limit);
+    app.store.recycle(snapshot);
+    Reply::json(200, &tables.to_json())
+}
+
 fn landing(app: &App) -> Reply {
     let snapshot = app.store.snapshot();
     let facts = LandingFacts {
@@ -519,6 +556,7 @@ fn landing(app: &App) -> Reply {
         exporter_telemetry_path: &app.settings.exporter_telemetry_path,
         write_paths: &WRITE_PATHS,
         flags_in_effect: &app.settings.flags_in_effect,
+        cardinality: &Cardinality::of(&snapshot, cardinality::DEFAULT_LIMIT),
     };
     let body = landing_page(&facts).into_bytes();
     app.store.recycle(snapshot);
