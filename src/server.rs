@@ -438,7 +438,7 @@ fn settings(flags: &Flags, sizing: &Sizing) -> Settings {
         ("web.max-connections", flags.web_max_connections.to_string()),
         (
             "web.max-bytes-in-flight",
-            sizing.max_bytes_in_flight.to_string(),
+            format_size(sizing.max_bytes_in_flight as u64),
         ),
         ("web.read-timeout", format_duration(flags.web_read_timeout)),
         (
@@ -448,10 +448,10 @@ fn settings(flags: &Flags, sizing: &Sizing) -> Settings {
         ("web.idle-timeout", format_duration(flags.web_idle_timeout)),
         ("series.ttl", format_duration(flags.series_ttl)),
         ("series.max", sizing.series_max.to_string()),
-        ("write.max-bytes", flags.write_max_bytes.to_string()),
+        ("write.max-bytes", format_size(flags.write_max_bytes as u64)),
         (
             "write.max-decoded-bytes",
-            sizing.max_decoded_bytes.to_string(),
+            format_size(sizing.max_decoded_bytes as u64),
         ),
         (
             "memory.limit",

@@ -552,6 +552,7 @@ fn landing(app: &App) -> Reply {
         resident_bytes: process::read().map(|stats| stats.resident_bytes as u64),
         families: crate::expose::groups::family_count(&snapshot),
         last_write_ms: app.telemetry.last_write_ms(),
+        now_ms: unix_now_ms(),
         telemetry_path: &app.settings.telemetry_path,
         exporter_telemetry_path: &app.settings.exporter_telemetry_path,
         write_paths: &WRITE_PATHS,
