@@ -61,6 +61,8 @@ fn every_panel_expression_returns_data_from_a_scraped_exporter() {
         "process_cpu_seconds_total",
         "k8s_exporter_build_info",
         "k8s_exporter_web_config_last_reload_successful",
+        "k8s_exporter_memory_limit_bytes",
+        "k8s_exporter_samples_received_total",
     ];
     let expressions = expressions(&dashboard);
     for metric in wanted {
@@ -70,7 +72,8 @@ fn every_panel_expression_returns_data_from_a_scraped_exporter() {
         );
     }
     let dir = TempDir::new("dashboard");
-    let exporter = Exporter::start(&[]);
+    // A memory limit, so that the memory-against-limit condition has data.
+    let exporter = Exporter::start(&["--memory.limit=1GiB"]);
     let config = json!({
         "global": {"scrape_interval": "1s"},
         "scrape_configs": [
