@@ -301,7 +301,7 @@ fn spawn_memory_guard(
                         &[
                             ("resident", &format_size(rss)),
                             ("limit", &format_size(bytes)),
-                            ("series", &app.store.series_count()),
+                            ("series", &series),
                         ],
                     ),
                     Some(false) => log::info(
@@ -309,7 +309,7 @@ fn spawn_memory_guard(
                         &[
                             ("in_use", &format_size(decision.in_use)),
                             ("limit", &format_size(bytes)),
-                            ("series", &app.store.series_count()),
+                            ("series", &series),
                         ],
                     ),
                     None => {}
