@@ -3,7 +3,7 @@
 
 # The machine `make static` builds for: this one by default, or ARCH=amd64 / ARCH=arm64, named
 # as Go, Prometheus's release archives and Docker's TARGETARCH name them. 32-bit ARM is not
-# built: rustup has no musl standard library for armv7 to be had here (see README).
+# built: rustup has no musl standard library for armv7 to be had here (see docs/deployment.md).
 HOST_ARCH := $(subst aarch64,arm64,$(subst x86_64,amd64,$(shell uname -m)))
 ARCH ?= $(HOST_ARCH)
 ARCHES := amd64 arm64
@@ -42,7 +42,7 @@ STATIC_LINK := $(if $(wildcard $(LLD_DIR)/ld.lld),-C link-arg=-B$(LLD_DIR) -C li
 MUSL_GCC := $(shell uname -m)-linux-musl-gcc
 ZIG_PACKAGES := ziglang==0.17.1 cargo-zigbuild==0.24.1
 static:
-	@test -n '$(STATIC_TARGET)' || { echo 'ARCH=$(ARCH): make static builds ARCH=amd64 or ARCH=arm64 (32-bit ARM is not built, see README)'; exit 2; }
+	@test -n '$(STATIC_TARGET)' || { echo 'ARCH=$(ARCH): make static builds ARCH=amd64 or ARCH=arm64 (32-bit ARM is not built, see docs/deployment.md)'; exit 2; }
 	@rustup target list --installed | grep -qx '$(STATIC_TARGET)' || rustup target add $(STATIC_TARGET)
 ifeq ($(ARCH),$(HOST_ARCH))
 	@command -v $(MUSL_GCC) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \

@@ -1,4 +1,4 @@
-//! Every row of the README's remote-write table, against the running binary.
+//! Every row of docs/remote-write.md's table, against the running binary.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

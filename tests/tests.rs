@@ -8,6 +8,7 @@ mod connections;
 mod dashboard;
 mod deploy;
 mod dist;
+mod docs;
 mod every_format;
 mod exposition;
 mod fuzz_replay;
