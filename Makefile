@@ -102,7 +102,8 @@ image:
 # the chain test), Python's prometheus_client parser, unshare/chroot for the empty-root test and
 # qemu-user-static to run the other architecture's binary there, and
 # kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against,
-# and the OpenTelemetry Python SDK with its OTLP/HTTP exporter (PyPI), a real OTLP sender.
+# the OpenTelemetry Python SDK with its OTLP/HTTP exporter (PyPI), a real OTLP sender, and two
+# zstd readers that are not ours: Python's zstandard (PyPI) and the zstd command (Debian).
 # The published protos the tests build requests and read pages with are in ../shared/upstream.
 deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 || \
@@ -114,6 +115,9 @@ deps:
 		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		$(SUDO) apt-get install -y -qq qemu-user-static >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
+	@python3 -c 'import zstandard' 2>/dev/null || python3 -m pip install -q zstandard
+	@command -v zstd >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq zstd >/dev/null; }
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
 	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
 	@python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' 2>/dev/null || \

@@ -801,29 +801,49 @@ const FORMATS: [(&str, &str); 4] = [
 /// The `Accept` header of Prometheus 2.42's scrapes, which also send `Accept-Encoding: gzip`.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// Renders the scrape page `times` times: plain with no `Accept`, or as Prometheus scrapes,
-/// with its `Accept` and gzip.
-fn scrape(target: &Target, times: usize, gzip: bool) -> Scrapes {
-    let headers: &[(&str, &str)] = if gzip {
-        &[("Accept", PROMETHEUS_ACCEPT), ("Accept-Encoding", "gzip")]
-    } else {
-        &[]
-    };
+/// How a scrape asks: plain with no `Accept`, or as Prometheus scrapes, with its `Accept` and
+/// `Accept-Encoding: gzip` (2.42 and 3.x), or `zstd,gzip` (3.15 with `zstd-scrape`).
+#[derive(Clone, Copy, PartialEq)]
+enum Asked {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+/// Renders the scrape page `times` times each way `asked`, the ways taken in turn within each
+/// round so that a slow spell of the VM falls on all of them alike: the best time of each, its
+/// mean CPU per scrape and its bytes.
+fn scrape(target: &Target, times: usize, asked: &[Asked]) -> Vec<Scrapes> {
     let mut connection = Connection::open(&target.address);
-    let (mut best, mut body) = (f64::INFINITY, Vec::new());
-    let cpu_before = cpu_seconds(target.child.id());
+    let mut body = Vec::new();
+    let mut figures: Vec<Scrapes> = asked
+        .iter()
+        .map(|_| Scrapes {
+            best_seconds: f64::INFINITY,
+            cpu_seconds: 0.0,
+            bytes: 0,
+        })
+        .collect();
     for _ in 0..times {
-        let started = Instant::now();
-        let status = connection.send_into("GET", &target.scrape_path, headers, &[], &mut body);
-        assert_eq!(status, 200, "{} scrape", target.name);
-        best = best.min(started.elapsed().as_secs_f64());
+        for (how, figures) in asked.iter().zip(&mut figures) {
+            let headers: &[(&str, &str)] = match how {
+                Asked::Plain => &[],
+                Asked::Gzip => &[("Accept", PROMETHEUS_ACCEPT), ("Accept-Encoding", "gzip")],
+                Asked::Zstd => &[
+                    ("Accept", PROMETHEUS_ACCEPT),
+                    ("Accept-Encoding", "zstd,gzip"),
+                ],
+            };
+            let cpu_before = cpu_seconds(target.child.id());
+            let started = Instant::now();
+            let status = connection.send_into("GET", &target.scrape_path, headers, &[], &mut body);
+            assert_eq!(status, 200, "{} scrape", target.name);
+            figures.best_seconds = figures.best_seconds.min(started.elapsed().as_secs_f64());
+            figures.cpu_seconds += (cpu_seconds(target.child.id()) - cpu_before) / times as f64;
+            figures.bytes = body.len();
+        }
     }
-    let bytes = body.len();
-    Scrapes {
-        best_seconds: best,
-        cpu_seconds: (cpu_seconds(target.child.id()) - cpu_before) / times as f64,
-        bytes,
-    }
+    figures
 }
 
 /// `times` full scrapes in each of [`FORMATS`], the formats taken in turn within each round so
@@ -906,6 +926,8 @@ struct Figures {
     bytes_per_series_after_scrapes: f64,
     plain: Scrapes,
     gzip: Scrapes,
+    /// As Prometheus 3.15 asks with `zstd-scrape` (our server only).
+    zstd: Option<Scrapes>,
     /// Full scrapes in each of [`FORMATS`] (our server only).
     formats: Vec<(String, Scrapes)>,
     slowest_write: Duration,
@@ -941,8 +963,18 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
     }
     let appended = series * options.append_rounds as f64;
     let bytes_per_series = (resident_bytes(target.child.id()) - baseline_rss) / series;
-    let plain = scrape(target, options.scrapes, false);
-    let gzip = scrape(target, options.scrapes, true);
+    // Prometheus 2.42 knows no zstd: it answers `zstd,gzip` with gzip.
+    let asked: &[Asked] = if target.name == "k8s_exporter" {
+        &[Asked::Plain, Asked::Gzip, Asked::Zstd]
+    } else {
+        &[Asked::Plain, Asked::Gzip]
+    };
+    let mut scrapes = scrape(target, options.scrapes, asked).into_iter();
+    let (plain, gzip, zstd) = (
+        scrapes.next().unwrap(),
+        scrapes.next().unwrap(),
+        scrapes.next(),
+    );
     let formats = if target.name == "k8s_exporter" {
         scrape_formats(target, options.scrapes)
     } else {
@@ -967,6 +999,7 @@ fn measure(target: &Target, options: &Options, rounds: &[Vec<Vec<u8>>]) -> Figur
         bytes_per_series_after_scrapes,
         plain,
         gzip,
+        zstd,
         formats,
         slowest_write,
         slowest_write_while_scraping,
@@ -993,10 +1026,17 @@ fn print(name: &str, f: &Figures) {
         "  memory       {:>12.0} resident bytes/series, {:.0} after scrapes",
         f.bytes_per_series, f.bytes_per_series_after_scrapes
     );
+    let zstd = f
+        .zstd
+        .as_ref()
+        .map(|zstd| ("scrape, zstd,gzip as 3.15 asks", zstd));
     for (what, scrapes) in [
         ("scrape, gzip as Prometheus asks", &f.gzip),
         ("scrape, plain", &f.plain),
-    ] {
+    ]
+    .into_iter()
+    .chain(zstd)
+    {
         println!(
             "  {what:<32} {:>8.3} s  {:>12} bytes  {:.3} CPU-s per scrape",
             scrapes.best_seconds, scrapes.bytes, scrapes.cpu_seconds
@@ -1073,6 +1113,15 @@ impl Figures {
         .into_iter()
         .map(|(name, value, more_is_better)| (name.to_owned(), value, more_is_better))
         .collect();
+        if let Some(zstd) = &self.zstd {
+            named.push(("scrape zstd as 3.15, s".into(), zstd.best_seconds, false));
+            named.push(("scrape zstd as 3.15, CPU-s".into(), zstd.cpu_seconds, false));
+            named.push((
+                "scrape zstd as 3.15, bytes".into(),
+                zstd.bytes as f64,
+                false,
+            ));
+        }
         // Each format's scrape, compared trial by trial as the others are.
         for (format, scrapes) in &self.formats {
             named.push((format!("  {format}, s"), scrapes.best_seconds, false));
@@ -1310,6 +1359,29 @@ fn stages(options: &Options, rounds: &[Vec<Vec<u8>>]) {
             })
         });
         println!("    libdeflate {level}        {seconds:>8.3} s  {bytes:>12} bytes");
+    }
+    // The candidates for zstd: a frame starts without a window, so the chunk size matters
+    // more than gzip's; each level at three sizes.
+    println!("  zstd of the same page, in chunks of 256 KiB / 1 MiB / 4 MiB:");
+    for level in 1..=6 {
+        let sizes: Vec<String> = [256 << 10, 1 << 20, 4 << 20]
+            .into_iter()
+            .map(|chunk: usize| {
+                let mut bytes = 0;
+                let seconds = best_of_three(&mut || {
+                    timed(|| {
+                        let mut compressor = zstd::bulk::Compressor::new(level).unwrap();
+                        let mut out = vec![0; zstd::zstd_safe::compress_bound(chunk)];
+                        bytes = page
+                            .chunks(chunk)
+                            .map(|chunk| compressor.compress_to_buffer(chunk, &mut out).unwrap())
+                            .sum::<usize>();
+                    })
+                });
+                format!("{seconds:>6.3} s {bytes:>10} bytes")
+            })
+            .collect();
+        println!("    libzstd {level}  {}", sizes.join("  /  "));
     }
 }
 
@@ -1589,6 +1661,15 @@ fn main() {
             ours.gzip.bytes as f64 / theirs.gzip.bytes as f64,
             ours.gzip.cpu_seconds / theirs.gzip.cpu_seconds
         );
+        if let Some(zstd) = &ours.zstd {
+            println!(
+                "  zstd scrape as 3.15 asks (zstd,gzip)  x{:.1} faster than its gzip /federate, x{:.3} its bytes; x{:.2} the time and x{:.2} the CPU of our gzip scrape",
+                theirs.gzip.best_seconds / zstd.best_seconds,
+                zstd.bytes as f64 / theirs.gzip.bytes as f64,
+                zstd.best_seconds / ours.gzip.best_seconds,
+                zstd.cpu_seconds / ours.gzip.cpu_seconds
+            );
+        }
         for (format, scrapes) in &ours.formats {
             let federate = if format.ends_with("gzip") {
                 &theirs.gzip

@@ -6,7 +6,6 @@
 //! makes them work for PID 1 in a container (the kernel ignores default-action signals sent to
 //! PID 1).
 
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -16,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use socket2::{Domain, Socket, Type};
 
 use crate::base::locks::lock;
 use crate::base::units::{format_duration, format_size};
@@ -31,6 +29,7 @@ use crate::store::Store;
 use crate::web::connections::{Connections, Limits};
 use crate::web::reload::{LiveWebConfig, Reloaded, RELOAD_CHECK_INTERVAL};
 use crate::web::routes::{App, Settings};
+use crate::web::socket::{self, SocketFile};
 use crate::web::workers::Workers;
 use crate::write::ingest::WriteRules;
 use crate::write::names::NameRules;
@@ -55,7 +54,10 @@ pub fn run(flags: &Flags, web: LiveWebConfig) -> i32 {
         Err((what, message)) => {
             log::error(
                 what,
-                &[("address", &flags.web_listen_address), ("err", &message)],
+                &[
+                    ("address", &flags.listen_addresses().join(",")),
+                    ("err", &message),
+                ],
             );
             return 1;
         }
@@ -105,8 +107,11 @@ pub fn run(flags: &Flags, web: LiveWebConfig) -> i32 {
 /// plus signals; tests start one in their own process to look into its store.
 pub struct Server {
     pub app: Arc<App>,
-    /// The address it listens on, as bound (the port chosen, if `:0` was asked).
+    /// The addresses it listens on, as bound (the port chosen, if `:0` was asked), joined by
+    /// commas.
     pub address: String,
+    /// The Unix sockets it listens on, removed when it stops.
+    socket_files: Vec<SocketFile>,
     scheme: &'static str,
     basic_auth: bool,
     connections: Arc<Connections>,
@@ -119,10 +124,17 @@ pub struct Server {
 impl Server {
     /// Starts serving; on failure, what failed and why.
     pub fn start(flags: &Flags, web: LiveWebConfig) -> Result<Server, (&'static str, String)> {
-        let listener = bind(&flags.web_listen_address).map_err(|e| ("cannot listen", e))?;
-        let address = listener
-            .local_addr()
-            .map_or_else(|_| flags.web_listen_address.clone(), |a| a.to_string());
+        let mut listeners = Vec::new();
+        let mut socket_files = Vec::new();
+        let mut addresses = Vec::new();
+        for asked in flags.listen_addresses() {
+            let (listener, file) = socket::bind(&asked, flags.web_unix_socket_mode)
+                .map_err(|e| ("cannot listen", e))?;
+            addresses.push(socket::describe(&listener, &asked));
+            listeners.push(listener);
+            socket_files.extend(file);
+        }
+        let address = addresses.join(",");
         let cgroup = MemoryCgroup::find(Path::new("/"));
         let memory_limit = memory_limit(flags.memory_limit, cgroup.as_ref());
         let sizing = Sizing::derive(memory_limit, cpus(), flags.given_sizes());
@@ -143,9 +155,11 @@ impl Server {
             limits(flags, &sizing),
             Arc::clone(&web),
         );
-        connections
-            .spawn_acceptor(listener)
-            .map_err(|e| ("cannot start accepting connections", e.to_string()))?;
+        for listener in listeners {
+            connections
+                .spawn_acceptor(listener)
+                .map_err(|e| ("cannot start accepting connections", e.to_string()))?;
+        }
         let stopping = Arc::new(AtomicBool::new(false));
         spawn_housekeeping(Arc::clone(&app), flags.series_ttl, Arc::clone(&stopping));
         if web.has_file() {
@@ -167,6 +181,7 @@ impl Server {
         Ok(Server {
             app,
             address,
+            socket_files,
             scheme,
             basic_auth,
             connections,
@@ -181,6 +196,9 @@ impl Server {
     pub fn stop(self) -> bool {
         self.stopping.store(true, Ordering::SeqCst);
         self.connections.stop();
+        for file in &self.socket_files {
+            file.remove();
+        }
         self.connections
             .wait_for_requests_in_flight(Instant::now() + SHUTDOWN_GRACE)
     }
@@ -373,44 +391,6 @@ fn forward_signals(stop: mpsc::Sender<i32>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Listens on `address`; `:PORT` means every interface, IPv6 and IPv4 where the host has IPv6.
-fn bind(address: &str) -> Result<TcpListener, String> {
-    let candidates: Vec<SocketAddr> = match address.strip_prefix(':') {
-        Some(port) => {
-            let port: u16 = port
-                .parse()
-                .map_err(|_| format!("invalid port in {address:?}"))?;
-            vec![
-                SocketAddr::from(([0u16; 8], port)),
-                SocketAddr::from(([0u8; 4], port)),
-            ]
-        }
-        None => address
-            .to_socket_addrs()
-            .map_err(|e| format!("{address:?}: {e}"))?
-            .collect(),
-    };
-    let mut last_error = format!("{address:?} names no address");
-    for candidate in candidates {
-        match listen(candidate) {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last_error = format!("{candidate}: {e}"),
-        }
-    }
-    Err(last_error)
-}
-
-fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-    if address.is_ipv6() {
-        socket.set_only_v6(false)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
 fn limits(flags: &Flags, sizing: &Sizing) -> Limits {
     Limits {
         max_connections: flags.web_max_connections,
@@ -424,7 +404,11 @@ fn limits(flags: &Flags, sizing: &Sizing) -> Limits {
 
 fn settings(flags: &Flags, sizing: &Sizing) -> Settings {
     let flags_in_effect = vec![
-        ("web.listen-address", flags.web_listen_address.clone()),
+        ("web.listen-address", flags.listen_addresses().join(",")),
+        (
+            "web.unix-socket-mode",
+            format!("{:04o}", flags.web_unix_socket_mode),
+        ),
         ("web.telemetry-path", flags.web_telemetry_path.clone()),
         (
             "web.exporter-telemetry-path",

@@ -283,7 +283,8 @@ fn assert_starts(objects: &[Value], web_config: Option<&Path>) {
     let flags = Flags::parse("k8s_exporter", &args, |_| None)
         .unwrap_or_else(|_| panic!("the chart's flags do not parse: {args:?}"));
     let port = container["ports"][0]["containerPort"].as_u64().unwrap();
-    assert!(flags.web_listen_address.ends_with(&format!(":{port}")));
+    assert_eq!(flags.listen_addresses().len(), 1);
+    assert!(flags.listen_addresses()[0].ends_with(&format!(":{port}")));
     let image = format!("k8s_exporter:{}", env!("CARGO_PKG_VERSION"));
     assert_eq!(container["image"].as_str(), Some(image.as_str()));
     let args: Vec<String> = args

@@ -236,8 +236,8 @@ fn writes_every_protocol(exporter: &Exporter) {
         .is_none());
 }
 
-/// The page in `accept`, gzipped, reads back (with flate2, not the server's libdeflate) as the
-/// plain page, and holds the three series `writes_every_protocol` wrote.
+/// The page in `accept`, gzipped and zstd-compressed, reads back (with flate2, not the server's
+/// libdeflate, and libzstd's decoder) as the plain page, and holds the three series `writes_every_protocol` wrote.
 fn scrape_gzipped_holds_every_series(exporter: &Exporter, accept: &str) {
     let plain = exporter.request("GET", "/metrics", &[("Accept", accept)], &[]);
     let zipped = exporter.request(
@@ -253,6 +253,20 @@ fn scrape_gzipped_holds_every_series(exporter: &Exporter, accept: &str) {
         .read_to_end(&mut unzipped)
         .unwrap();
     assert!(unzipped == plain.body, "{accept}: not the plain page");
+    // zstd too, as Prometheus 3.15 asks, read back by libzstd's streaming decoder.
+    let zstd = exporter.request(
+        "GET",
+        "/metrics",
+        &[("Accept", accept), ("Accept-Encoding", "zstd,gzip")],
+        &[],
+    );
+    assert_eq!(zstd.header("Content-Encoding"), Some("zstd"), "{accept}");
+    let mut unzstd = Vec::new();
+    zstd::stream::read::Decoder::new(&zstd.body[..])
+        .unwrap()
+        .read_to_end(&mut unzstd)
+        .unwrap();
+    assert!(unzstd == plain.body, "{accept}: zstd, not the plain page");
 
     let expected = [
         ("up", "up{job=\"scratch\"}", 1.0),

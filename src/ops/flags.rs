@@ -15,6 +15,7 @@ use crate::ops::log::{Format, Level};
 use crate::ops::sizing::Given;
 use crate::otlp::names::Strategy;
 use crate::otlp::receive::OTLP_PATHS;
+use crate::web::socket::parse_mode;
 use crate::write::names::NameRules;
 
 fn parse_strategy(text: &str) -> Result<Strategy, String> {
@@ -71,9 +72,14 @@ fn parse_name_rules(text: &str) -> Result<NameRules, String> {
 /// /metrics, for a second Prometheus to scrape.
 #[derive(FromArgs, Debug)]
 pub struct Flags {
-    /// address to listen on, host:port; ":PORT" means all interfaces (default ":9201")
-    #[argh(option, default = "String::from(\":9201\")")]
-    pub web_listen_address: String,
+    /// address to listen on, host:port (":PORT" means all interfaces) or unix:/path/to.sock;
+    /// may be given more than once (default ":9201")
+    #[argh(option)]
+    web_listen_address: Vec<String>,
+
+    /// file mode of the Unix sockets --web.listen-address names, in octal (default 0660)
+    #[argh(option, default = "0o660", from_str_fn(parse_mode))]
+    pub web_unix_socket_mode: u32,
 
     /// path under which bridged series are served (default "/metrics")
     #[argh(option, default = "String::from(\"/metrics\")")]
@@ -194,8 +200,9 @@ pub struct Flags {
 }
 
 /// Every flag as users spell it, and whether it takes a value (false: a switch).
-pub const FLAG_NAMES: [(&str, bool); 23] = [
+pub const FLAG_NAMES: [(&str, bool); 24] = [
     ("web.listen-address", true),
+    ("web.unix-socket-mode", true),
     ("web.telemetry-path", true),
     ("web.exporter-telemetry-path", true),
     ("web.threads", true),
@@ -260,6 +267,15 @@ impl Flags {
         })?;
         flags.check().map_err(Exit::Usage)?;
         Ok(flags)
+    }
+
+    /// Every address to listen on, `:9201` when none is given.
+    pub fn listen_addresses(&self) -> Vec<String> {
+        if self.web_listen_address.is_empty() {
+            vec![":9201".to_owned()]
+        } else {
+            self.web_listen_address.clone()
+        }
     }
 
     /// The sizes the flags give, the rest left to derive from the memory limit.
@@ -420,7 +436,8 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let flags = parse(&[]).unwrap();
-        assert_eq!(flags.web_listen_address, ":9201");
+        assert_eq!(flags.listen_addresses(), [":9201"]);
+        assert_eq!(flags.web_unix_socket_mode, 0o660);
         assert_eq!(flags.web_telemetry_path, "/metrics");
         assert_eq!(flags.web_exporter_telemetry_path, "/metrics/exporter");
         assert_eq!(flags.series_ttl, Duration::from_secs(300));
@@ -450,7 +467,7 @@ mod tests {
             "--log.format=json",
         ])
         .unwrap();
-        assert_eq!(flags.web_listen_address, "127.0.0.1:0");
+        assert_eq!(flags.listen_addresses(), ["127.0.0.1:0"]);
         assert_eq!(flags.series_ttl, Duration::from_secs(60));
         assert_eq!(flags.write_max_bytes, 1024);
         assert!(flags.web_expose_timestamps);

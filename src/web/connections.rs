@@ -14,8 +14,6 @@
 //!   memory against it ([`crate::web::budget`]); a request that would pass it gets 503.
 
 use std::io::Write as _;
-use std::net::TcpListener;
-use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,11 +30,12 @@ use crate::web::http1::{
 };
 use crate::web::reload::LiveWebConfig;
 use crate::web::routes::{self, App, Reply, Request};
+use crate::web::socket::{Listener, Stream};
 use crate::web::tls::{self, HandshakeError};
 use crate::web::workers::{AnswerSlot, Workers};
 
 /// Stack of a connection thread: it parses and copies bytes and renders pages; handlers, and
-/// the compression of gzip pages, run on the workers. Only the part used becomes resident.
+/// the compression of gzip and zstd pages, run on the workers. Only the part used becomes resident.
 const CONNECTION_STACK_BYTES: usize = 1 << 20;
 
 /// The largest body buffer kept for reuse between requests: a remote-write body is typically
@@ -134,7 +133,7 @@ impl Connections {
     }
 
     /// Accepts connections on `listener` from a thread of its own, for as long as the process runs.
-    pub fn spawn_acceptor(self: &Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+    pub fn spawn_acceptor(self: &Arc<Self>, listener: Listener) -> std::io::Result<()> {
         let connections = Arc::clone(self);
         thread::Builder::new()
             .name("acceptor".into())
@@ -163,11 +162,11 @@ impl Connections {
         &self.app.telemetry.connections
     }
 
-    fn accept_forever(self: Arc<Self>, listener: &TcpListener) {
+    fn accept_forever(self: Arc<Self>, listener: &Listener) {
         let failure_log = RateLimited::new(Duration::from_secs(10));
         loop {
             match listener.accept() {
-                Ok((stream, _)) if !self.stopping.load(Ordering::SeqCst) => self.admit(stream),
+                Ok(stream) if !self.stopping.load(Ordering::SeqCst) => self.admit(stream),
                 Ok(_) => {}
                 Err(e) => {
                     self.stats().record(HttpError::AcceptFailed);
@@ -184,7 +183,7 @@ impl Connections {
     }
 
     /// Serves `stream` on a new thread, or refuses it with 503 when the cap is reached.
-    fn admit(self: &Arc<Self>, stream: TcpStream) {
+    fn admit(self: &Arc<Self>, stream: Stream) {
         let open = &self.stats().open;
         if open.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {
             open.fetch_sub(1, Ordering::SeqCst);
@@ -213,9 +212,9 @@ impl Connections {
         }
     }
 
-    fn serve(&self, stream: TcpStream) {
+    fn serve(&self, stream: Stream) {
         let accepted = Instant::now();
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay();
         // The configuration in force now serves this connection to its end.
         let web = self.web.current();
         let Some(tls_config) = &web.tls else {
@@ -250,7 +249,7 @@ impl Connections {
             let in_flight = Counted::new(&self.in_flight);
             let (version, head_only) = (head.version, head.method == "HEAD");
             let deadline = started + limits.read_timeout;
-            let (reply, keep_alive) = match self.answer(connection, head, deadline, &slot) {
+            let (mut reply, keep_alive) = match self.answer(connection, head, deadline, &slot) {
                 Outcome::Answer { reply, keep_alive } => (reply, keep_alive),
                 Outcome::Broken(error) => return self.break_off(connection, error),
             };
@@ -261,8 +260,11 @@ impl Connections {
             // What an answer holds while a slow client takes it counts until it is written: a
             // page's snapshot and chunk, or a large body. Small answers, which go out in one
             // write, need no reservation (nor can a write's answer be lost to one).
-            let holds = match &reply.page {
-                Some(page) => Some(page.held_bytes()),
+            let holds = match &mut reply.page {
+                Some(page) => {
+                    page.fit_to_budget(self.bytes_in_flight.limit());
+                    Some(page.held_bytes())
+                }
                 None => (reply.body.len() > SMALL_ANSWER_BYTES).then_some(reply.body.len()),
             };
             let reservation = holds.map(|bytes| self.bytes_in_flight.reserve(bytes));
@@ -523,7 +525,7 @@ fn response_head(
 }
 
 /// Writes `reply` to a connection that will not be served, without waiting on the client.
-fn refuse(mut stream: TcpStream, reply: &Reply) {
+fn refuse(mut stream: Stream, reply: &Reply) {
     let mut bytes = response_head(reply, Version::Http11, false, Some(reply.body.len()));
     bytes.extend_from_slice(&reply.body);
     if stream.set_nonblocking(true).is_ok() {

@@ -10,8 +10,8 @@
 //! `httparse` crate (hyper's parser); the deadlines, caps and smuggling checks are ours.
 
 use crate::base::utc;
+use crate::web::socket::Stream;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Largest request head (request line and headers): Go's servers allow 1 MiB, but nothing a
@@ -24,13 +24,13 @@ const MAX_CHUNK_LINE_BYTES: usize = 1024;
 /// Bytes read from the socket at once when the connection buffer is empty.
 const READ_CHUNK_BYTES: usize = 16 << 10;
 
-/// A byte stream over a TCP socket: the plain socket, or TLS over it.
+/// A byte stream over a socket (TCP or Unix): the plain socket, or TLS over it.
 pub trait Transport: Read + Write {
-    fn socket(&self) -> &TcpStream;
+    fn socket(&self) -> &Stream;
 }
 
-impl Transport for TcpStream {
-    fn socket(&self) -> &TcpStream {
+impl Transport for Stream {
+    fn socket(&self) -> &Stream {
         self
     }
 }
@@ -43,7 +43,7 @@ const LINGER_BYTES: u64 = 256 << 10;
 /// and the client could lose the answer (a 413 or 503 given before the body was read): so
 /// end our side first, then read and drop what the client still sends, until it closes, for
 /// at most a second and 256 KiB.
-pub fn close_after_answer(socket: &TcpStream) {
+pub fn close_after_answer(socket: &Stream) {
     let _ = socket.shutdown(std::net::Shutdown::Write);
     let _ = socket.set_read_timeout(Some(LINGER));
     let _ = io::copy(&mut socket.take(LINGER_BYTES), &mut io::sink());
@@ -55,7 +55,7 @@ pub fn close_after_answer(socket: &TcpStream) {
 pub type AnyTransport = Box<dyn Transport>;
 
 impl Transport for AnyTransport {
-    fn socket(&self) -> &TcpStream {
+    fn socket(&self) -> &Stream {
         (**self).socket()
     }
 }
@@ -777,11 +777,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
     use std::thread;
 
     /// A connection whose client side sends `parts` with `pause` between them, then waits.
-    fn client_sending(parts: Vec<Vec<u8>>, pause: Duration) -> Connection<TcpStream> {
+    fn client_sending(parts: Vec<Vec<u8>>, pause: Duration) -> Connection<Stream> {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         thread::spawn(move || {
@@ -792,7 +792,7 @@ mod tests {
             }
             thread::sleep(Duration::from_secs(3));
         });
-        Connection::new(listener.accept().unwrap().0)
+        Connection::new(Stream::Tcp(listener.accept().unwrap().0))
     }
 
     fn soon() -> Instant {
@@ -803,7 +803,7 @@ mod tests {
     fn streamed(version: Version, pieces: &[Vec<u8>]) -> Vec<u8> {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let mut connection = Connection::new(listener.accept().unwrap().0);
+        let mut connection = Connection::new(Stream::Tcp(listener.accept().unwrap().0));
         let reader = thread::spawn(move || {
             let mut received = Vec::new();
             client.read_to_end(&mut received).unwrap();

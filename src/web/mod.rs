@@ -4,12 +4,14 @@
 pub mod auth;
 pub mod budget;
 pub mod client_certs;
+pub mod coding;
+pub mod compress;
 pub mod connections;
-pub mod gzip;
 pub mod http1;
 pub mod ratelimit;
 pub mod reload;
 pub mod routes;
+pub mod socket;
 pub mod tls;
 pub mod webconfig;
 pub mod workers;

@@ -24,7 +24,8 @@ use crate::otlp;
 use crate::otlp::receive::{BodyFormat, Encoding, OTLP_PATHS};
 use crate::otlp::translate::Translation;
 use crate::store::{SeriesView, Snapshot, Store};
-use crate::web::gzip::{gzip, ChunkedGzip, Task, GZIP_HELD_BYTES};
+use crate::web::coding::negotiate_coding;
+use crate::web::compress::{ChunkedCompressor, Codec, Task};
 use crate::web::http1::{Head, STREAM_CHUNK_BYTES};
 use crate::write::decode::{check_headers, decode, Rejection};
 use crate::write::ingest::{ingest, Points, WriteRules};
@@ -94,16 +95,24 @@ pub struct Page {
     snapshot: Snapshot,
     negotiated: Negotiated,
     expose_timestamps: bool,
-    gzip: bool,
+    codec: Option<Codec>,
     started: Instant,
 }
 
 impl Page {
+    /// Shrinks the chunks it is compressed in to what `budget` (`--web.max-bytes-in-flight`)
+    /// leaves room for.
+    pub fn fit_to_budget(&mut self, budget: usize) {
+        self.codec = self.codec.map(|codec| codec.zstd_within(budget));
+    }
+
     /// About what the page holds until it is written: its snapshot, one reference per series,
-    /// the chunk being filled, and with gzip the chunks being compressed.
+    /// the chunk being filled, and compressed the chunks being compressed.
     pub fn held_bytes(&self) -> usize {
-        let gzip = if self.gzip { GZIP_HELD_BYTES } else { 0 };
-        self.snapshot.series.len() * std::mem::size_of::<SeriesView>() + STREAM_CHUNK_BYTES + gzip
+        let compressing = self.codec.map_or(0, Codec::held_bytes);
+        self.snapshot.series.len() * std::mem::size_of::<SeriesView>()
+            + STREAM_CHUNK_BYTES
+            + compressing
     }
 }
 
@@ -166,33 +175,15 @@ impl Reply {
         reply
     }
 
-    /// Compresses the body when the client accepts gzip, in one member (see
-    /// [`crate::web::gzip`]).
-    fn gzip_if_accepted(mut self, accept_encoding: Option<&str>) -> Reply {
-        if accepts_gzip(accept_encoding) {
-            self.body = gzip(&self.body);
-            self.headers.push(("Content-Encoding", "gzip".into()));
+    /// Compresses the body in the coding the client prefers of those we send, in one member
+    /// or frame (see [`crate::web::coding`]).
+    fn compress_if_accepted(mut self, accept_encoding: Option<&str>) -> Reply {
+        if let Some(codec) = negotiate_coding(accept_encoding) {
+            self.body = codec.compress(&self.body);
+            self.headers.push(("Content-Encoding", codec.name().into()));
         }
         self
     }
-}
-
-/// Whether an `Accept-Encoding` value admits gzip (and does not refuse it with `q=0`).
-fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    accept_encoding.is_some_and(|value| {
-        value.split(',').any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|parameter| {
-                let parameter = parameter.replace(' ', "");
-                parameter
-                    .strip_prefix("q=")
-                    .and_then(|q| q.parse::<f64>().ok())
-                    == Some(0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
-    })
 }
 
 /// A whole request: its head and, when its endpoint takes one, its body.
@@ -280,11 +271,11 @@ fn route(app: &App, request: &Request) -> Reply {
     if path == settings.telemetry_path {
         scrape(app, head)
     } else if path == settings.exporter_telemetry_path {
-        exporter_metrics(app, head).gzip_if_accepted(accept_encoding)
+        exporter_metrics(app, head).compress_if_accepted(accept_encoding)
     } else if path == "/healthz" {
         Reply::text(200, "ok")
     } else if path == TSDB_STATUS_PATH {
-        tsdb_status(app, head).gzip_if_accepted(accept_encoding)
+        tsdb_status(app, head).compress_if_accepted(accept_encoding)
     } else {
         landing(app)
     }
@@ -448,10 +439,10 @@ fn scrape(app: &App, head: &Head) -> Reply {
         }
     };
     let negotiated = negotiate(head.header("Accept"));
-    let gzip = accepts_gzip(head.header("Accept-Encoding"));
+    let codec = negotiate_coding(head.header("Accept-Encoding"));
     let mut headers = Vec::new();
-    if gzip {
-        headers.push(("Content-Encoding", "gzip".into()));
+    if let Some(codec) = codec {
+        headers.push(("Content-Encoding", codec.name().into()));
     }
     headers.push(("Vary", "Accept, Accept-Encoding".into()));
     let mut snapshot = app.store.snapshot();
@@ -467,14 +458,15 @@ fn scrape(app: &App, head: &Head) -> Reply {
             negotiated,
             snapshot,
             expose_timestamps: app.settings.expose_timestamps,
-            gzip,
+            codec,
             started,
         })),
     }
 }
 
-/// Renders `page` into `out` as it goes (compressed when the scraper takes gzip, in chunks
-/// that `offload` runs the compression of: see [`crate::web::gzip`]), and counts the scrape.
+/// Renders `page` into `out` as it goes (compressed when the scraper takes gzip or zstd, in
+/// chunks that `offload` runs the compression of: see [`crate::web::compress`]), and counts
+/// the scrape.
 /// `out` is a trait object so that the renderer is compiled once, not once per transport: the
 /// static binary has a size budget.
 pub fn write_page(
@@ -494,9 +486,9 @@ pub fn write_page(
         )
         .map(|(_, left_out)| app.telemetry.record_left_off_page(left_out))
     };
-    let written = if page.gzip {
-        let mut encoder = ChunkedGzip::new(out, offload);
-        render(&mut encoder).and_then(|()| encoder.finish())
+    let written = if let Some(codec) = page.codec {
+        let mut compressor = ChunkedCompressor::new(codec, out, offload);
+        render(&mut compressor).and_then(|()| compressor.finish())
     } else {
         render(out)
     };
@@ -616,17 +608,6 @@ mod tests {
         );
         let reply = respond_catching_panics(&app, || Reply::text(200, "fine"));
         assert_eq!(reply.status, 200, "the next request is served as usual");
-    }
-
-    #[test]
-    fn gzip_is_used_only_when_accepted() {
-        assert!(accepts_gzip(Some("gzip")));
-        assert!(accepts_gzip(Some("deflate, gzip;q=0.5")));
-        assert!(accepts_gzip(Some("*")));
-        assert!(!accepts_gzip(Some("gzip;q=0")));
-        assert!(!accepts_gzip(Some("gzip; q=0.0")));
-        assert!(!accepts_gzip(Some("identity")));
-        assert!(!accepts_gzip(None));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! never finishes a handshake holds only that thread, and only until the deadline).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +15,7 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
 use crate::web::client_certs::{allowed_san, AllowedSans, UnverifiedClientCert};
 use crate::web::http1::{close_after_answer, Transport};
+use crate::web::socket::Stream;
 use crate::web::x509::not_after;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -255,7 +255,7 @@ fn read_certificates(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, Str
 }
 
 /// A TLS connection once its handshake is done.
-pub struct TlsStream(StreamOwned<ServerConnection, TcpStream>);
+pub struct TlsStream(StreamOwned<ServerConnection, Stream>);
 
 impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -279,7 +279,7 @@ impl Write for TlsStream {
 }
 
 impl Transport for TlsStream {
-    fn socket(&self) -> &TcpStream {
+    fn socket(&self) -> &Stream {
         &self.0.sock
     }
 }
@@ -300,7 +300,7 @@ const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: tex
 /// Runs the server side of the handshake on `socket` before `deadline`.
 pub fn accept(
     config: &Arc<ServerConfig>,
-    mut socket: TcpStream,
+    mut socket: Stream,
     deadline: Instant,
 ) -> Result<TlsStream, HandshakeError> {
     let failed = |e: &dyn std::fmt::Display| HandshakeError::Failed(e.to_string());
@@ -313,8 +313,11 @@ pub fn accept(
     socket
         .set_read_timeout(Some(left()?))
         .map_err(|e| failed(&e))?;
+    // The first byte tells a TLS ClientHello (0x16) from a plain-HTTP request line; it is
+    // handed to the TLS connection below, as if it had not been read.
     let mut first = [0u8; 1];
-    if socket.peek(&mut first).map_err(|e| failed(&e))? == 1 && first[0].is_ascii_uppercase() {
+    let read = socket.read(&mut first).map_err(|e| failed(&e))?;
+    if read == 1 && first[0].is_ascii_uppercase() {
         socket
             .set_write_timeout(Some(Duration::from_secs(1)))
             .map_err(|e| failed(&e))?;
@@ -323,6 +326,9 @@ pub fn accept(
         return Err(HandshakeError::PlainHttp);
     }
     let mut connection = ServerConnection::new(Arc::clone(config)).map_err(|e| failed(&e))?;
+    connection
+        .read_tls(&mut &first[..read])
+        .map_err(|e| failed(&e))?;
     while connection.is_handshaking() {
         let left = left()?;
         socket

@@ -4,7 +4,7 @@
 //! answer back. Decoding, ingesting and rendering happen on these `--web.threads` workers, so
 //! CPU use and per-thread decode buffers stay bounded however many connections are open, and
 //! a slow client holds its own connection thread, never a worker. Workers also compress the
-//! chunks of gzip pages that connection threads render (see [`crate::web::gzip`]).
+//! chunks of compressed pages that connection threads render (see [`crate::web::compress`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -13,7 +13,7 @@ use std::thread;
 
 use crate::base::allocator;
 use crate::base::locks::lock;
-use crate::web::gzip::Task;
+use crate::web::compress::Task;
 use crate::web::routes::{self, App, Reply, Request};
 
 /// Work for a worker: a request, and where its answer goes (the request comes back too, so

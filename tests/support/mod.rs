@@ -200,7 +200,9 @@ impl Exporter {
             log_lines: Vec::new(),
         };
         let started = exporter.wait_for_log("k8s_exporter started", Duration::from_secs(10));
-        exporter.address = log_field(&started, "address").expect("startup line names the address");
+        // The first of the addresses it listens on: the TCP one this starts it with.
+        let addresses = log_field(&started, "address").expect("startup line names the address");
+        exporter.address = addresses.split(',').next().unwrap_or_default().to_owned();
         exporter
     }
 
