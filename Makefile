@@ -103,7 +103,8 @@ image:
 # qemu-user-static to run the other architecture's binary there, and
 # kubernetes-validate (PyPI), the Kubernetes schemas the manifests in deploy/ are checked against,
 # the OpenTelemetry Python SDK with its OTLP/HTTP exporter (PyPI), a real OTLP sender, and two
-# zstd readers that are not ours: Python's zstandard (PyPI) and the zstd command (Debian).
+# zstd readers that are not ours: Python's zstandard (PyPI) and the zstd command (Debian), and
+# abnf (PyPI), which the OpenMetrics 2.0 spec's own checker in ../shared/upstream runs on.
 # The published protos the tests build requests and read pages with are in ../shared/upstream.
 deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 || \
@@ -115,7 +116,8 @@ deps:
 		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		$(SUDO) apt-get install -y -qq qemu-user-static >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
-	@python3 -c 'import zstandard' 2>/dev/null || python3 -m pip install -q zstandard
+	@python3 -c 'import zstandard' 2>/dev/null || python3 -m pip install -q zstandard==0.25.0
+	@python3 -c 'import abnf' 2>/dev/null || python3 -m pip install -q abnf==2.9.1
 	@command -v zstd >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq zstd >/dev/null; }
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate

@@ -788,7 +788,7 @@ struct Scrapes {
 }
 
 /// The formats a full scrape is timed in, by the `Accept` header that asks for each.
-const FORMATS: [(&str, &str); 4] = [
+const FORMATS: [(&str, &str); 5] = [
     ("text 0.0.4", "text/plain;version=0.0.4"),
     ("text 1.0.0", "text/plain;version=1.0.0;escaping=allow-utf-8"),
     ("OpenMetrics 1.0.0", "application/openmetrics-text;version=1.0.0"),
@@ -796,6 +796,7 @@ const FORMATS: [(&str, &str); 4] = [
         "protobuf",
         "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
     ),
+    ("OpenMetrics 2.0.0", "application/openmetrics-text;version=2.0.0"),
 ];
 
 /// The `Accept` header of Prometheus 2.42's scrapes, which also send `Accept-Encoding: gzip`.

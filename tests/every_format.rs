@@ -2,8 +2,9 @@
 //! (`_total`, `_created`, `_bucket`, `_count`, `_sum`, `_info`, families named as another's
 //! series, floats beside native histograms, UTF-8 names that escape onto legacy ones), every
 //! format the bridge negotiates holds the series text 0.0.4 holds, as independent parsers
-//! read them: `prometheus_client`'s text and OpenMetrics parsers, and the published
-//! `metrics.proto` for protobuf.
+//! read them: `prometheus_client`'s text and OpenMetrics parsers, the published
+//! `metrics.proto` for protobuf, and for OpenMetrics 2.0 the ABNF of its published spec, checked
+//! by the spec's own checker, with a reader of its composite values (`openmetrics2_series.py`).
 //!
 //! The stores are drawn from a seeded generator, so a failure names the seed that shows it.
 
@@ -206,6 +207,52 @@ fn canonical_labels(mut labels: BTreeMap<String, String>) -> BTreeMap<String, St
     labels
 }
 
+/// An OpenMetrics 2.0 page checked against the spec's grammar and read as series: the samples,
+/// the native histograms' `(name, labels)`, and how many families kept a type.
+fn openmetrics2_samples(
+    page: &str,
+) -> Result<(BTreeSet<Sample>, BTreeSet<Identity>, usize), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openmetrics2_series.py");
+    let output = run_with_stdin("python3", &[script], &json!([page]).to_string());
+    assert!(
+        output.status.success(),
+        "openmetrics2_series.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let result = &results[0];
+    if let Some(error) = result.get("error") {
+        return Err(error.to_string());
+    }
+    let labels = |value: &Value| -> BTreeMap<String, String> {
+        canonical_labels(serde_json::from_value(value.clone()).unwrap())
+    };
+    let samples = result["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let value = f64::from_bits(s[2].as_i64().unwrap() as u64);
+            (
+                s[0].as_str().unwrap().to_owned(),
+                labels(&s[1]),
+                canonical_bits(value),
+            )
+        })
+        .collect();
+    let natives = result["natives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n[0].as_str().unwrap().to_owned(), labels(&n[1])))
+        .collect();
+    Ok((
+        samples,
+        natives,
+        result["families"].as_u64().unwrap() as usize,
+    ))
+}
+
 /// Each page of `pages` read by `prometheus_client`, in one run of the parser.
 fn parse_with_python(pages: &[(Reader, String)]) -> Vec<Result<BTreeSet<Sample>, String>> {
     let input: Vec<Value> = pages
@@ -377,12 +424,14 @@ fn difference(left: &BTreeSet<Sample>, right: &BTreeSet<Sample>) -> String {
 fn every_format_holds_the_series_text_holds_in_random_stores() {
     let mut checked_series = 0;
     let mut typed_openmetrics_families = 0;
+    let mut typed_openmetrics2_families = 0;
     for seed in 1..=STORES {
         let exporter = Exporter::start(&[]);
         let request = random_request(seed);
         let response = exporter.write(&request);
         assert_eq!(response.status, 204, "seed {seed}: {}", response.text());
         let get = |accept: &str| exporter.request("GET", "/metrics", &[("Accept", accept)], &[]);
+        let mut utf8_reference = BTreeSet::new();
         for scheme in SCHEMES {
             let (reference, _) = scheme[0];
             let mut pages = Vec::new();
@@ -399,6 +448,7 @@ fn every_format_holds_the_series_text_holds_in_random_stores() {
                 panic!("seed {seed}: {reference} refused: {e}\n{}", pages[0].1)
             });
             checked_series += text.len();
+            utf8_reference = text.clone();
             for ((reader, page), samples) in pages.iter().zip(&read).skip(1) {
                 let samples = samples
                     .as_ref()
@@ -425,9 +475,24 @@ fn every_format_holds_the_series_text_holds_in_random_stores() {
                 pages[0].1
             );
         }
+        // OpenMetrics 2.0 names every series as it is, as text 1.0.0 with UTF-8 names does.
+        let page = get("application/openmetrics-text;version=2.0.0").text();
+        let (samples, natives, typed) = openmetrics2_samples(&page)
+            .unwrap_or_else(|e| panic!("seed {seed}: OpenMetrics 2.0 refused: {e}\n{page}"));
+        typed_openmetrics2_families += typed;
+        let reference = without_native_buckets(&utf8_reference, &natives);
+        assert!(
+            samples == reference,
+            "seed {seed}, OpenMetrics 2.0 against text 1.0.0:\n{}\n{page}",
+            difference(&reference, &samples)
+        );
     }
     // The stores are not trivial: many series, and families that keep their types.
     assert!(checked_series > 20 * STORES as usize, "{checked_series}");
+    assert!(
+        typed_openmetrics2_families > STORES as usize,
+        "{typed_openmetrics2_families}"
+    );
     assert!(
         typed_openmetrics_families > STORES as usize,
         "{typed_openmetrics_families}"

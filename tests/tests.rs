@@ -17,6 +17,7 @@ mod hostile;
 mod memory_limit;
 mod native_peers;
 mod negotiation;
+mod openmetrics2;
 mod operations;
 mod otlp;
 mod parsers;

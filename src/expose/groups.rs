@@ -204,26 +204,46 @@ pub struct Grouped<'s> {
     pub ranks: Ranks,
     /// How many series were left out because their shown names are another's.
     pub left_out: u64,
+    /// With [`Twins::Kept`], the native histograms kept although their lines are classic
+    /// series' (by address): the formats that write a histogram as one value may show such a
+    /// native histogram with its classic twin, in one metric.
+    pub twins: HashSet<usize>,
+}
+
+/// What to do with a native histogram whose lines (`x_bucket`, `x_sum`, `x_count`) are also
+/// float series', as when a Prometheus that scrapes both sends a histogram's classic and
+/// native forms.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Twins {
+    /// Left out, so that no line is written twice: the line formats.
+    LeftOut,
+    /// Kept for the writer to decide (OpenMetrics 2.0), marked in [`Grouped::twins`].
+    Kept,
 }
 
 /// The snapshot's families as `naming` shows them.
-pub fn group_families<'s>(snapshot: &'s Snapshot, naming: &'s Naming) -> Grouped<'s> {
+pub fn group_families<'s>(snapshot: &'s Snapshot, naming: &'s Naming, twins: Twins) -> Grouped<'s> {
     let mut groups: Vec<FamilyGroup> = Vec::new();
     let mut group_of_family: HashMap<String, usize> = HashMap::new();
     // Keyed by schema address: a few hundred schemas, so the lookup hardly ever hashes a name.
     let mut group_of_schema: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
     let mut left_out = 0;
+    let mut kept_twins = HashSet::new();
     let conflicts = histogram_conflicts(snapshot, naming);
     let families = exposed_families(&snapshot.families, naming);
     for series in &snapshot.series {
-        let unshowable_histogram = snapshot.histogram_of(series).is_some()
-            && (series.labels().any(|(label, _)| label == "le")
-                || conflicts
-                    .as_ref()
-                    .is_some_and(|c| c.lines.contains(&shown_identity(series, "", naming))));
-        if naming.labels_collide(&series.schema) || unshowable_histogram {
+        let native = snapshot.histogram_of(series).is_some();
+        let twin = native
+            && conflicts
+                .as_ref()
+                .is_some_and(|c| c.lines.contains(&shown_identity(series, "", naming)));
+        let has_le = native && series.labels().any(|(label, _)| label == "le");
+        if naming.labels_collide(&series.schema) || has_le || (twin && twins == Twins::LeftOut) {
             left_out += 1;
             continue;
+        }
+        if twin {
+            kept_twins.insert(series as *const SeriesView as usize);
         }
         let schema = Arc::as_ptr(&series.schema) as usize;
         let index = *group_of_schema.entry(schema).or_insert_with(|| {
@@ -282,6 +302,7 @@ pub fn group_families<'s>(snapshot: &'s Snapshot, naming: &'s Naming) -> Grouped
         groups,
         ranks,
         left_out,
+        twins: kept_twins,
     }
 }
 
@@ -461,5 +482,7 @@ pub fn block_ranks(snapshot: &Snapshot) -> Ranks {
 /// How many families `/metrics` shows for this snapshot.
 pub fn family_count(snapshot: &Snapshot) -> usize {
     let naming = Naming::new(snapshot, crate::base::label_text::Escaping::Underscores);
-    group_families(snapshot, &naming).groups.len()
+    group_families(snapshot, &naming, Twins::LeftOut)
+        .groups
+        .len()
 }

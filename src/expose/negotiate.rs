@@ -16,6 +16,8 @@ pub enum Format {
     OpenMetrics001,
     /// `application/openmetrics-text; version=1.0.0`.
     OpenMetrics100,
+    /// `application/openmetrics-text; version=2.0.0`: composite values, UTF-8 names.
+    OpenMetrics200,
     /// `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
     /// encoding=delimited`: length-delimited `MetricFamily` messages.
     Protobuf,
@@ -23,7 +25,10 @@ pub enum Format {
 
 impl Format {
     pub fn is_open_metrics(self) -> bool {
-        matches!(self, Format::OpenMetrics001 | Format::OpenMetrics100)
+        matches!(
+            self,
+            Format::OpenMetrics001 | Format::OpenMetrics100 | Format::OpenMetrics200
+        )
     }
 
     /// Whether the format can carry names outside the legacy set, quoted.
@@ -63,6 +68,10 @@ impl Negotiated {
             Format::Text100 => "text/plain; version=1.0.0; charset=utf-8",
             Format::OpenMetrics001 => "application/openmetrics-text; version=0.0.1; charset=utf-8",
             Format::OpenMetrics100 => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            // The spec fixes the header, and its names are never escaped.
+            Format::OpenMetrics200 => {
+                return "application/openmetrics-text; version=2.0.0; charset=utf-8".to_owned()
+            }
             Format::Protobuf => {
                 "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; \
                  encoding=delimited"
@@ -135,6 +144,7 @@ impl<'a> MediaRange<'a> {
             "application/openmetrics-text" => match version {
                 None | Some("0.0.1") => Some(Format::OpenMetrics001),
                 Some("1.0.0") => Some(Format::OpenMetrics100),
+                Some("2.0.0") => Some(Format::OpenMetrics200),
                 _ => None,
             },
             "application/vnd.google.protobuf" => {
@@ -183,6 +193,7 @@ pub fn negotiate(accept: Option<&str>) -> Negotiated {
     };
     let asked = range.param("escaping").and_then(Escaping::from_param);
     let escaping = match asked {
+        _ if format == Format::OpenMetrics200 => Escaping::AllowUtf8,
         Some(Escaping::AllowUtf8) if !format.carries_utf8() => Escaping::Underscores,
         Some(scheme) => scheme,
         None => Escaping::Underscores,
@@ -235,8 +246,28 @@ mod tests {
         assert_eq!(format, Format::OpenMetrics001);
         let (format, ..) = chosen("application/vnd.google.protobuf;encoding=text;q=1,*/*;q=0.1");
         assert_eq!(format, Format::Text004, "text protobuf is not served");
-        let (format, ..) = chosen("application/openmetrics-text;version=2.0.0,text/plain;q=0");
+        let (format, ..) = chosen("application/openmetrics-text;version=3.0.0,text/plain;q=0");
         assert_eq!(format, Format::Text004);
+    }
+
+    #[test]
+    fn openmetrics_2_is_served_only_when_asked_by_version_with_utf8_names() {
+        let prometheus_3_15 = "application/openmetrics-text;version=2.0.0;q=0.7,application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,*/*;q=0.5";
+        let (format, escaping, content_type) = chosen(prometheus_3_15);
+        assert_eq!(format, Format::OpenMetrics200);
+        assert_eq!(escaping, Escaping::AllowUtf8);
+        assert_eq!(
+            content_type,
+            "application/openmetrics-text; version=2.0.0; charset=utf-8"
+        );
+        let (_, escaping, _) = chosen("application/openmetrics-text;version=2.0.0;escaping=dots");
+        assert_eq!(escaping, Escaping::AllowUtf8, "never escaped");
+        let prometheus_2_42 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(chosen(prometheus_2_42).0, Format::OpenMetrics100);
+        assert_eq!(
+            chosen("application/openmetrics-text").0,
+            Format::OpenMetrics001
+        );
     }
 
     #[test]

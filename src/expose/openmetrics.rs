@@ -279,7 +279,7 @@ fn whole_count(value: f64) -> bool {
 }
 
 /// The number a bound's text is, when it is spelled as Prometheus spells that number.
-fn canonical_number(text: &str) -> Option<f64> {
+pub fn canonical_number(text: &str) -> Option<f64> {
     let number: f64 = text.parse().ok()?;
     let mut spelled = Vec::new();
     write_float(&mut spelled, number);
@@ -492,7 +492,7 @@ fn put_line(out: &mut impl Sink, pieces: &[&[u8]]) {
 }
 
 /// Milliseconds as OpenMetrics timestamps are written, in seconds: `1520879607.789`.
-fn write_seconds(out: &mut impl Sink, ms: i64) {
+pub fn write_seconds(out: &mut impl Sink, ms: i64) {
     let sign = if ms < 0 { "-" } else { "" };
     let (seconds, millis) = (ms.unsigned_abs() / 1000, ms.unsigned_abs() % 1000);
     let text = if millis == 0 {
@@ -518,28 +518,34 @@ fn write_value(
         write_seconds(out, ms);
     }
     if let Some((exemplar, naming)) = exemplar {
-        out.put(b" # {");
-        for (i, (name, value)) in exemplar.labels.iter().enumerate() {
-            if i > 0 {
-                out.put_byte(b',');
-            }
-            let name = match naming.escaping {
-                Escaping::AllowUtf8 => quoted_if_needed(name, false),
-                _ => naming.escape(name, false),
-            };
-            out.put(name.as_bytes());
-            out.put(b"=\"");
-            out.put(escape_label_value(value).as_bytes());
-            out.put_byte(b'"');
-        }
-        out.put(b"} ");
-        write_float(out, exemplar.value);
-        if let Some(ms) = exemplar.timestamp_ms {
-            out.put_byte(b' ');
-            write_seconds(out, ms);
-        }
+        write_exemplar(out, exemplar, naming);
     }
     out.put_byte(b'\n');
+}
+
+/// ` # {labels} value [timestamp]`: an exemplar after its sample. Its label names are shown in
+/// the page's scheme, as the series' are.
+pub fn write_exemplar(out: &mut impl Sink, exemplar: &Exemplar, naming: &Naming) {
+    out.put(b" # {");
+    for (i, (name, value)) in exemplar.labels.iter().enumerate() {
+        if i > 0 {
+            out.put_byte(b',');
+        }
+        let name = match naming.escaping {
+            Escaping::AllowUtf8 => quoted_if_needed(name, false),
+            _ => naming.escape(name, false),
+        };
+        out.put(name.as_bytes());
+        out.put(b"=\"");
+        out.put(escape_label_value(value).as_bytes());
+        out.put_byte(b'"');
+    }
+    out.put(b"} ");
+    write_float(out, exemplar.value);
+    if let Some(ms) = exemplar.timestamp_ms {
+        out.put_byte(b' ');
+        write_seconds(out, ms);
+    }
 }
 
 #[cfg(test)]

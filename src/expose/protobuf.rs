@@ -9,12 +9,12 @@
 
 use std::ops::Range;
 
-use crate::expose::family::{grouping_labels, is_float_text};
 use crate::expose::fields::{
     put_bytes_field, put_double, put_message, put_tag, put_timestamp, put_uint, put_varint,
     varint_len, write_label_pairs, zigzag, LENGTH,
 };
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
+use crate::expose::metrics::{bound_of, item_of, member_value, runs, Item};
 use crate::expose::page::Sink;
 use crate::store::metadata::MetricKind;
 use crate::store::native::{Buckets, Exemplar, NativeHistogram, CUSTOM_BUCKETS_SCHEMA};
@@ -48,17 +48,6 @@ fn put_count(out: &mut Vec<u8>, int_field: u32, float_field: u32, count: f64) {
     } else {
         put_double(out, float_field, count);
     }
-}
-
-/// One `Metric` of a family.
-enum Item<'s> {
-    /// A float series: a counter, gauge or untyped value.
-    Float(&'s SeriesView),
-    /// A series whose newest sample is a native histogram.
-    Native(&'s SeriesView, &'s NativeHistogram),
-    /// The `_bucket`, `_sum` and `_count` series of one classic histogram, or the quantile,
-    /// `_sum` and `_count` series of one summary.
-    Run(&'s [&'s SeriesView]),
 }
 
 /// Writes the page of `grouped` as delimited `MetricFamily` messages.
@@ -114,39 +103,6 @@ pub fn write_page(
             }
         }
     }
-}
-
-fn item_of<'s>(group: &FamilyGroup<'s>, series: &'s SeriesView) -> Item<'s> {
-    match group.snapshot.histogram_of(series) {
-        Some(histogram) => Item::Native(series, histogram),
-        None => Item::Float(series),
-    }
-}
-
-/// The members of a histogram or summary family as metrics: each native histogram alone, and
-/// the classic series grouped by their labels without `le` and `quantile` (the family's order
-/// puts them side by side, see [`crate::expose::family::compare_in_family`]).
-fn runs<'s>(group: &'s FamilyGroup<'s>) -> Vec<Item<'s>> {
-    let mut items = Vec::new();
-    let mut start = 0;
-    let members = &group.members;
-    while start < members.len() {
-        if let Some(histogram) = group.snapshot.histogram_of(members[start]) {
-            items.push(Item::Native(members[start], histogram));
-            start += 1;
-            continue;
-        }
-        let mut end = start + 1;
-        while end < members.len()
-            && !group.is_native(members[end])
-            && grouping_labels(members[end]).eq(grouping_labels(members[start]))
-        {
-            end += 1;
-        }
-        items.push(Item::Run(&members[start..end]));
-        start = end;
-    }
-    items
 }
 
 /// Whether a classic histogram's or summary's series make a message that says what they say:
@@ -336,19 +292,6 @@ impl FamilyWriter<'_, '_, '_> {
             put_uint(body, 6, timestamp as u64);
         }
     }
-}
-
-/// The value of the member whose shown name is the family's with `suffix`.
-fn member_value(group: &FamilyGroup, members: &[&SeriesView], suffix: &str) -> Option<f64> {
-    members
-        .iter()
-        .find(|s| group.shown_name(s).strip_prefix(group.name.as_str()) == Some(suffix))
-        .map(|s| s.value)
-}
-
-fn bound_of(series: &SeriesView, label: &str) -> Option<f64> {
-    let (_, text) = series.labels().find(|(name, _)| *name == label)?;
-    is_float_text(text).then(|| text.parse().ok()).flatten()
 }
 
 /// A classic histogram's `Histogram` fields from its series.

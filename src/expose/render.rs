@@ -3,11 +3,11 @@
 
 use std::io::{self, Write};
 
-use crate::expose::groups::{group_families, BlockSyntax, LabelBlocks};
+use crate::expose::groups::{group_families, BlockSyntax, LabelBlocks, Twins};
 use crate::expose::naming::Naming;
 use crate::expose::negotiate::{Format, Negotiated};
 use crate::expose::page::PageWriter;
-use crate::expose::{openmetrics, protobuf, text};
+use crate::expose::{openmetrics, openmetrics2, protobuf, text};
 use crate::store::Snapshot;
 
 /// Renders the whole page into memory.
@@ -41,13 +41,18 @@ pub fn render_to<W: Write>(
     out: W,
 ) -> io::Result<(W, u64)> {
     let naming = Naming::new(snapshot, negotiated.escaping);
-    let grouped = group_families(snapshot, &naming);
+    let twins = match negotiated.format {
+        Format::OpenMetrics200 => Twins::Kept,
+        _ => Twins::LeftOut,
+    };
+    let grouped = group_families(snapshot, &naming, twins);
     let syntax = match negotiated.format {
         Format::Protobuf => BlockSyntax::Protobuf,
         _ => BlockSyntax::Text,
     };
     let mut blocks = LabelBlocks::new(block_bytes, &grouped.ranks, &naming, syntax);
     let mut out = PageWriter::new(out);
+    let mut left_out = grouped.left_out;
     match negotiated.format {
         Format::Text004 | Format::Text100 => {
             text::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
@@ -55,10 +60,13 @@ pub fn render_to<W: Write>(
         Format::OpenMetrics001 | Format::OpenMetrics100 => {
             openmetrics::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
         }
+        Format::OpenMetrics200 => {
+            left_out += openmetrics2::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
+        }
         Format::Protobuf => {
             protobuf::write_page(&mut out, &grouped, &mut blocks, expose_timestamps)
         }
     }
     blocks.release();
-    out.finish().map(|out| (out, grouped.left_out))
+    out.finish().map(|out| (out, left_out))
 }

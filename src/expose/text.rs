@@ -199,7 +199,11 @@ mod tests {
     }
 
     fn group_families<'s>(snapshot: &'s Snapshot, naming: &'s Naming) -> Grouped<'s> {
-        crate::expose::groups::group_families(snapshot, naming)
+        crate::expose::groups::group_families(
+            snapshot,
+            naming,
+            crate::expose::groups::Twins::LeftOut,
+        )
     }
     use crate::store::intern::{Atom, Tuple};
     use crate::store::Schema;

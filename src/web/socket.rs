@@ -112,7 +112,8 @@ impl Listener {
 }
 
 /// A Unix socket's file, which the server removes when it stops cleanly: only if it is still
-/// the one it made, not one another process has put there since.
+/// the socket it made (the same device and inode), not a file another process has put there
+/// since.
 #[derive(Debug)]
 pub struct SocketFile {
     path: PathBuf,
@@ -122,7 +123,7 @@ pub struct SocketFile {
 impl SocketFile {
     pub fn remove(&self) {
         if let Ok(metadata) = std::fs::symlink_metadata(&self.path) {
-            if (metadata.dev(), metadata.ino()) == self.inode {
+            if metadata.file_type().is_socket() && (metadata.dev(), metadata.ino()) == self.inode {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
