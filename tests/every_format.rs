@@ -208,8 +208,9 @@ fn canonical_labels(mut labels: BTreeMap<String, String>) -> BTreeMap<String, St
 }
 
 /// An OpenMetrics 2.0 page checked against the spec's grammar and read as series: the samples,
-/// the native histograms' `(name, labels)`, and how many families kept a type.
-fn openmetrics2_samples(
+/// the native histograms' `(name, labels)`, and how many families kept a type; or why the page
+/// is refused.
+pub fn openmetrics2_samples(
     page: &str,
 ) -> Result<(BTreeSet<Sample>, BTreeSet<Identity>, usize), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openmetrics2_series.py");

@@ -7,7 +7,8 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{now_ms, run_with_stdin, snappy, upstream, Exporter, REMOTE_WRITE_V2_HEADERS};
+use crate::every_format::openmetrics2_samples;
+use crate::support::{now_ms, snappy, upstream, Exporter, REMOTE_WRITE_V2_HEADERS};
 
 /// What Prometheus 3.15 sends with `--enable-feature=openmetrics2`.
 const PROMETHEUS_3_15_ACCEPT: &str = "application/openmetrics-text;version=2.0.0;q=0.7,application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,*/*;q=0.5";
@@ -43,18 +44,9 @@ fn seconds(ms: i64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
-/// The page checked by the spec's grammar (`openmetrics2_series.py`): the reason it is refused,
-/// if it is.
+/// Why the spec's grammar refuses the page, if it does.
 fn grammar_refuses(page: &str) -> Option<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openmetrics2_series.py");
-    let output = run_with_stdin("python3", &[script], &json!([page]).to_string());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-    results[0].get("error").map(Value::to_string)
+    openmetrics2_samples(page).err()
 }
 
 #[test]
