@@ -185,6 +185,23 @@ fn every_type_is_written_as_the_spec_writes_it_and_passes_its_grammar() {
         &[("__name__", "both_seconds_count")],
         json!({"samples": plain(2.0)}),
     );
+    // A classic gauge histogram: its series as Prometheus stores them from OpenMetrics.
+    add(
+        &[("__name__", "pool_bytes_bucket"), ("le", "1024")],
+        json!({"samples": plain(3.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
+    );
+    add(
+        &[("__name__", "pool_bytes_bucket"), ("le", "+Inf")],
+        json!({"samples": plain(5.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
+    );
+    add(
+        &[("__name__", "pool_bytes_gcount")],
+        json!({"samples": plain(5.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
+    );
+    add(
+        &[("__name__", "pool_bytes_gsum")],
+        json!({"samples": plain(4096.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
+    );
     // A counter the spec refuses (negative) is shown, untyped, under its own name.
     add(
         &[("__name__", "drops_total")],
@@ -241,6 +258,8 @@ fn every_type_is_written_as_the_spec_writes_it_and_passes_its_grammar() {
         "{\"http.server.duration\",\"service.name\"=\"api\"} 0.25\n".to_owned(),
         "# TYPE both_seconds histogram\n".to_owned(),
         "both_seconds {count:2,sum:1.5,schema:0,zero_threshold:1e-128,zero_count:0,positive_spans:[0:2],positive_buckets:[1,1],bucket:[1:1,+Inf:2]}\n".to_owned(),
+        "# TYPE pool_bytes gaugehistogram\n".to_owned(),
+        "pool_bytes {gcount:5,gsum:4096,bucket:[1024:3,+Inf:5]}\n".to_owned(),
         "# TYPE drops_total unknown\n".to_owned(),
         "drops_total -1\n".to_owned(),
     ] {

@@ -131,6 +131,30 @@ pub struct FamilyGroup<'s> {
 }
 
 impl<'s> FamilyGroup<'s> {
+    /// A family of series that other groups hold: OpenMetrics 2.0 shows a classic gauge
+    /// histogram `x` as one family, where the line formats show its `x_bucket`, `x_gcount` and
+    /// `x_gsum` series as families of their own. Members in family order.
+    pub fn gathered(
+        name: &str,
+        metadata: Metadata,
+        parts: &[&FamilyGroup<'s>],
+    ) -> Option<FamilyGroup<'s>> {
+        let first = parts.first()?;
+        let mut members: Vec<&'s SeriesView> = parts
+            .iter()
+            .flat_map(|part| part.members.iter().copied())
+            .collect();
+        sort_series(&mut members, &Order::InFamily);
+        Some(FamilyGroup {
+            snapshot: first.snapshot,
+            name: name.to_owned(),
+            metadata: Some(metadata),
+            natives_typed: false,
+            members,
+            naming: first.naming,
+        })
+    }
+
     /// The family's kind as metadata says; without metadata, a family of native histograms is
     /// a histogram, since that is what the series are (unless other families would then be
     /// read as part of it).

@@ -13,7 +13,7 @@
 //! 0.0.4 is on the page (see [`write_page`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::expose::family::grouping_labels;
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
@@ -40,7 +40,8 @@ pub fn write_page(
     blocks: &mut LabelBlocks,
     expose_timestamps: bool,
 ) -> u64 {
-    let (typed, apart) = place_families(grouped);
+    let gathered = gauge_histograms(grouped);
+    let (typed, apart) = place_families(grouped, &gathered);
     let written_twins = typed
         .iter()
         .flat_map(|family| &family.metrics)
@@ -94,9 +95,52 @@ struct Typed<'g> {
 /// Series written apart, by the name of the family they are written in, with their group.
 type Apart<'g> = BTreeMap<&'g str, Vec<(&'g FamilyGroup<'g>, &'g SeriesView)>>;
 
-fn place_families<'g>(grouped: &'g Grouped<'g>) -> (Vec<Typed<'g>>, Apart<'g>) {
+/// The classic gauge histograms of the page, each gathered from the groups of its `_bucket`,
+/// `_gcount` and `_gsum` series, which have no metadata of their own: a family `x` that
+/// metadata types `gaugehistogram`, and that no series of the page is named as.
+fn gauge_histograms<'g>(grouped: &'g Grouped<'g>) -> Vec<FamilyGroup<'g>> {
+    let Some(first) = grouped.groups.first() else {
+        return Vec::new();
+    };
+    let by_name: HashMap<&str, &FamilyGroup> = grouped
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g))
+        .collect();
+    let mut gathered = Vec::new();
+    for (name, metadata) in &first.snapshot.families {
+        if metadata.kind != MetricKind::GaugeHistogram || by_name.contains_key(&**name) {
+            continue;
+        }
+        let parts: Vec<&FamilyGroup> = GAUGE_HISTOGRAM_SUFFIXES
+            .iter()
+            .filter_map(|suffix| by_name.get(format!("{name}{suffix}").as_str()).copied())
+            .filter(|part| part.metadata.is_none())
+            .collect();
+        if parts.iter().any(|part| part.name.ends_with("_bucket")) {
+            gathered.extend(FamilyGroup::gathered(name, metadata.clone(), &parts));
+        }
+    }
+    gathered.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    gathered
+}
+
+/// The series a classic gauge histogram `x` is stored as: `x_bucket`, `x_gcount`, `x_gsum`.
+const GAUGE_HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_gcount", "_gsum"];
+
+fn place_families<'g>(
+    grouped: &'g Grouped<'g>,
+    gathered: &'g [FamilyGroup<'g>],
+) -> (Vec<Typed<'g>>, Apart<'g>) {
     let (mut typed, mut apart) = (Vec::new(), Apart::new());
-    for group in &grouped.groups {
+    let taken: HashSet<String> = gathered
+        .iter()
+        .flat_map(|family| GAUGE_HISTOGRAM_SUFFIXES.map(|s| format!("{}{s}", family.name)))
+        .collect();
+    let groups = grouped.groups.iter().filter(|g| !taken.contains(&g.name));
+    let mut groups: Vec<&FamilyGroup> = groups.chain(gathered).collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    for group in groups {
         match typed_metrics(group, &grouped.twins) {
             Some((type_word, metrics)) => typed.push(Typed {
                 group,
@@ -152,7 +196,11 @@ fn typed_metrics<'g>(
         })
     };
     if kind == MetricKind::GaugeHistogram {
-        let metrics: Option<Vec<Metric>> = natives().collect();
+        let metrics = if group.members.iter().any(|s| group.is_native(s)) {
+            natives().collect()
+        } else {
+            composites(group, false, twins)
+        };
         return metrics.map(|metrics| ("gaugehistogram", metrics));
     }
     if !group.fits(kind) {
@@ -244,6 +292,15 @@ fn suffix<'a>(group: &'a FamilyGroup, series: &'a SeriesView) -> &'a str {
         .unwrap_or("")
 }
 
+/// The suffixes of a histogram family's count and sum series: `_gcount` and `_gsum` for a gauge
+/// histogram.
+fn totals(group: &FamilyGroup) -> (&'static str, &'static str) {
+    match group.kind() {
+        MetricKind::GaugeHistogram => ("_gcount", "_gsum"),
+        _ => ("_count", "_sum"),
+    }
+}
+
 /// The number of a bound label (`le`, `quantile`) spelled as Prometheus spells it, so that the
 /// composite value shows it as the series has it.
 fn canonical_bound(series: &SeriesView, label: &str) -> Option<f64> {
@@ -277,8 +334,8 @@ fn classic_accepted(
                     inf = Some(series.value);
                 }
             }
-            "_sum" => sum.push(series.value),
-            "_count" => count.push(series.value),
+            found if found == totals(group).1 => sum.push(series.value),
+            found if found == totals(group).0 => count.push(series.value),
             _ => return false,
         }
     }
@@ -462,10 +519,12 @@ impl Page<'_, '_, '_> {
                 .find(|s| suffix(group, s) == wanted)
                 .map_or(0.0, |s| s.value)
         };
-        out.put(b" {count:");
-        write_float(out, member("_count"));
-        out.put(b",sum:");
-        write_float(out, member("_sum"));
+        let (count, sum) = totals(group);
+        let gauge = type_word == "gaugehistogram";
+        out.put(if gauge { b" {gcount:" } else { b" {count:" });
+        write_float(out, member(count));
+        out.put(if gauge { b",gsum:" } else { b",sum:" });
+        write_float(out, member(sum));
         if type_word == "summary" {
             out.put(b",quantile:[");
             let quantiles = run.iter().filter(|s| suffix(group, s).is_empty());
@@ -483,7 +542,8 @@ impl Page<'_, '_, '_> {
         }
         out.put_byte(b'}');
         let timestamp = run.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
-        self.write_times(out, timestamp, run_start(group, run));
+        let start = run_start(group, run).filter(|_| !gauge);
+        self.write_times(out, timestamp, start);
         write_exemplars(out, group, bucket_exemplars(group, run));
         out.put_byte(b'\n');
     }

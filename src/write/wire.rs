@@ -454,11 +454,13 @@ impl WriteBatch {
 }
 
 /// The family a 2.0 series' metadata describes: remote write 2.0 sends metadata per series,
-/// 1.0 per family, so a histogram's `x_bucket`, `x_sum` and `x_count` (and a summary's `x_sum`
+/// 1.0 per family, so a histogram's `x_bucket`, `x_sum` and `x_count` (a gauge histogram's
+/// `x_gcount` and `x_gsum`, as Prometheus stores them from OpenMetrics; a summary's `x_sum`
 /// and `x_count`) describe the family `x`.
 fn family_span(name: &[u8], span: Span, kind: i32) -> Span {
     let suffixes: &[&[u8]] = match kind {
-        3 | 4 => &[b"_bucket", b"_sum", b"_count"],
+        3 => &[b"_bucket", b"_sum", b"_count"],
+        4 => &[b"_bucket", b"_gcount", b"_gsum", b"_sum", b"_count"],
         5 => &[b"_sum", b"_count"],
         _ => &[],
     };
