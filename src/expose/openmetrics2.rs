@@ -13,7 +13,7 @@
 //! 0.0.4 is on the page (see [`write_page`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::expose::family::grouping_labels;
 use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
@@ -102,19 +102,21 @@ fn gauge_histograms<'g>(grouped: &'g Grouped<'g>) -> Vec<FamilyGroup<'g>> {
     let Some(first) = grouped.groups.first() else {
         return Vec::new();
     };
-    let by_name: HashMap<&str, &FamilyGroup> = grouped
-        .groups
-        .iter()
-        .map(|g| (g.name.as_str(), g))
-        .collect();
+    // The groups are in name order.
+    let named = |name: &str| {
+        let at = grouped
+            .groups
+            .binary_search_by(|g| g.name.as_str().cmp(name));
+        at.ok().map(|at| &grouped.groups[at])
+    };
     let mut gathered = Vec::new();
     for (name, metadata) in &first.snapshot.families {
-        if metadata.kind != MetricKind::GaugeHistogram || by_name.contains_key(&**name) {
+        if metadata.kind != MetricKind::GaugeHistogram || named(name).is_some() {
             continue;
         }
         let parts: Vec<&FamilyGroup> = GAUGE_HISTOGRAM_SUFFIXES
             .iter()
-            .filter_map(|suffix| by_name.get(format!("{name}{suffix}").as_str()).copied())
+            .filter_map(|suffix| named(&format!("{name}{suffix}")))
             .filter(|part| part.metadata.is_none())
             .collect();
         if parts.iter().any(|part| part.name.ends_with("_bucket")) {
@@ -133,11 +135,13 @@ fn place_families<'g>(
     gathered: &'g [FamilyGroup<'g>],
 ) -> (Vec<Typed<'g>>, Apart<'g>) {
     let (mut typed, mut apart) = (Vec::new(), Apart::new());
-    let taken: HashSet<String> = gathered
-        .iter()
-        .flat_map(|family| GAUGE_HISTOGRAM_SUFFIXES.map(|s| format!("{}{s}", family.name)))
-        .collect();
-    let groups = grouped.groups.iter().filter(|g| !taken.contains(&g.name));
+    let taken = |group: &FamilyGroup| {
+        gathered.iter().any(|family| {
+            let suffix = group.name.strip_prefix(family.name.as_str());
+            suffix.is_some_and(|s| GAUGE_HISTOGRAM_SUFFIXES.contains(&s))
+        })
+    };
+    let groups = grouped.groups.iter().filter(|g| !taken(g));
     let mut groups: Vec<&FamilyGroup> = groups.chain(gathered).collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     for group in groups {

@@ -10,18 +10,20 @@ use crate::expose::page::PageWriter;
 use crate::expose::{openmetrics, openmetrics2, protobuf, text};
 use crate::store::Snapshot;
 
-/// Renders the whole page into memory.
+/// Renders the whole page into memory. Through the same `dyn Write` a scrape writes to, so
+/// that each format's writer is compiled once: the static binary has a size budget.
 pub fn render(snapshot: &Snapshot, negotiated: Negotiated, expose_timestamps: bool) -> Vec<u8> {
-    let page = Vec::with_capacity(snapshot.series.len() * 160);
+    let mut page = Vec::with_capacity(snapshot.series.len() * 160);
+    let out: &mut dyn Write = &mut page;
     render_to(
         snapshot,
         negotiated,
         expose_timestamps,
         &mut Vec::new(),
-        page,
+        out,
     )
-    .expect("writing to a Vec cannot fail")
-    .0
+    .expect("writing to a Vec cannot fail");
+    page
 }
 
 /// Writes the page of the snapshot to `out` as it is made, so that a scrape holds 64 KiB of it
