@@ -202,6 +202,20 @@ fn every_type_is_written_as_the_spec_writes_it_and_passes_its_grammar() {
         &[("__name__", "pool_bytes_gsum")],
         json!({"samples": plain(4096.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
     );
+    // One whose count series has metadata of its own (a gauge) is not gathered: each series
+    // is shown, none lost.
+    add(
+        &[("__name__", "cache_bytes_bucket"), ("le", "+Inf")],
+        json!({"samples": plain(7.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
+    );
+    add(
+        &[("__name__", "cache_bytes_gsum")],
+        json!({"samples": plain(70.0), "metadata": typed("METRIC_TYPE_GAUGEHISTOGRAM")}),
+    );
+    add(
+        &[("__name__", "cache_bytes_gcount")],
+        json!({"samples": plain(7.0), "metadata": typed("METRIC_TYPE_GAUGE")}),
+    );
     // A counter the spec refuses (negative) is shown, untyped, under its own name.
     add(
         &[("__name__", "drops_total")],
@@ -260,12 +274,21 @@ fn every_type_is_written_as_the_spec_writes_it_and_passes_its_grammar() {
         "both_seconds {count:2,sum:1.5,schema:0,zero_threshold:1e-128,zero_count:0,positive_spans:[0:2],positive_buckets:[1,1],bucket:[1:1,+Inf:2]}\n".to_owned(),
         "# TYPE pool_bytes gaugehistogram\n".to_owned(),
         "pool_bytes {gcount:5,gsum:4096,bucket:[1024:3,+Inf:5]}\n".to_owned(),
+        "# TYPE cache_bytes_gcount gauge\ncache_bytes_gcount 7\n".to_owned(),
+        "cache_bytes_bucket{le=\"+Inf\"} 7\n".to_owned(),
+        "cache_bytes_gsum 70\n".to_owned(),
         "# TYPE drops_total unknown\n".to_owned(),
         "drops_total -1\n".to_owned(),
     ] {
         assert!(page.contains(&line), "{line} in\n{page}");
     }
-    for not_there in ["_created", "_bucket{", "_count ", "jobs_total_total"] {
+    for not_there in [
+        "_created",
+        "rpc_seconds_bucket",
+        "pool_bytes_bucket",
+        "gc_seconds_count",
+        "jobs_total_total",
+    ] {
         assert!(!page.contains(not_there), "{not_there} in\n{page}");
     }
     assert!(page.ends_with("# EOF\n"));

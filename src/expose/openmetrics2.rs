@@ -135,11 +135,13 @@ fn place_families<'g>(
     gathered: &'g [FamilyGroup<'g>],
 ) -> (Vec<Typed<'g>>, Apart<'g>) {
     let (mut typed, mut apart) = (Vec::new(), Apart::new());
+    // The groups a gauge histogram was gathered from, as [`gauge_histograms`] chose them.
     let taken = |group: &FamilyGroup| {
-        gathered.iter().any(|family| {
-            let suffix = group.name.strip_prefix(family.name.as_str());
-            suffix.is_some_and(|s| GAUGE_HISTOGRAM_SUFFIXES.contains(&s))
-        })
+        group.metadata.is_none()
+            && gathered.iter().any(|family| {
+                let suffix = group.name.strip_prefix(family.name.as_str());
+                suffix.is_some_and(|s| GAUGE_HISTOGRAM_SUFFIXES.contains(&s))
+            })
     };
     let groups = grouped.groups.iter().filter(|g| !taken(g));
     let mut groups: Vec<&FamilyGroup> = groups.chain(gathered).collect();
