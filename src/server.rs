@@ -128,8 +128,12 @@ impl Server {
         let mut socket_files = Vec::new();
         let mut addresses = Vec::new();
         for asked in flags.listen_addresses() {
-            let (listener, file) = socket::bind(&asked, flags.web_unix_socket_mode)
-                .map_err(|e| ("cannot listen", e))?;
+            let (listener, file) =
+                socket::bind(&asked, flags.web_unix_socket_mode).map_err(|e| {
+                    // The sockets made before this one go with the failed start.
+                    socket_files.iter().for_each(SocketFile::remove);
+                    ("cannot listen", e)
+                })?;
             addresses.push(socket::describe(&listener, &asked));
             listeners.push(listener);
             socket_files.extend(file);

@@ -170,6 +170,15 @@ fn a_live_socket_is_not_taken_and_the_mode_is_a_flag() {
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(said.contains("listening on it already"), "{said}");
     assert!(socket.exists(), "the live server's socket stays");
+    // A start that fails on a later address leaves no socket of its own behind.
+    let other = dir.0.join("other.sock");
+    let failed = Command::new(BINARY)
+        .arg(format!("--web.listen-address=unix:{}", other.display()))
+        .arg("--web.listen-address=127.0.0.1:notaport")
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(!other.exists(), "the failed start removed its socket");
 }
 
 #[test]
