@@ -156,8 +156,9 @@ impl<'a> MediaRange<'a> {
     }
 }
 
-/// A q-value, `0` to `1` with up to three decimals, in thousandths.
-fn parse_weight(text: &str) -> Option<u16> {
+/// A q-value, `0` to `1` with up to three decimals, in thousandths (RFC 9110 section 12.4.2),
+/// as `Accept` and `Accept-Encoding` weigh their elements.
+pub fn parse_weight(text: &str) -> Option<u16> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;

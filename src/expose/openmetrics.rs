@@ -484,7 +484,8 @@ fn write_created(out: &mut impl Sink, name: SeriesName, block: &[u8], created: O
     }
 }
 
-fn put_line(out: &mut impl Sink, pieces: &[&[u8]]) {
+/// A line of the given pieces.
+pub fn put_line(out: &mut impl Sink, pieces: &[&[u8]]) {
     for piece in pieces {
         out.put(piece);
     }

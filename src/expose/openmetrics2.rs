@@ -20,7 +20,7 @@ use crate::expose::groups::{block_key, FamilyGroup, Grouped, LabelBlocks};
 use crate::expose::lines::{escape_label_value, write_float, write_series_start, SeriesName};
 use crate::expose::metrics::{bound_of, runs, Item};
 use crate::expose::naming::quoted_if_needed;
-use crate::expose::openmetrics::{canonical_number, write_exemplar, write_seconds};
+use crate::expose::openmetrics::{canonical_number, put_line, write_exemplar, write_seconds};
 use crate::expose::page::Sink;
 use crate::store::metadata::MetricKind;
 use crate::store::native::{Buckets, Exemplar, NativeHistogram, CUSTOM_BUCKETS_SCHEMA};
@@ -686,11 +686,4 @@ fn write_composite_start<'a>(
     if open {
         out.put_byte(b'}');
     }
-}
-
-fn put_line(out: &mut impl Sink, pieces: &[&[u8]]) {
-    for piece in pieces {
-        out.put(piece);
-    }
-    out.put_byte(b'\n');
 }

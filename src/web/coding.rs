@@ -11,6 +11,7 @@
 //! uncompressed; an answer is never refused for its coding (the RFC's choice for a field that
 //! leaves no acceptable coding is ours to make, and a scrape had better get a page).
 
+use crate::expose::negotiate::parse_weight;
 use crate::web::compress::Codec;
 
 /// The coding to send an answer in: `None` for none.
@@ -19,7 +20,7 @@ pub fn negotiate_coding(accept_encoding: Option<&str>) -> Option<Codec> {
     for element in accept_encoding.unwrap_or_default().split(',') {
         let mut parts = element.split(';').map(str::trim);
         let coding = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let mut weight = Some(1.0);
+        let mut weight = Some(1000);
         for parameter in parts {
             if let Some((name, value)) = parameter.split_once('=') {
                 if name.trim().eq_ignore_ascii_case("q") {
@@ -36,15 +37,15 @@ pub fn negotiate_coding(accept_encoding: Option<&str>) -> Option<Codec> {
             "*" => &mut weights.any,
             _ => continue,
         };
-        *slot = Some(slot.map_or(weight, |held: f64| held.max(weight)));
+        *slot = Some(slot.map_or(weight, |held| held.max(weight)));
     }
-    let zstd = weights.zstd.unwrap_or(0.0);
-    let gzip = weights.gzip.or(weights.any).unwrap_or(0.0);
+    let zstd = weights.zstd.unwrap_or(0);
+    let gzip = weights.gzip.or(weights.any).unwrap_or(0);
     // identity without a weight of its own is acceptable, ranked below every listed coding.
-    let identity = weights.identity.or(weights.any.filter(|q| *q == 0.0));
-    let (codec, weight) = if zstd > 0.0 && zstd >= gzip {
+    let identity = weights.identity.or(weights.any.filter(|q| *q == 0));
+    let (codec, weight) = if zstd > 0 && zstd >= gzip {
         (Codec::zstd(), zstd)
-    } else if gzip > 0.0 {
+    } else if gzip > 0 {
         (Codec::Gzip, gzip)
     } else {
         return None;
@@ -55,27 +56,13 @@ pub fn negotiate_coding(accept_encoding: Option<&str>) -> Option<Codec> {
     }
 }
 
-/// The weights an `Accept-Encoding` field gives the codings we know.
+/// The weights, in thousandths, an `Accept-Encoding` field gives the codings we know.
 #[derive(Default)]
 struct Weights {
-    zstd: Option<f64>,
-    gzip: Option<f64>,
-    identity: Option<f64>,
-    any: Option<f64>,
-}
-
-/// A `qvalue` (RFC 9110 section 12.4.2): 0 to 1 with at most three decimals.
-fn parse_weight(text: &str) -> Option<f64> {
-    let valid = match text.split_once('.') {
-        Some((whole, fraction)) => {
-            (whole == "0" || whole == "1")
-                && fraction.len() <= 3
-                && fraction.bytes().all(|b| b.is_ascii_digit())
-                && (whole == "0" || fraction.bytes().all(|b| b == b'0'))
-        }
-        None => text == "0" || text == "1",
-    };
-    valid.then(|| text.parse().ok()).flatten()
+    zstd: Option<u16>,
+    gzip: Option<u16>,
+    identity: Option<u16>,
+    any: Option<u16>,
 }
 
 #[cfg(test)]
